@@ -1,0 +1,85 @@
+"""Durable: durable, resumable workflows for Django.
+
+The DSL names import eagerly (they never touch the ORM, so `import durable` works before
+Django's app registry is ready); the API functions load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from durable.dsl import (
+    Retry,
+    Workflow,
+    case_match,
+    decision,
+    default,
+    foreach,
+    loop,
+    on_decision,
+    parallel,
+    step,
+    switch,
+    when_result,
+)
+from durable.exceptions import (
+    DefinitionError,
+    DurableError,
+    ExecutionNotFound,
+    InvalidTransition,
+    NonRetryable,
+    StepTimeout,
+    WaitTimeout,
+    WorkflowNotFound,
+    WorkflowTimeout,
+)
+
+if TYPE_CHECKING:
+    from durable.api import (
+        cancel,
+        find_executions,
+        get_execution,
+        get_metrics,
+        list_executions,
+        start,
+    )
+
+_API = {"cancel", "find_executions", "get_execution", "get_metrics", "list_executions", "start"}
+
+__all__ = [
+    "DefinitionError",
+    "DurableError",
+    "ExecutionNotFound",
+    "InvalidTransition",
+    "NonRetryable",
+    "Retry",
+    "StepTimeout",
+    "WaitTimeout",
+    "Workflow",
+    "WorkflowNotFound",
+    "WorkflowTimeout",
+    "cancel",
+    "case_match",
+    "decision",
+    "default",
+    "find_executions",
+    "foreach",
+    "get_execution",
+    "get_metrics",
+    "list_executions",
+    "loop",
+    "on_decision",
+    "parallel",
+    "start",
+    "step",
+    "switch",
+    "when_result",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from durable import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'durable' has no attribute {name!r}")

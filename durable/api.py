@@ -1,0 +1,176 @@
+"""The public Python API: start workflows, look them up, control them.
+
+Every call validates its arguments before writing anything, and raises a clear error
+(`WorkflowNotFound`, `ExecutionNotFound`, `InvalidTransition`, `TypeError`/`ValueError`)
+instead of half-doing the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from durable.conf import durable_settings
+from durable.dsl import registry
+from durable.dsl.nodes import Definition
+from durable.engine.adapters import queue_adapter
+from durable.exceptions import ExecutionNotFound
+from durable.models import ExecutionStatus, WorkflowExecution
+from durable.serialization import normalize
+from durable.store import executions, queries
+
+PERIODS = {
+    "last_hour": timedelta(hours=1),
+    "last_24_hours": timedelta(hours=24),
+    "last_7_days": timedelta(days=7),
+    "last_30_days": timedelta(days=30),
+    "all_time": None,
+}
+
+WorkflowRef = type | str
+
+
+def resolve_workflow(workflow: Any) -> Definition:
+    """A Workflow subclass or a registered workflow name -> its definition."""
+    if isinstance(workflow, str):
+        return registry.get(workflow)
+    definition = getattr(workflow, "_definition", None)
+    if isinstance(definition, Definition) and not getattr(workflow, "abstract", True):
+        return definition
+    raise TypeError(f"expected a Workflow subclass or a workflow name, got {workflow!r}")
+
+
+def _using() -> str:
+    return str(durable_settings.DATABASE)
+
+
+def _check_queue(queue: str) -> None:
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+    if queue not in durable_settings.queue_names():
+        raise ValueError(
+            f"queue {queue!r} is not configured in DURABLE['QUEUES'] "
+            f"(configured: {', '.join(durable_settings.queue_names())}); no worker would run it"
+        )
+
+
+def start(
+    workflow: Any,
+    input: Mapping[str, Any] | None = None,
+    *,
+    queue: str | None = None,
+    priority: int = 0,
+    scheduled_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> str:
+    """Start a workflow and return its workflow id. The same idempotency key returns the
+    same id without starting anything."""
+    definition = resolve_workflow(workflow)
+    if input is None:
+        input = {}
+    if not isinstance(input, Mapping):
+        raise TypeError(f"input must be a dict (a JSON object), got {type(input).__name__}")
+    data = normalize(dict(input), "input")
+    if queue is not None:
+        _check_queue(queue)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int, got {priority!r}")
+    if scheduled_at is not None:
+        if not isinstance(scheduled_at, datetime):
+            raise TypeError(f"scheduled_at must be a datetime, got {scheduled_at!r}")
+        if timezone.is_naive(scheduled_at):
+            raise ValueError("scheduled_at must be timezone-aware (e.g. tzinfo=UTC)")
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
+    ):
+        raise ValueError("idempotency_key must be a string of 1 to 255 characters")
+    execution = executions.create_execution(
+        definition,
+        data,
+        using=_using(),
+        queue=queue,
+        priority=priority,
+        scheduled_at=scheduled_at,
+        idempotency_key=idempotency_key,
+    )
+    queue_adapter().enqueue([execution.queue])
+    return execution.workflow_id
+
+
+def get_execution(workflow_id: str, *, include_logs: bool = False) -> WorkflowExecution:
+    qs = WorkflowExecution.objects.using(_using())
+    if include_logs:
+        qs = qs.prefetch_related("steps")
+    try:
+        return qs.get(workflow_id=str(workflow_id))
+    except WorkflowExecution.DoesNotExist:
+        raise ExecutionNotFound(f"no execution with id {workflow_id!r}") from None
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in ExecutionStatus.values:
+        raise ValueError(
+            f"unknown status {status!r}; expected one of {', '.join(ExecutionStatus.values)}"
+        )
+
+
+def _filtered(workflow: Any, status: str | None) -> QuerySet[WorkflowExecution]:
+    _check_status(status)
+    qs = WorkflowExecution.objects.using(_using()).all()
+    if workflow is not None:
+        qs = qs.filter(workflow_name=resolve_workflow(workflow).name)
+    if status is not None:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def list_executions(
+    workflow: Any = None, status: str | None = None, limit: int | None = 50, offset: int = 0,
+) -> QuerySet[WorkflowExecution]:
+    """Newest first."""
+    qs = _filtered(workflow, status).order_by("-created_at", "-id")
+    return qs[offset : offset + limit] if limit is not None else qs[offset:]
+
+
+def find_executions(
+    workflow: Any = None,
+    *,
+    current_step: str | None = None,
+    status: str | None = None,
+    time_range: tuple[datetime | None, datetime | None] | None = None,
+) -> QuerySet[WorkflowExecution]:
+    """Executions by position and creation time; `time_range` is (start, end), either open."""
+    qs = _filtered(workflow, status)
+    if current_step is not None:
+        qs = qs.filter(current_step=current_step)
+    if time_range is not None:
+        begin, end = time_range
+        if begin is not None:
+            qs = qs.filter(created_at__gte=begin)
+        if end is not None:
+            qs = qs.filter(created_at__lt=end)
+    return qs.order_by("-created_at", "-id")
+
+
+def get_metrics(workflow: Any = None, period: str | timedelta = "last_24_hours") -> dict[str, Any]:
+    """{"total_executions", "successful", "failed", "success_rate", "avg_duration_ms",
+    "p95_duration_ms"} over executions created in `period`."""
+    if isinstance(period, timedelta):
+        window: timedelta | None = period
+    elif period in PERIODS:
+        window = PERIODS[period]
+    else:
+        raise ValueError(f"unknown period {period!r}; use a timedelta or one of "
+                         f"{', '.join(PERIODS)}")
+    name = resolve_workflow(workflow).name if workflow is not None else None
+    since = timezone.now() - window if window is not None else None
+    return queries.execution_metrics(_using(), name, since)
+
+
+def cancel(workflow_id: str, reason: str = "cancelled") -> None:
+    """Cancel an unfinished execution: queued steps are dropped, running ones discarded."""
+    executions.cancel_execution(str(workflow_id), str(reason), using=_using())

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DurableConfig(AppConfig):
+    name = "durable"
+    verbose_name = "Durable workflows"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from durable import checks  # noqa: F401  (registers the system checks)
+        from durable.discovery import autodiscover
+
+        autodiscover()

@@ -1,0 +1,115 @@
+"""System checks (`manage.py check`): misconfiguration is reported here, not by a crash
+inside a worker. Ids: durable.E0xx for errors, durable.W0xx for warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.utils.module_loading import import_string
+
+from durable.conf import DEFAULTS, durable_settings
+from durable.dsl import registry
+from durable.queue.base import QueueAdapter
+
+
+@register("durable")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, "DURABLE", {})
+    if not isinstance(raw, dict):
+        return [Error("DURABLE must be a dict.", id="durable.E001",
+                      hint=f"got {type(raw).__name__}")]
+    messages: list[CheckMessage] = []
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        messages.append(Warning(f"unknown DURABLE key(s): {', '.join(unknown)}",
+                                hint=f"known keys: {', '.join(sorted(DEFAULTS))}",
+                                id="durable.W001"))
+    messages += _check_database()
+    messages += _check_queues()
+    messages += _check_numbers()
+    messages += _check_dicts()
+    messages += _check_adapter()
+    return messages
+
+
+def _check_database() -> list[CheckMessage]:
+    alias = durable_settings.DATABASE
+    if alias not in settings.DATABASES:
+        return [Error(f"DURABLE['DATABASE'] = {alias!r} is not in DATABASES.",
+                      id="durable.E008")]
+    config = settings.DATABASES[alias]
+    if "sqlite3" in config.get("ENGINE", "") and (
+        config.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
+    ):
+        return [Warning(
+            "Durable on SQLite needs OPTIONS['transaction_mode'] = 'IMMEDIATE'.",
+            hint="Without it, a worker and a web process writing at once can fail with "
+                 "'database is locked'. Add {'transaction_mode': 'IMMEDIATE', 'timeout': 20} "
+                 "to the database OPTIONS.",
+            id="durable.W002",
+        )]
+    return []
+
+
+def _check_queues() -> list[CheckMessage]:
+    queues = durable_settings.QUEUES
+    if not isinstance(queues, dict) or not queues:
+        return [Error("DURABLE['QUEUES'] must be a non-empty dict of queue name -> options.",
+                      hint='e.g. {"default": {"concurrency": 10}}', id="durable.E003")]
+    messages: list[CheckMessage] = []
+    for name, config in queues.items():
+        concurrency = config.get("concurrency", 10) if isinstance(config, dict) else None
+        if (not isinstance(name, str) or not isinstance(config, dict)
+                or not isinstance(concurrency, int) or isinstance(concurrency, bool)
+                or concurrency < 1):
+            messages.append(Error(
+                f"DURABLE['QUEUES'][{name!r}] must be a dict with an int 'concurrency' >= 1.",
+                id="durable.E003"))
+    configured = set(queues)
+    for definition in registry.all_definitions():
+        for queue in sorted(definition.queues() - configured):
+            messages.append(Error(
+                f"workflow {definition.name!r} uses queue {queue!r}, which is not in "
+                "DURABLE['QUEUES']; no worker would ever run those steps.",
+                hint=f"add {queue!r} to DURABLE['QUEUES'].", id="durable.E004"))
+    for problem in registry.import_errors:
+        messages.append(Error(f"invalid workflow module: {problem}", id="durable.E005"))
+    return messages
+
+
+def _check_numbers() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in ("LEASE_SECONDS", "POLL_INTERVAL"):
+        value = getattr(durable_settings, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            messages.append(Error(f"DURABLE[{key!r}] must be a positive number, got {value!r}.",
+                                  id="durable.E006"))
+    modules = durable_settings.WORKFLOW_MODULES
+    if not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules):
+        messages.append(Error("DURABLE['WORKFLOW_MODULES'] must be a list of dotted module "
+                              "paths.", id="durable.E007"))
+    return messages
+
+
+def _check_dicts() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in ("QUEUE_OPTIONS", "MESSAGE_BUS_OPTIONS", "SCHEDULER", "RETENTION"):
+        if not isinstance(getattr(durable_settings, key), dict):
+            messages.append(Error(f"DURABLE[{key!r}] must be a dict.", id="durable.E009"))
+    return messages
+
+
+def _check_adapter() -> list[CheckMessage]:
+    path = durable_settings.queue_adapter_path
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        return [Error(f"DURABLE['QUEUE_ADAPTER'] = {path!r} cannot be imported: {exc}",
+                      id="durable.E002")]
+    if not (isinstance(cls, type) and issubclass(cls, QueueAdapter)):
+        return [Error(f"DURABLE['QUEUE_ADAPTER'] = {path!r} is not a QueueAdapter subclass.",
+                      id="durable.E002")]
+    options = durable_settings.QUEUE_OPTIONS
+    return cls.check(options if isinstance(options, dict) else {})

@@ -1,0 +1,93 @@
+"""The one settings object over `settings.DURABLE`.
+
+Defaults apply key by key, so a project with no `DURABLE` setting works. Import strings
+are resolved once and cached; the cache is cleared on `setting_changed`, so
+`override_settings(DURABLE=...)` behaves in tests. Validation lives in `checks.py`:
+this module never raises for a bad value, it reports what it was given.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.db import connections
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+POSTGRES_QUEUE = "durable.queue.postgres.PostgresQueue"
+DATABASE_QUEUE = "durable.queue.database.DatabaseQueue"
+
+DEFAULTS: dict[str, Any] = {
+    # None picks PostgresQueue on PostgreSQL and DatabaseQueue on any other database.
+    "QUEUE_ADAPTER": None,
+    "QUEUE_OPTIONS": {},
+    "QUEUES": {"default": {"concurrency": 10}},
+    "MESSAGE_BUS": None,
+    "MESSAGE_BUS_OPTIONS": {},
+    "SCHEDULER": {"ENABLED": True, "TIMEZONE": "UTC"},
+    "RETENTION": {"COMPLETED_DAYS": 30, "FAILED_DAYS": 90},
+    "WORKFLOW_MODULES": [],
+    "LEASE_SECONDS": 30,
+    # How often an idle worker looks for due work when no wake-up arrives.
+    "POLL_INTERVAL": 1.0,
+    # The database alias Durable stores its state in.
+    "DATABASE": "default",
+}
+
+
+class DurableSettings:
+    """Attribute access over DEFAULTS merged with `settings.DURABLE`."""
+
+    @cached_property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(django_settings, "DURABLE", None)
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown Durable setting {name!r}")
+        value = self.user_settings.get(name, DEFAULTS[name])
+        # Cache on the instance so later reads skip __getattr__ entirely.
+        setattr(self, name, value)
+        return value
+
+    @property
+    def database_vendor(self) -> str:
+        return str(connections[self.DATABASE].vendor)
+
+    @property
+    def queue_adapter_path(self) -> str:
+        path = self.QUEUE_ADAPTER
+        if path:
+            return str(path)
+        return POSTGRES_QUEUE if self.database_vendor == "postgresql" else DATABASE_QUEUE
+
+    @cached_property
+    def queue_adapter_class(self) -> type[Any]:
+        return import_string(self.queue_adapter_path)  # type: ignore[no-any-return]
+
+    def queue_names(self) -> list[str]:
+        queues = self.QUEUES
+        return list(queues) if isinstance(queues, dict) else []
+
+    def queue_concurrency(self, name: str) -> int:
+        config = self.QUEUES.get(name) if isinstance(self.QUEUES, dict) else None
+        if isinstance(config, dict) and isinstance(config.get("concurrency"), int):
+            return int(config["concurrency"])
+        return 10
+
+    def reload(self) -> None:
+        for key in list(self.__dict__):
+            delattr(self, key)
+
+
+durable_settings = DurableSettings()
+
+
+@receiver(setting_changed)
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("DURABLE", "DATABASES"):
+        durable_settings.reload()

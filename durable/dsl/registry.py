@@ -1,0 +1,52 @@
+"""Every workflow definition by name. Filled at class creation; read by the engine."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from durable.dsl.nodes import Definition
+from durable.exceptions import WorkflowNotFound
+
+_lock = threading.Lock()
+_definitions: dict[str, Definition] = {}
+# Problems found while importing workflow modules, reported by the system checks.
+import_errors: list[str] = []
+
+
+def register(definition: Definition) -> str | None:
+    """Register; return a problem when another class already owns the name."""
+    cls = definition.workflow_class
+    with _lock:
+        existing = _definitions.get(definition.name)
+        if existing is not None and not _same_class(existing.workflow_class, cls):
+            other = existing.workflow_class
+            return (
+                f"the name {definition.name!r} is already used by "
+                f"{other.__module__}.{other.__qualname__}"
+            )
+        _definitions[definition.name] = definition
+    return None
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        _definitions.pop(name, None)
+
+
+def _same_class(a: type[Any], b: type[Any]) -> bool:
+    # A re-imported module (autoreload, a test run twice) defines the same class anew.
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def get(name: str) -> Definition:
+    try:
+        return _definitions[name]
+    except KeyError:
+        known = ", ".join(sorted(_definitions)) or "none"
+        raise WorkflowNotFound(f"no workflow named {name!r} (registered: {known})") from None
+
+
+def all_definitions() -> list[Definition]:
+    with _lock:
+        return list(_definitions.values())

@@ -1,0 +1,1 @@
+"""Runs workflows: executes claimed steps, and the worker loop that claims them."""

@@ -1,0 +1,210 @@
+"""The worker loop: claim ready steps per queue, run them in threads, keep leases alive.
+
+One main thread claims and does housekeeping (heartbeats, retaking expired leases,
+failing sync steps that pass their timeout); a thread pool runs steps, and async steps go
+to the shared event loop. An idle worker sleeps until its queue adapter wakes it, the
+next delayed task falls due, or the poll interval passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from durable.dsl import registry
+from durable.engine.executor import execute
+from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
+from durable.queue.base import QueueAdapter
+from durable.store import checkpoints, claims
+from durable.store.records import ClaimedTask, error_record
+
+logger = logging.getLogger("durable.worker")
+
+
+def new_worker_id() -> str:
+    """Unique per process (not per host): hostname, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class InFlight:
+    claim: ClaimedTask
+    deadline: float | None  # monotonic; sync steps only
+    timed_out: bool = False
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    finished: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        queues: dict[str, int],
+        *,
+        adapter: QueueAdapter,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        shutdown_timeout: float = 30.0,
+        worker_id: str | None = None,
+    ) -> None:
+        if not queues:
+            raise ValueError("a worker needs at least one queue")
+        self.queues = dict(queues)
+        self.adapter = adapter
+        self.lease_seconds = float(lease_seconds)
+        self.poll_interval = float(poll_interval)
+        self.shutdown_timeout = float(shutdown_timeout)
+        self.worker_id = worker_id or new_worker_id()
+        self.stats = WorkerStats()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._in_flight: dict[int, InFlight] = {}
+        self._pool = ThreadPoolExecutor(max_workers=sum(self.queues.values()),
+                                        thread_name_prefix="durable-step")
+        self._next_heartbeat = 0.0
+        self._next_reap = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        logger.info("worker %s serving %s", self.worker_id,
+                    ", ".join(f"{q} (x{n})" for q, n in self.queues.items()))
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                claimed = self._claim_round()
+                self._housekeeping()
+                backoff = 0.5
+            except Exception as exc:
+                # The database went away: keep the in-flight steps, reconnect, try again.
+                logger.warning("worker loop error (%s); retrying in %.1fs", exc, backoff)
+                close_old_connections()
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if not claimed:
+                self.adapter.wait_for_work(list(self.queues), self._idle_timeout(), self.wake)
+        self._drain()
+
+    def stop(self) -> None:
+        """Stop claiming; `run` then waits for in-flight steps and returns."""
+        self.stopping.set()
+        self.wake.set()
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self.shutdown_timeout
+        while self._in_flight and time.monotonic() < deadline:
+            self._housekeeping()
+            time.sleep(0.05)
+        with self._lock:
+            left = [entry.claim for entry in self._in_flight.values()]
+        for claim in left:
+            logger.warning("releasing %s of %s unfinished at shutdown", claim.step,
+                           claim.workflow_id)
+            try:
+                self.adapter.nack(claim)
+            except Exception:
+                logger.exception("could not release %s; its lease will expire", claim.step)
+        self._pool.shutdown(wait=not left, cancel_futures=True)
+        logger.info("worker %s stopped", self.worker_id)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def _claim_round(self) -> bool:
+        self.wake.clear()
+        claimed_any = False
+        for queue, concurrency in self.queues.items():
+            with self._lock:
+                free = concurrency - self._running[queue]
+            if free <= 0:
+                continue
+            for claim in self.adapter.claim(queue, free, worker_id=self.worker_id,
+                                            lease_seconds=self.lease_seconds):
+                claimed_any = True
+                self._submit(claim)
+        return claimed_any
+
+    def _submit(self, claim: ClaimedTask) -> None:
+        entry = InFlight(claim, self._sync_deadline(claim))
+        with self._lock:
+            self._running[claim.queue] = self._running.get(claim.queue, 0) + 1
+            self._in_flight[claim.task_id] = entry
+            self.stats.claimed += 1
+        future = self._pool.submit(execute, claim, self.adapter)
+        future.add_done_callback(lambda _: self._finished(claim))
+
+    def _finished(self, claim: ClaimedTask) -> None:
+        with self._lock:
+            self._running[claim.queue] -= 1
+            self._in_flight.pop(claim.task_id, None)
+            self.stats.finished += 1
+        self.wake.set()
+
+    @staticmethod
+    def _sync_deadline(claim: ClaimedTask) -> float | None:
+        if claim.kind != "step":
+            return None
+        try:
+            step = registry.get(claim.workflow_name).step(claim.step)
+        except (WorkflowNotFound, KeyError, AssertionError):
+            return None
+        if step.timeout is None or step.is_async:
+            return None
+        return time.monotonic() + step.timeout
+
+    def _idle_timeout(self) -> float:
+        timeout = self.poll_interval
+        due = claims.next_due_at(list(self.queues), using=self.adapter.using)
+        if due is not None:
+            timeout = min(timeout, max((due - timezone.now()).total_seconds(), 0.0))
+        return timeout
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        self._fail_timed_out_steps(now)
+        if now >= self._next_heartbeat:
+            with self._lock:
+                held = [e.claim for e in self._in_flight.values() if not e.timed_out]
+            claims.heartbeat(held, lease_seconds=self.lease_seconds, using=self.adapter.using)
+            self._next_heartbeat = now + self.lease_seconds / 3
+        if now >= self._next_reap:
+            retaken = claims.reap_expired_leases(using=self.adapter.using)
+            if retaken:
+                logger.warning("retook %d task(s) whose worker stopped heartbeating", retaken)
+            self._next_reap = now + max(self.lease_seconds / 2, 1.0)
+
+    def _fail_timed_out_steps(self, now: float) -> None:
+        with self._lock:
+            overdue = [e for e in self._in_flight.values()
+                       if e.deadline is not None and not e.timed_out and now > e.deadline]
+        for entry in overdue:
+            entry.timed_out = True
+            claim = entry.claim
+            definition = registry.get(claim.workflow_name)
+            timeout = definition.step(claim.step).timeout or 0
+            error = StepTimeout(f"step {claim.step!r} ran past its timeout of {timeout:g}s")
+            try:
+                checkpoints.fail_step(claim, definition, error=error_record(error,
+                                      with_traceback=False), retryable=True,
+                                      duration_ms=int(timeout * 1000), using=self.adapter.using)
+                logger.warning("step %s of %s timed out after %gs; its thread is abandoned",
+                               claim.step, claim.workflow_id, timeout)
+            except LeaseLost:
+                pass

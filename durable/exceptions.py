@@ -1,0 +1,55 @@
+"""Every exception a Durable user can catch or raise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class DurableError(Exception):
+    """Base class of Durable's own errors."""
+
+
+class DefinitionError(DurableError):
+    """A workflow class is invalid. Carries every problem found, not just the first."""
+
+    def __init__(self, workflow: str, problems: Iterable[str]) -> None:
+        self.workflow = workflow
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"workflow {workflow!r} is invalid:\n{lines}")
+
+
+class WorkflowNotFound(DurableError, LookupError):
+    """No workflow is registered under that name or class."""
+
+
+class ExecutionNotFound(DurableError, LookupError):
+    """No execution has that workflow id."""
+
+
+class InvalidTransition(DurableError):
+    """The control call does not apply to the execution in its current status."""
+
+
+class NonRetryable(DurableError):
+    """Raise (or wrap an exception in) this in a step to fail it without further attempts."""
+
+    def __init__(self, error: BaseException | str | None = None) -> None:
+        self.error = error
+        super().__init__(str(error) if error is not None else "non-retryable failure")
+
+
+class WaitTimeout(DurableError):
+    """A wait in a step passed its timeout with no `timeout_value` to return."""
+
+
+class StepTimeout(DurableError, TimeoutError):
+    """A step ran longer than its `timeout=`."""
+
+
+class WorkflowTimeout(DurableError, TimeoutError):
+    """The whole workflow ran past its `timeout`."""
+
+
+class LeaseLost(DurableError):
+    """A worker tried to commit work whose claim another worker has taken over."""

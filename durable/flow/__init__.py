@@ -1,0 +1,1 @@
+"""How an execution moves through its definition. Pure logic over JSON state; no ORM."""

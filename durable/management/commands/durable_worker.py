@@ -1,0 +1,89 @@
+"""`python manage.py durable_worker [--queues a,b] [--concurrency N]`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from durable.conf import durable_settings
+from durable.engine.worker import Worker
+
+LEVELS = {0: logging.WARNING, 1: logging.INFO}
+
+
+class Command(BaseCommand):
+    help = "Run a Durable worker: claim ready steps from the queues and run them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--queues", default="",
+                            help="Comma-separated queues to serve (default: every configured "
+                                 "queue).")
+        parser.add_argument("--concurrency", type=int, default=None,
+                            help="Steps run at once per queue (default: the queue's "
+                                 "configured concurrency).")
+        parser.add_argument("--shutdown-timeout", type=float, default=30.0,
+                            help="Seconds running steps get to finish after SIGTERM before "
+                                 "they are released for other workers.")
+        parser.add_argument("--poll-interval", type=float, default=None,
+                            help="Seconds between polls when no wake-up arrives "
+                                 "(default: DURABLE['POLL_INTERVAL']).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self._configure_logging(options["verbosity"])
+        configured = durable_settings.queue_names()
+        names = [q.strip() for q in options["queues"].split(",") if q.strip()] or configured
+        unknown = [q for q in names if q not in configured]
+        if unknown:
+            raise CommandError(f"unknown queue(s) {', '.join(unknown)}; configured in "
+                               f"DURABLE['QUEUES']: {', '.join(configured)}")
+        concurrency = options["concurrency"]
+        if concurrency is not None and concurrency < 1:
+            raise CommandError("--concurrency must be at least 1")
+        if options["shutdown_timeout"] < 0:
+            raise CommandError("--shutdown-timeout must be >= 0")
+        queues = {q: concurrency or durable_settings.queue_concurrency(q) for q in names}
+        adapter = durable_settings.queue_adapter_class(
+            using=durable_settings.DATABASE, options=dict(durable_settings.QUEUE_OPTIONS)
+        )
+        worker = Worker(
+            queues,
+            adapter=adapter,
+            lease_seconds=float(durable_settings.LEASE_SECONDS),
+            poll_interval=options["poll_interval"] or float(durable_settings.POLL_INTERVAL),
+            shutdown_timeout=options["shutdown_timeout"],
+        )
+        self._install_signal_handlers(worker)
+        try:
+            worker.run()
+        finally:
+            adapter.close()
+
+    @staticmethod
+    def _install_signal_handlers(worker: Worker) -> None:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if worker.stopping.is_set():
+                # Second signal: exit now; leases expire and other workers retake the steps.
+                os._exit(128 + signum)
+            logging.getLogger("durable.worker").warning(
+                "received %s: draining (send again to exit at once)", signal.Signals(signum).name
+            )
+            worker.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    @staticmethod
+    def _configure_logging(verbosity: int) -> None:
+        logger = logging.getLogger("durable")
+        logger.setLevel(LEVELS.get(verbosity, logging.DEBUG))
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
+            logger.addHandler(handler)

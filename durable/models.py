@@ -1,0 +1,246 @@
+"""Durable's tables. Field names of the first four models are part of the public contract."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def new_workflow_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+FINISHED_STATUSES = frozenset(
+    {
+        ExecutionStatus.COMPLETED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.COMPENSATED,
+        ExecutionStatus.COMPENSATION_FAILED,
+    }
+)
+# Executions counted as failures in metrics: they did not do what they were started for.
+FAILED_STATUSES = frozenset(
+    {ExecutionStatus.FAILED, ExecutionStatus.COMPENSATED, ExecutionStatus.COMPENSATION_FAILED}
+)
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
+    COMPENSATED = "compensated"
+
+
+class WorkflowExecution(models.Model):
+    workflow_id = models.CharField(max_length=64, unique=True, default=new_workflow_id)
+    workflow_module = models.CharField(max_length=255)
+    workflow_name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=32, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING
+    )
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.IntegerField(default=0)
+    input = models.JSONField(default=dict)
+    context = models.JSONField(default=dict)
+    current_step = models.CharField(max_length=200, blank=True, default="")
+    error = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Beyond the contract: what the engine needs.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    definition_version = models.CharField(max_length=64, blank=True, default="")
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Open parallel/foreach fan-outs: the context snapshot, parent token and finished branches.
+    fanouts = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
+            models.Index(
+                fields=["workflow_name", "status", "-created_at"], name="durable_exec_wf_idx"
+            ),
+            models.Index(fields=["-created_at"], name="durable_exec_created_idx"),
+            models.Index(
+                fields=["workflow_name", "completed_at"], name="durable_exec_metrics_idx"
+            ),
+            models.Index(fields=["current_step"], name="durable_exec_step_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_name} {self.workflow_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class StepExecution(models.Model):
+    """One attempt of one step (for foreach items and loop iterations: one per run)."""
+
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE,
+                                  related_name="steps")
+    step = models.CharField(max_length=200)
+    # Which run of the step: foreach item / loop iteration; empty for a step that runs once.
+    scope_key = models.CharField(max_length=500, blank=True, default="")
+    kind = models.CharField(max_length=16, default="step")  # step | compensate
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=StepStatus.choices,
+                              default=StepStatus.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    worker_id = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A checkpoint is written once: the same run and attempt cannot be recorded twice.
+            models.UniqueConstraint(
+                fields=["execution", "step", "scope_key", "kind", "attempt"],
+                name="durable_step_attempt_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} #{self.attempt} ({self.status})"
+
+
+class PendingInput(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        COMPLETED = "completed"
+        TIMEOUT = "timeout"
+
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE,
+                                  related_name="pending_inputs")
+    input_name = models.CharField(max_length=200)
+    step_name = models.CharField(max_length=200)
+    type = models.CharField(max_length=32, default="free_text")
+    prompt = models.TextField(blank=True, default="")
+    fields = models.JSONField(default=list, blank=True)
+    choices = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    response = models.JSONField(null=True, blank=True)
+    timeout_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        permissions = [("respond_pendinginput", "Can respond to pending inputs")]
+        indexes = [models.Index(fields=["status", "timeout_at"], name="durable_input_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.input_name} ({self.status})"
+
+
+class ScheduledWorkflow(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    workflow_name = models.CharField(max_length=200)
+    cron_expression = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="UTC")
+    input = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=100, default="default")
+    enabled = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="durable_sched_due_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TaskStatus(models.TextChoices):
+    READY = "ready"
+    CLAIMED = "claimed"
+
+
+class Task(models.Model):
+    """A unit of ready work: run one step (or compensation) of one execution.
+
+    A row exists from the moment the step is due until its outcome is checkpointed; the
+    checkpoint deletes it in the same transaction. `lease_token` fences: a worker may only
+    commit while its token is still on the row.
+    """
+
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE,
+                                  related_name="tasks")
+    kind = models.CharField(max_length=16, default="step")  # step | compensate
+    step = models.CharField(max_length=200)
+    token = models.JSONField(default=dict)
+    queue = models.CharField(max_length=100)
+    priority = models.IntegerField(default=0)
+    run_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=TaskStatus.choices,
+                              default=TaskStatus.READY)
+    attempt = models.PositiveIntegerField(default=1)
+    claims = models.PositiveIntegerField(default=0)
+    lease_token = models.UUIDField(null=True, blank=True)
+    leased_by = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # Claiming: ready work per queue, highest priority first, then oldest due.
+            models.Index(
+                fields=["queue", "-priority", "run_at", "id"],
+                condition=Q(status="ready"),
+                name="durable_task_ready_idx",
+            ),
+            # Taking over work whose worker stopped heartbeating.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="claimed"),
+                name="durable_task_lease_idx",
+            ),
+            models.Index(fields=["execution"], name="durable_task_exec_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.step} of {self.execution_id} ({self.status})"
+
+
+class QueueState(models.Model):
+    """Run-time state of a queue shared by all workers (pausing)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}{' (paused)' if self.paused else ''}"

@@ -1,0 +1,1 @@
+"""Queue adapters: how workers learn that steps are ready and claim them."""

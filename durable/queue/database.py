@@ -1,0 +1,53 @@
+"""`DatabaseQueue`: ready tasks live in Durable's own table, on any Django database.
+
+This is the embedded default (SQLite). Idle workers poll every `POLL_INTERVAL` seconds and
+are woken at once by work made ready in their own process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from durable.queue.base import Capabilities, QueueAdapter
+from durable.store import claims, notify
+from durable.store.records import ClaimedTask
+
+
+class DatabaseQueue(QueueAdapter):
+    capabilities: ClassVar[Capabilities] = Capabilities(supports_concurrent_claims=False)
+
+    def __init__(self, *, using: str = "default", options: dict[str, Any] | None = None) -> None:
+        super().__init__(using=using, options=options)
+        self._waiters: set[threading.Event] = set()
+        self._lock = threading.Lock()
+        notify.add_listener(self._wake_waiters)
+
+    def _wake_waiters(self, queues: set[str] | None = None) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for event in waiters:
+            event.set()
+
+    def claim(
+        self, queue: str, limit: int, *, worker_id: str, lease_seconds: float
+    ) -> list[ClaimedTask]:
+        return claims.claim_tasks(
+            queue, limit, worker_id=worker_id, lease_seconds=lease_seconds, using=self.using
+        )
+
+    def nack(self, claim: ClaimedTask) -> None:
+        claims.release(claim, using=self.using)
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+        with self._lock:
+            self._waiters.add(wake)
+        try:
+            wake.wait(timeout)
+        finally:
+            with self._lock:
+                self._waiters.discard(wake)
+
+    def close(self) -> None:
+        notify.remove_listener(self._wake_waiters)

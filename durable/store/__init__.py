@@ -1,0 +1,1 @@
+"""The only module that writes execution state. Every transition happens here, in one place."""

@@ -1,0 +1,185 @@
+"""Checkpoints: recording a step attempt's outcome and moving the execution on, atomically.
+
+Each checkpoint is one transaction that locks the execution row, proves the lease is
+still ours by deleting (or rescheduling) our task row under our lease token, records the
+attempt, applies the step's context ops and queues what comes next. A worker whose lease
+was taken over finds no row to delete and commits nothing (`LeaseLost`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from durable.dsl.nodes import Definition
+from durable.exceptions import LeaseLost
+from durable.flow.ops import Op
+from durable.flow.router import FlowError, FlowState, Router
+from durable.models import ExecutionStatus, StepExecution, StepStatus, Task, TaskStatus
+from durable.store.executions import (
+    apply_advance,
+    enqueue_compensation,
+    fail_execution,
+    finish,
+    lock_execution,
+    mark_step_rows,
+)
+from durable.store.notify import announce
+from durable.store.records import ClaimedTask, error_record
+
+logger = logging.getLogger("durable.store")
+
+
+def _take_task(claim: ClaimedTask, using: str) -> Task:
+    task = (
+        Task.objects.using(using)
+        .select_for_update()
+        .filter(id=claim.task_id, lease_token=claim.lease_token)
+        .first()
+    )
+    if task is None:
+        raise LeaseLost(
+            f"{claim.kind} {claim.step!r} of {claim.workflow_id} (attempt {claim.attempt}): "
+            "the lease was lost or the execution ended; this outcome is discarded"
+        )
+    return task
+
+
+def _attempt_row(claim: ClaimedTask, using: str) -> Any:
+    kind = "compensate" if claim.kind == "compensate" else "step"
+    scope = claim.token.scope_key() if claim.kind == "step" else ""
+    return StepExecution.objects.using(using).filter(
+        execution_id=claim.execution_pk, step=claim.step, scope_key=scope, kind=kind,
+        attempt=claim.attempt,
+    )
+
+
+def _timing(finished_at: datetime, duration_ms: int) -> dict[str, Any]:
+    return {"completed_at": finished_at, "duration_ms": duration_ms}
+
+
+def complete_step(
+    claim: ClaimedTask,
+    definition: Definition,
+    *,
+    ops: list[Op],
+    output: Any,
+    duration_ms: int,
+    using: str,
+) -> None:
+    """Record a successful attempt and advance the execution. Raises LeaseLost."""
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        execution = lock_execution(claim.workflow_id, using)
+        task = _take_task(claim, using)
+        task.delete()
+        _attempt_row(claim, using).update(
+            status=StepStatus.COMPLETED, output=output, **_timing(now, duration_ms)
+        )
+        if execution.status != ExecutionStatus.RUNNING:
+            return
+        state = FlowState(execution.context, execution.fanouts, execution.workflow_id,
+                          execution.input)
+        try:
+            advance = Router(definition, state).step_done(claim.token, ops, output)
+        except FlowError as exc:
+            fail_execution(execution, definition, error_record(exc), using=using)
+            return
+        execution.context, execution.fanouts = state.context, state.fanouts
+        apply_advance(execution, definition, advance, using=using, output=output)
+        execution.save(using=using)
+
+
+def fail_step(
+    claim: ClaimedTask,
+    definition: Definition | None,
+    *,
+    error: dict[str, Any],
+    retryable: bool,
+    duration_ms: int,
+    using: str,
+) -> datetime | None:
+    """Record a failed attempt; retry it after its backoff or fail the execution.
+
+    Returns when the retry is due, or None when the execution failed. Raises LeaseLost.
+    """
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        execution = lock_execution(claim.workflow_id, using)
+        task = _take_task(claim, using)
+        _attempt_row(claim, using).update(
+            status=StepStatus.FAILED, error=error, **_timing(now, duration_ms)
+        )
+        if execution.status != ExecutionStatus.RUNNING:
+            task.delete()
+            return None
+        retry = definition.retry_for(definition.step(claim.step)) if definition else None
+        if retryable and retry is not None and claim.attempt < retry.max_attempts:
+            run_at = now + timedelta(seconds=retry.delay_after(claim.attempt))
+            _reschedule(task, run_at, using)
+            return run_at
+        task.delete()
+        fail_execution(execution, definition, error, using=using)
+        return None
+
+
+def _reschedule(task: Task, run_at: datetime, using: str) -> None:
+    task.status = TaskStatus.READY
+    task.attempt += 1
+    task.run_at = run_at
+    task.lease_token = None
+    task.leased_by = ""
+    task.lease_expires_at = None
+    task.save(using=using)
+    announce({task.queue}, using)
+
+
+def complete_compensation(
+    claim: ClaimedTask,
+    definition: Definition,
+    *,
+    error: dict[str, Any] | None,
+    retryable: bool,
+    duration_ms: int,
+    using: str,
+) -> None:
+    """Record a compensation attempt (error=None: it succeeded) and run the next one."""
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        execution = lock_execution(claim.workflow_id, using)
+        task = _take_task(claim, using)
+        status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
+        _attempt_row(claim, using).update(status=status, error=error,
+                                          **_timing(now, duration_ms))
+        if execution.status != ExecutionStatus.COMPENSATING:
+            task.delete()
+            return
+        token = task.token
+        if error is not None:
+            retry = definition.retry_for(definition.step(claim.step))
+            if retryable and claim.attempt < retry.max_attempts:
+                _reschedule(task, now + timedelta(seconds=retry.delay_after(claim.attempt)),
+                            using)
+                return
+            # Keep the original failure; list the compensations that failed beside it.
+            execution.error = {**(execution.error or {}),
+                               "compensation_errors": [
+                                   *(execution.error or {}).get("compensation_errors", []),
+                                   {"step": claim.step, **error},
+                               ]}
+        else:
+            mark_step_rows(execution, claim.step, token.get("scope_key", ""),
+                           StepStatus.COMPENSATED, using=using)
+        task.delete()
+        failed = bool(token.get("failed")) or error is not None
+        if token.get("remaining"):
+            enqueue_compensation(execution, definition, token["remaining"], failed=failed,
+                                 using=using)
+            execution.save(using=using)
+            return
+        final = ExecutionStatus.COMPENSATION_FAILED if failed else ExecutionStatus.COMPENSATED
+        finish(execution, final, using=using)

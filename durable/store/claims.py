@@ -1,0 +1,188 @@
+"""Claiming ready tasks under a lease, keeping leases alive, and retaking expired ones.
+
+A claim locks ready rows with `FOR UPDATE SKIP LOCKED` (on PostgreSQL; SQLite serialises
+writers instead), stamps them with a fresh lease token and a lease expiry, and records the
+attempt as running. Only the holder of the current token can checkpoint a task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from django.db import connections, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from durable.flow.ops import apply_ops, copy_json
+from durable.flow.token import Token
+from durable.models import (
+    ExecutionStatus,
+    QueueState,
+    StepExecution,
+    StepStatus,
+    Task,
+    TaskStatus,
+    WorkflowExecution,
+)
+from durable.store.notify import announce
+from durable.store.records import ClaimedTask
+
+
+def paused_queues(using: str) -> set[str]:
+    return set(QueueState.objects.using(using).filter(paused=True).values_list("name", flat=True))
+
+
+def claim_tasks(
+    queue: str, limit: int, *, worker_id: str, lease_seconds: float, using: str
+) -> list[ClaimedTask]:
+    """Claim up to `limit` due tasks of `queue`, highest priority first, then oldest."""
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    lease_token = uuid.uuid4()
+    features = connections[using].features
+    with transaction.atomic(using=using):
+        if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
+            return []
+        candidates = Task.objects.using(using).filter(
+            queue=queue, status=TaskStatus.READY, run_at__lte=now
+        ).order_by("-priority", "run_at", "id")
+        if features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Task.objects.using(using).filter(id__in=ids).update(
+            status=TaskStatus.CLAIMED,
+            lease_token=lease_token,
+            leased_by=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            claims=F("claims") + 1,
+        )
+        tasks = list(
+            Task.objects.using(using)
+            .filter(id__in=ids)
+            .select_related("execution")
+            .order_by("-priority", "run_at", "id")
+        )
+        _record_attempts_started(tasks, worker_id, now, using)
+    claimed = [_claimed(task, lease_token, now) for task in tasks]
+    _mark_running({c.execution_pk for c in claimed}, now, using)
+    return claimed
+
+
+def _record_attempts_started(
+    tasks: Sequence[Task], worker_id: str, now: datetime, using: str
+) -> None:
+    """Upsert a `running` row per attempt; a retaken attempt reuses the row it left behind."""
+    rows = [
+        StepExecution(
+            execution_id=task.execution_id,
+            step=task.step,
+            scope_key=_scope_key(task),
+            kind=_step_kind(task),
+            attempt=task.attempt,
+            status=StepStatus.RUNNING,
+            started_at=now,
+            input=task.token.get("item"),
+            worker_id=worker_id,
+        )
+        for task in tasks
+    ]
+    StepExecution.objects.using(using).bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["execution", "step", "scope_key", "kind", "attempt"],
+        update_fields=["status", "started_at", "worker_id"],
+    )
+
+
+def _scope_key(task: Task) -> str:
+    if task.kind == "compensate":
+        return str(task.token.get("scope_key", ""))
+    return Token.from_json(task.token).scope_key()
+
+
+def _step_kind(task: Task) -> str:
+    return "compensate" if task.kind == "compensate" else "step"
+
+
+def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
+    execution = task.execution
+    token = Token.from_json(task.token)
+    if task.kind == "step" and not token.at_root:
+        fanout = execution.fanouts[token.frames[-1].fanout]
+        view = apply_ops(copy_json(fanout["base"]), token.ops)
+    else:
+        view = copy_json(execution.context)
+    return ClaimedTask(
+        task_id=task.id,
+        lease_token=lease_token,
+        execution_pk=execution.pk,
+        workflow_id=execution.workflow_id,
+        workflow_name=execution.workflow_name,
+        kind=task.kind,
+        step=task.step,
+        token=token,
+        attempt=task.attempt,
+        queue=task.queue,
+        input=execution.input,
+        context=view,
+        deadline_at=execution.deadline_at,
+        claimed_at=now,
+    )
+
+
+def _mark_running(execution_pks: Iterable[int], now: datetime, using: str) -> None:
+    # A separate statement after the claim commits: the claim never waits on execution rows.
+    WorkflowExecution.objects.using(using).filter(
+        pk__in=list(execution_pks), status=ExecutionStatus.PENDING
+    ).update(status=ExecutionStatus.RUNNING, started_at=now)
+
+
+def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str) -> int:
+    """Extend the leases still held; returns how many were still ours."""
+    claims = list(claims)
+    if not claims:
+        return 0
+    held = Q()
+    for claim in claims:
+        held |= Q(id=claim.task_id, lease_token=claim.lease_token)
+    return Task.objects.using(using).filter(held).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds)
+    )
+
+
+def release(claim: ClaimedTask, *, using: str) -> bool:
+    """Give an unfinished claim back for another worker, without counting an attempt."""
+    with transaction.atomic(using=using):
+        released = Task.objects.using(using).filter(
+            id=claim.task_id, lease_token=claim.lease_token
+        ).update(status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None)
+        if released:
+            announce({claim.queue}, using)
+    return bool(released)
+
+
+def reap_expired_leases(*, using: str) -> int:
+    """Make tasks whose worker stopped heartbeating ready again (their attempt re-runs)."""
+    with transaction.atomic(using=using):
+        expired = Task.objects.using(using).filter(
+            status=TaskStatus.CLAIMED, lease_expires_at__lt=timezone.now()
+        )
+        queues = set(expired.values_list("queue", flat=True))
+        count = expired.update(
+            status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None
+        )
+        if count:
+            announce(queues, using)
+    return count
+
+
+def next_due_at(queues: Sequence[str], *, using: str) -> datetime | None:
+    """When the earliest not-yet-due ready task of `queues` becomes due."""
+    return Task.objects.using(using).filter(  # type: ignore[no-any-return]
+        queue__in=list(queues), status=TaskStatus.READY, run_at__gt=timezone.now()
+    ).aggregate(at=Min("run_at"))["at"]

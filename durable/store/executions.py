@@ -1,0 +1,258 @@
+"""Creating executions and ending them: start, cancel, fail (with compensation), complete."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from durable.dsl.nodes import Definition
+from durable.exceptions import ExecutionNotFound, InvalidTransition
+from durable.flow.ops import copy_json
+from durable.flow.router import Advance, FlowError, FlowState, Router
+from durable.flow.token import Token
+from durable.models import (
+    FINISHED_STATUSES,
+    ExecutionStatus,
+    StepExecution,
+    StepStatus,
+    Task,
+    WorkflowExecution,
+)
+from durable.store.notify import announce
+from durable.store.records import error_record
+
+logger = logging.getLogger("durable.store")
+
+
+def create_execution(
+    definition: Definition,
+    input: dict[str, Any],
+    *,
+    using: str,
+    queue: str | None = None,
+    priority: int = 0,
+    scheduled_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> WorkflowExecution:
+    """Insert an execution and its first ready tasks; return the existing one for a known key."""
+    cls = definition.workflow_class
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        if idempotency_key is not None:
+            existing = WorkflowExecution.objects.using(using).filter(
+                idempotency_key=idempotency_key
+            ).first()
+            if existing is not None:
+                return existing
+        execution = WorkflowExecution(
+            workflow_module=cls.__module__,
+            workflow_name=definition.name,
+            status=ExecutionStatus.PENDING,
+            queue=queue or definition.queue,
+            priority=priority,
+            input=input,
+            context=copy_json(input),
+            scheduled_at=scheduled_at,
+            idempotency_key=idempotency_key,
+            definition_version=str(definition.version),
+        )
+        if definition.timeout is not None:
+            execution.deadline_at = (scheduled_at or now) + timedelta(seconds=definition.timeout)
+        try:
+            with transaction.atomic(using=using):
+                execution.save(using=using)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # Another start() with the same key committed first: same key, same execution.
+            return WorkflowExecution.objects.using(using).get(idempotency_key=idempotency_key)
+        state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
+        try:
+            advance = Router(definition, state).start()
+        except FlowError as exc:
+            finish(execution, ExecutionStatus.FAILED, using=using, error=error_record(exc))
+            return execution
+        execution.context, execution.fanouts = state.context, state.fanouts
+        apply_advance(execution, definition, advance, using=using, run_at=scheduled_at or now)
+        execution.save(using=using)
+    return execution
+
+
+def apply_advance(
+    execution: WorkflowExecution,
+    definition: Definition,
+    advance: Advance,
+    *,
+    using: str,
+    run_at: datetime | None = None,
+    output: Any = None,
+) -> None:
+    """Queue the steps the router reached; finish the execution when it reached the end.
+
+    The caller saves `execution`.
+    """
+    if advance.ready:
+        enqueue_steps(execution, definition, advance.ready, using=using, run_at=run_at)
+        execution.current_step = advance.ready[-1].node
+    if advance.completed:
+        execution.result = output
+        finish(execution, ExecutionStatus.COMPLETED, using=using, save=False)
+
+
+def enqueue_steps(
+    execution: WorkflowExecution,
+    definition: Definition,
+    tokens: Sequence[Token],
+    *,
+    using: str,
+    run_at: datetime | None = None,
+) -> None:
+    run_at = run_at or timezone.now()
+    tasks = []
+    for token in tokens:
+        step = definition.step(token.node)
+        tasks.append(
+            Task(
+                execution=execution,
+                kind="step",
+                step=token.node,
+                token=token.to_json(),
+                queue=step.queue or execution.queue,
+                priority=execution.priority,
+                run_at=run_at,
+            )
+        )
+    Task.objects.using(using).bulk_create(tasks)
+    announce({task.queue for task in tasks}, using)
+
+
+def finish(
+    execution: WorkflowExecution,
+    status: str,
+    *,
+    using: str,
+    error: dict[str, Any] | None = None,
+    save: bool = True,
+) -> None:
+    """Move to a final status and drop every task still queued for the execution."""
+    now = timezone.now()
+    execution.status = status
+    execution.completed_at = now
+    execution.fanouts = {}
+    if error is not None:
+        execution.error = error
+    if execution.started_at is not None:
+        execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
+    Task.objects.using(using).filter(execution=execution).delete()
+    # Attempts still running elsewhere can no longer commit (their task is gone).
+    execution.steps.using(using).filter(status=StepStatus.RUNNING).update(
+        status=StepStatus.FAILED,
+        completed_at=now,
+        error={"type": "Interrupted", "message": f"the execution ended ({status}) while the "
+               "step ran; its outcome was discarded"},
+    )
+    if save:
+        execution.save(using=using)
+
+
+def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:
+    try:
+        return (
+            WorkflowExecution.objects.using(using)
+            .select_for_update(no_key=_no_key(using))
+            .get(workflow_id=workflow_id)
+        )
+    except WorkflowExecution.DoesNotExist:
+        raise ExecutionNotFound(f"no execution with id {workflow_id!r}") from None
+
+
+def _no_key(using: str) -> bool:
+    # FOR NO KEY UPDATE does not block the FK checks of step rows inserted while claiming.
+    from django.db import connections
+
+    return bool(connections[using].features.has_select_for_no_key_update)
+
+
+def cancel_execution(workflow_id: str, reason: str, *, using: str) -> WorkflowExecution:
+    with transaction.atomic(using=using):
+        execution = lock_execution(workflow_id, using)
+        if execution.status in FINISHED_STATUSES:
+            raise InvalidTransition(
+                f"execution {workflow_id} is already {execution.status}; only unfinished "
+                "executions can be cancelled"
+            )
+        finish(
+            execution,
+            ExecutionStatus.CANCELLED,
+            using=using,
+            error={"type": "Cancelled", "message": reason, "reason": reason},
+        )
+    return execution
+
+
+def fail_execution(
+    execution: WorkflowExecution, definition: Definition | None, error: dict[str, Any],
+    *, using: str,
+) -> None:
+    """Fail the (locked) execution; start compensating the completed steps, newest first."""
+    pending = compensations_due(execution, definition, using=using) if definition else []
+    if not pending:
+        finish(execution, ExecutionStatus.FAILED, using=using, error=error)
+        return
+    Task.objects.using(using).filter(execution=execution).delete()
+    execution.status = ExecutionStatus.COMPENSATING
+    execution.error = error
+    execution.fanouts = {}
+    enqueue_compensation(execution, definition, pending, failed=False, using=using)  # type: ignore[arg-type]
+    execution.save(using=using)
+
+
+def compensations_due(
+    execution: WorkflowExecution, definition: Definition, *, using: str
+) -> list[list[Any]]:
+    """[step, scope_key, item] for each completed step that has a compensation, newest first."""
+    compensable = {s.name for s in definition.steps() if s.compensate}
+    if not compensable:
+        return []
+    rows = (
+        execution.steps.using(using)
+        .filter(status=StepStatus.COMPLETED, kind="step", step__in=compensable)
+        .order_by("-completed_at", "-id")
+        .values_list("step", "scope_key", "input")
+    )
+    return [[step, scope_key, item] for step, scope_key, item in rows]
+
+
+def enqueue_compensation(
+    execution: WorkflowExecution, definition: Definition, pending: list[list[Any]],
+    *, failed: bool, using: str,
+) -> None:
+    step_name, scope_key, item = pending[0]
+    step = definition.step(step_name)
+    token = {"node": step_name, "scope_key": scope_key, "item": item,
+             "remaining": pending[1:], "failed": failed}
+    task = Task.objects.using(using).create(
+        execution=execution,
+        kind="compensate",
+        step=step_name,
+        token=token,
+        queue=step.queue or execution.queue,
+        priority=execution.priority,
+        run_at=timezone.now(),
+    )
+    execution.current_step = step_name
+    announce({task.queue}, using)
+
+
+def mark_step_rows(
+    execution: WorkflowExecution, step: str, scope_key: str, status: str, *, using: str
+) -> None:
+    StepExecution.objects.using(using).filter(
+        execution=execution, step=step, scope_key=scope_key, status=StepStatus.COMPLETED,
+        kind="step",
+    ).update(status=status)

@@ -1,0 +1,53 @@
+"""Plain records passed between the store and the engine."""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from durable.flow.token import Token
+from durable.serialization import safe_repr
+
+
+@dataclass
+class ClaimedTask:
+    """One task claimed by one worker, with what the step needs to run."""
+
+    task_id: int
+    lease_token: uuid.UUID
+    execution_pk: int
+    workflow_id: str
+    workflow_name: str
+    kind: str  # step | compensate
+    step: str
+    token: Token
+    attempt: int
+    queue: str
+    input: Any
+    context: dict[str, Any]  # the view the step sees (root context or its branch's view)
+    deadline_at: datetime | None
+    claimed_at: datetime
+
+
+def error_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
+    """A JSON description of an exception that never fails, whatever the exception holds."""
+    cls = type(exc)
+    try:
+        message = str(exc)
+    except BaseException:
+        message = safe_repr(exc)
+    record: dict[str, Any] = {
+        "type": f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins"
+        else cls.__qualname__,
+        "message": message.replace("\x00", "\\x00")[:10_000],
+    }
+    if with_traceback:
+        try:
+            text = "".join(traceback.format_exception(exc))
+        except BaseException:
+            text = "(traceback unavailable)"
+        record["traceback"] = text.replace("\x00", "\\x00")[-20_000:]
+    return record

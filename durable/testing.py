@@ -1,0 +1,94 @@
+"""Helpers for testing workflows: run them inline (no worker process) and assert outcomes.
+
+    from durable.testing import run_workflow, assert_workflow_completed
+
+    def test_order(db):
+        execution = run_workflow(ProcessOrder, {"order_id": 1})
+        assert execution.status == "completed"
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.utils import timezone
+
+from durable.api import get_execution, start
+from durable.conf import durable_settings
+from durable.engine.adapters import queue_adapter
+from durable.engine.executor import execute
+from durable.models import FINISHED_STATUSES, Task, TaskStatus, WorkflowExecution
+
+INLINE_WORKER = "inline"
+
+
+def run_until_idle(*, skip_delays: bool = True, max_tasks: int = 10_000) -> int:
+    """Run ready tasks in this thread until none is left; return how many ran.
+
+    With `skip_delays` (the default), retry backoffs and `scheduled_at` are not waited
+    for: delayed tasks are made due at once.
+    """
+    adapter = queue_adapter()
+    using = adapter.using
+    ran = 0
+    while ran < max_tasks:
+        if skip_delays:
+            Task.objects.using(using).filter(
+                status=TaskStatus.READY, run_at__gt=timezone.now()
+            ).update(run_at=timezone.now())
+        claimed = []
+        for queue in _queues_with_work(using):
+            claimed += adapter.claim(queue, 1, worker_id=INLINE_WORKER,
+                                     lease_seconds=float(durable_settings.LEASE_SECONDS))
+        if not claimed:
+            return ran
+        for claim in claimed:
+            execute(claim, adapter)
+            ran += 1
+    raise RuntimeError(f"run_until_idle ran {max_tasks} tasks and work remains; "
+                       "is a loop unbounded?")
+
+
+def _queues_with_work(using: str) -> list[str]:
+    return sorted(set(
+        Task.objects.using(using).filter(status=TaskStatus.READY, run_at__lte=timezone.now())
+        .values_list("queue", flat=True)
+    ))
+
+
+def run_workflow(workflow: Any, input: dict[str, Any] | None = None,
+                 **start_options: Any) -> WorkflowExecution:
+    """Start a workflow, run it inline until nothing is ready, and return the execution."""
+    workflow_id = start(workflow, input, **start_options)
+    run_until_idle()
+    return get_execution(workflow_id)
+
+
+def wait_for_finish(workflow_id: str, timeout: float = 5.0) -> WorkflowExecution:
+    """Poll until the execution reaches a final status (or raise AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = get_execution(workflow_id)
+        if execution.status in FINISHED_STATUSES:
+            return execution
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"execution {workflow_id} is still {execution.status} after "
+                                 f"{timeout}s (current step: {execution.current_step!r})")
+        time.sleep(0.05)
+
+
+def assert_workflow_completed(workflow_id: str, timeout: float = 5.0) -> WorkflowExecution:
+    execution = wait_for_finish(workflow_id, timeout)
+    assert execution.status == "completed", (
+        f"execution {workflow_id} ended {execution.status}: {execution.error}"
+    )
+    return execution
+
+
+def assert_workflow_failed(workflow_id: str, timeout: float = 5.0) -> WorkflowExecution:
+    execution = wait_for_finish(workflow_id, timeout)
+    assert execution.status in ("failed", "compensated", "compensation_failed"), (
+        f"execution {workflow_id} ended {execution.status}, not failed"
+    )
+    return execution

@@ -1,0 +1,165 @@
+"""Example workflows for the demo: between them they use every construct of the DSL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+from durable import (
+    NonRetryable,
+    Retry,
+    Workflow,
+    case_match,
+    decision,
+    default,
+    foreach,
+    loop,
+    on_decision,
+    parallel,
+    step,
+    switch,
+    when_result,
+)
+from durable.time import hours, minutes
+
+logger = logging.getLogger(__name__)
+
+# Demo steps pause briefly so a person watching the admin can see them run.
+PAUSE = 0.2
+
+
+def pause() -> None:
+    time.sleep(PAUSE * random.uniform(0.5, 1.5))
+
+
+class ProcessOrder(Workflow):
+    """An order: reserve, charge (retried, refunded on failure), route, fan out, ship."""
+
+    name = "process_order"
+    timeout = hours(2)
+    max_retries = 3
+
+    @step
+    def validate_inventory(self, ctx: Any) -> None:
+        pause()
+        items = ctx.input.get("items", [])
+        if not items:
+            raise NonRetryable(ValueError("an order needs at least one item"))
+        ctx.put("reserved_items", [item["sku"] for item in items])
+
+    @step(retry=Retry(max_attempts=3, backoff="exponential", base=1, max_backoff=5),
+          timeout=minutes(2), compensate="refund_charge", queue="payments")
+    def charge_payment(self, ctx: Any) -> dict[str, Any]:
+        pause()
+        if ctx.attempt == 1 and ctx.input.get("flaky_payment"):
+            raise ConnectionError("payment gateway timed out")
+        total = sum(item["price"] * item.get("qty", 1) for item in ctx.input["items"])
+        ctx.put({"charge_id": f"ch_{ctx.workflow_id[:8]}", "total": total})
+        return {"charged": total}
+
+    def refund_charge(self, ctx: Any) -> None:
+        logger.info("refunding %s", ctx["charge_id"])
+
+    @decision
+    def check_order_value(self, ctx: Any) -> str:
+        return "high_value" if ctx["total"] > 1_000 else "standard"
+
+    with on_decision(check_order_value):
+        with when_result("high_value"):
+            @step
+            def flag_for_review(self, ctx: Any) -> None:
+                ctx.put("review", "flagged")
+
+        with when_result("standard"):
+            @step
+            def auto_approve(self, ctx: Any) -> None:
+                ctx.put("review", "auto")
+
+    with parallel("provision"):
+        @step
+        def send_confirmation_email(self, ctx: Any) -> None:
+            pause()
+            ctx.append("notifications", "email")
+
+        @step
+        async def notify_warehouse(self, ctx: Any) -> None:
+            await asyncio.sleep(PAUSE)
+            ctx.append("notifications", "warehouse")
+
+    with foreach("pack_items", items=lambda ctx: ctx.input["items"], concurrency=2):
+        @step
+        def pack_item(self, ctx: Any, item: dict[str, Any]) -> None:
+            pause()
+            ctx.append("packed", item["sku"])
+            ctx.increment("parcels", item.get("qty", 1))
+
+    with loop("book_courier", while_=lambda ctx: not ctx.get("courier"), max_iterations=5):
+        @step
+        def request_courier(self, ctx: Any) -> None:
+            pause()
+            ctx.increment("courier_requests")
+            if ctx["courier_requests"] >= 2:
+                ctx.put("courier", "speedy")
+
+    with switch("choose_shipping", on=lambda ctx: ctx.input.get("country", "US")):
+        with case_match("US"):
+            @step
+            def ship_domestic(self, ctx: Any) -> str:
+                return "ground"
+
+        with default():
+            @step
+            def ship_international(self, ctx: Any) -> str:
+                return "air"
+
+
+class BookTrip(Workflow):
+    """A saga: when the car cannot be booked, the hotel and flight are cancelled."""
+
+    name = "book_trip"
+
+    @step(compensate="cancel_flight")
+    def book_flight(self, ctx: Any) -> None:
+        pause()
+        ctx.put("flight", "LH123")
+
+    @step(compensate="cancel_hotel")
+    def book_hotel(self, ctx: Any) -> None:
+        pause()
+        ctx.put("hotel", "Hotel Adlon")
+
+    @step(retry=Retry(max_attempts=2, backoff="constant", base=0.5))
+    def book_car(self, ctx: Any) -> None:
+        pause()
+        if ctx.input.get("car_available", True) is False:
+            raise RuntimeError("no cars left")
+        ctx.put("car", "VW Golf")
+
+    def cancel_hotel(self, ctx: Any) -> None:
+        logger.info("cancelled hotel %s", ctx["hotel"])
+
+    def cancel_flight(self, ctx: Any) -> None:
+        logger.info("cancelled flight %s", ctx["flight"])
+
+
+class SendNewsletter(Workflow):
+    """A plain fan-out: one step per recipient, then a summary."""
+
+    name = "send_newsletter"
+
+    @step
+    def load_recipients(self, ctx: Any) -> None:
+        ctx.put("recipients", [f"user{i}@example.com" for i in range(ctx.input.get("n", 5))])
+
+    with foreach("deliver", items=lambda ctx: ctx["recipients"]):
+        @step
+        def send_one(self, ctx: Any, item: str) -> None:
+            pause()
+            ctx.increment("sent")
+
+    @step
+    def summarise(self, ctx: Any) -> dict[str, Any]:
+        return {"sent": ctx["sent"]}

@@ -1,0 +1,89 @@
+"""Settings for the demo and the test suite.
+
+SQLite by default (the embedded demo); PostgreSQL when DATABASE_URL is set, e.g.
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/durable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from testproject import dburl
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "durable-demo-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "durable",
+    "testproject.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "testproject.wsgi.application"
+
+DATABASES = {
+    "default": dburl.parse(os.environ["DATABASE_URL"], BASE_DIR)
+    if os.environ.get("DATABASE_URL")
+    else dburl.sqlite(VAR_DIR / "demo.sqlite3")
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+STATIC_URL = "static/"
+
+DURABLE = {
+    "QUEUES": {
+        "default": {"concurrency": 8},
+        "payments": {"concurrency": 2},
+        "high_priority": {"concurrency": 4},
+    },
+    "LEASE_SECONDS": float(os.environ.get("DURABLE_LEASE_SECONDS", "30")),
+    "POLL_INTERVAL": float(os.environ.get("DURABLE_POLL_INTERVAL", "0.5")),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"durable": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}
