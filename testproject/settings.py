@@ -79,6 +79,10 @@ DURABLE = {
     },
     "LEASE_SECONDS": float(os.environ.get("DURABLE_LEASE_SECONDS", "30")),
     "POLL_INTERVAL": float(os.environ.get("DURABLE_POLL_INTERVAL", "0.5")),
+    # Tests hand worker processes their own workflow modules through the environment.
+    "WORKFLOW_MODULES": [
+        m for m in os.environ.get("DURABLE_WORKFLOW_MODULES", "").split(",") if m
+    ],
 }
 
 LOGGING = {
