@@ -38,7 +38,7 @@ def resolve_workflow(workflow: Any) -> Definition:
     """A Workflow subclass or a registered workflow name -> its definition."""
     if isinstance(workflow, str):
         return registry.get(workflow)
-    definition = getattr(workflow, "_definition", None)
+    definition = getattr(workflow, "_definition", None) if isinstance(workflow, type) else None
     if isinstance(definition, Definition) and not getattr(workflow, "abstract", True):
         return definition
     raise TypeError(f"expected a Workflow subclass or a workflow name, got {workflow!r}")
@@ -129,7 +129,10 @@ def _filtered(workflow: Any, status: str | None) -> QuerySet[WorkflowExecution]:
 
 
 def list_executions(
-    workflow: Any = None, status: str | None = None, limit: int | None = 50, offset: int = 0,
+    workflow: Any = None,
+    status: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
 ) -> QuerySet[WorkflowExecution]:
     """Newest first."""
     qs = _filtered(workflow, status).order_by("-created_at", "-id")
@@ -148,7 +151,7 @@ def find_executions(
     if current_step is not None:
         qs = qs.filter(current_step=current_step)
     if time_range is not None:
-        begin, end = time_range
+        begin, end = _check_time_range(time_range)
         if begin is not None:
             qs = qs.filter(created_at__gte=begin)
         if end is not None:
@@ -156,16 +159,30 @@ def find_executions(
     return qs.order_by("-created_at", "-id")
 
 
+def _check_time_range(time_range: Any) -> tuple[datetime | None, datetime | None]:
+    if not isinstance(time_range, tuple | list) or len(time_range) != 2:
+        raise TypeError(f"time_range must be a (start, end) pair, got {time_range!r}")
+    for bound in time_range:
+        if bound is None:
+            continue
+        if not isinstance(bound, datetime):
+            raise TypeError(f"time_range bounds must be datetimes or None, got {bound!r}")
+        if timezone.is_naive(bound):
+            raise ValueError("time_range bounds must be timezone-aware (e.g. tzinfo=UTC)")
+    return time_range[0], time_range[1]
+
+
 def get_metrics(workflow: Any = None, period: str | timedelta = "last_24_hours") -> dict[str, Any]:
     """{"total_executions", "successful", "failed", "success_rate", "avg_duration_ms",
     "p95_duration_ms"} over executions created in `period`."""
     if isinstance(period, timedelta):
         window: timedelta | None = period
-    elif period in PERIODS:
+    elif isinstance(period, str) and period in PERIODS:
         window = PERIODS[period]
     else:
-        raise ValueError(f"unknown period {period!r}; use a timedelta or one of "
-                         f"{', '.join(PERIODS)}")
+        raise ValueError(
+            f"unknown period {period!r}; use a timedelta or one of {', '.join(PERIODS)}"
+        )
     name = resolve_workflow(workflow).name if workflow is not None else None
     since = timezone.now() - window if window is not None else None
     return queries.execution_metrics(_using(), name, since)

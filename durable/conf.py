@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
-from django.db import connections
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
@@ -55,15 +54,17 @@ class DurableSettings:
         return value
 
     @property
-    def database_vendor(self) -> str:
-        return str(connections[self.DATABASE].vendor)
+    def uses_postgresql(self) -> bool:
+        # Read from settings, not a connection: checks run before any connection exists.
+        config = django_settings.DATABASES.get(self.DATABASE, {})
+        return "postgresql" in str(config.get("ENGINE", ""))
 
     @property
     def queue_adapter_path(self) -> str:
         path = self.QUEUE_ADAPTER
         if path:
             return str(path)
-        return POSTGRES_QUEUE if self.database_vendor == "postgresql" else DATABASE_QUEUE
+        return POSTGRES_QUEUE if self.uses_postgresql else DATABASE_QUEUE
 
     @cached_property
     def queue_adapter_class(self) -> type[Any]:

@@ -18,6 +18,9 @@ class DefinitionError(DurableError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"workflow {workflow!r} is invalid:\n{lines}")
 
+    def __reduce__(self) -> tuple[type[DefinitionError], tuple[str, list[str]]]:
+        return (type(self), (self.workflow, self.problems))
+
 
 class WorkflowNotFound(DurableError, LookupError):
     """No workflow is registered under that name or class."""

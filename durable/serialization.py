@@ -2,9 +2,10 @@
 
 Values are normalised the way they will be stored (Django's encoder turns datetimes,
 Decimals and UUIDs into strings) and rejected, with the offending path named, when they
-cannot be stored faithfully: NaN and infinities, NUL characters (PostgreSQL's jsonb
-refuses them), sets, bytes, arbitrary objects and non-string object keys (which JSON
-would silently turn into strings, so `1` and `"1"` would collide).
+cannot be stored faithfully: NaN and infinities, NUL characters and unpaired surrogates
+(PostgreSQL's jsonb refuses them), sets, bytes, arbitrary objects, circular references and
+non-string object keys (which JSON would silently turn into strings, so `1` and `"1"` would
+collide).
 """
 
 from __future__ import annotations
@@ -26,41 +27,81 @@ class NotJSONError(TypeError, ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self) -> tuple[type[NotJSONError], tuple[str, str]]:
+        return (type(self), (self.path, self.problem))
+
 
 _encoder = DjangoJSONEncoder()
 
 
 def normalize(value: Any, path: str = "value") -> JSON:
     """Return `value` exactly as it will be read back after storage, or raise NotJSONError."""
-    if value is None or isinstance(value, bool | int):
+    return _normalize(value, path, set())
+
+
+def _normalize(value: Any, path: str, parents: set[int]) -> JSON:
+    # Subclasses of str/int/float (StrEnum, IntEnum, numpy floats) come back as the plain
+    # type, so a value compares the same before and after a round trip through storage.
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return int.__int__(value)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             raise NotJSONError(path, f"{value!r} is not valid JSON (NaN and infinities are not)")
-        return value
+        return float.__float__(value)
     if isinstance(value, str):
-        if "\x00" in value:
-            raise NotJSONError(path, "strings may not contain the NUL character \\u0000")
-        return value
-    if isinstance(value, dict):
-        out: dict[str, JSON] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise NotJSONError(
-                    path,
-                    f"object key {key!r} is a {type(key).__name__}; JSON keys must be strings",
-                )
-            out[key] = normalize(item, f"{path}[{key!r}]")
-        return out
-    if isinstance(value, list | tuple):
-        return [normalize(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        problem = _string_problem(value)
+        if problem:
+            raise NotJSONError(path, f"strings may not contain {problem}")
+        return str.__str__(value)
+    if isinstance(value, dict | list | tuple):
+        if id(value) in parents:
+            raise NotJSONError(path, "the value contains itself (a circular reference)")
+        parents.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return _normalize_dict(value, path, parents)
+            return [_normalize(item, f"{path}[{i}]", parents) for i, item in enumerate(value)]
+        finally:
+            parents.discard(id(value))
     if isinstance(value, set | frozenset | bytes | bytearray | memoryview):
         raise NotJSONError(path, f"a {type(value).__name__} is not JSON; use a list or a str")
     try:
         encoded = _encoder.default(value)
-    except TypeError:
-        raise NotJSONError(path, f"a {type(value).__name__} is not JSON-serialisable") from None
-    return normalize(encoded, path)
+    except (TypeError, ValueError) as exc:
+        # DjangoJSONEncoder raises ValueError for timezone-aware `time`s.
+        detail = "" if isinstance(exc, TypeError) else f" ({exc})"
+        raise NotJSONError(
+            path, f"a {type(value).__name__} is not JSON-serialisable{detail}"
+        ) from None
+    return _normalize(encoded, path, parents)
+
+
+def _normalize_dict(value: dict[Any, Any], path: str, parents: set[int]) -> dict[str, JSON]:
+    out: dict[str, JSON] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise NotJSONError(
+                path, f"object key {key!r} is a {type(key).__name__}; JSON keys must be strings"
+            )
+        problem = _string_problem(key)
+        if problem:
+            raise NotJSONError(path, f"object key {key!r} contains {problem}")
+        out[str.__str__(key)] = _normalize(item, f"{path}[{key!r}]", parents)
+    return out
+
+
+def _string_problem(text: str) -> str | None:
+    """What PostgreSQL's jsonb (and UTF-8) cannot store in `text`, if anything."""
+    if "\x00" in text:
+        return "the NUL character \\u0000"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"an unpaired surrogate {text[exc.start]!r} (not valid Unicode)"
+    return None
 
 
 def dumps(value: JSON) -> str:

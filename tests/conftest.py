@@ -10,14 +10,25 @@ from tests.support.workers import WorkerPool
 
 
 @pytest.fixture
-def workers(transactional_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
+def workers(
+    transactional_db: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerPool]:
     """Start real `manage.py durable_worker` processes against the test database.
 
-        def test_x(workers):
-            workers.start(count=2, lease_seconds=2)
+    def test_x(workers):
+        workers.start(count=2, lease_seconds=2)
     """
     pool = WorkerPool(tmp_path_factory.mktemp("workers"))
     try:
         yield pool
     finally:
         pool.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_durable_settings() -> Iterator[None]:
+    """Tests that delete settings.DURABLE by hand must not leak a stale cache."""
+    yield
+    from durable.conf import durable_settings
+
+    durable_settings.reload()

@@ -110,12 +110,18 @@ def step(
     def mark(function: Callable[..., Any]) -> Callable[..., Any]:
         return _mark(
             StepSpec(
-                function, "step", name or function.__name__, retry, timeout, queue, compensate,
+                function,
+                "step",
+                name or function.__name__,
+                retry,
+                timeout,
+                queue,
+                compensate,
                 transactional,
             )
         )
 
-    return mark(fn) if fn is not None else mark
+    return _mark_or_options("step", fn, mark)
 
 
 @overload
@@ -144,7 +150,19 @@ def decision(
             StepSpec(function, "decision", name or function.__name__, retry, timeout, queue)
         )
 
-    return mark(fn) if fn is not None else mark
+    return _mark_or_options("decision", fn, mark)
+
+
+def _mark_or_options(
+    decorator: str, fn: Any, mark: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Any:
+    if fn is None:
+        return mark
+    if not callable(fn):
+        raise TypeError(
+            f"@{decorator}({fn!r}): options are keyword-only, e.g. @{decorator}(name={fn!r})"
+        )
+    return mark(fn)
 
 
 @contextmanager
@@ -154,10 +172,9 @@ def _block(spec: BlockSpec, parent_kinds: tuple[BlockKind, ...] = ()) -> Iterato
         raise RuntimeError(f"{spec.kind}() can only be used inside a Workflow class body")
     parent = collector.open_blocks[-1] if collector.open_blocks else None
     if parent_kinds and (parent is None or parent.kind not in parent_kinds):
-        where = f"inside {parent.kind}({parent.name or ''})" if parent else "at the top level"
+        where = f"inside {_describe(parent)}" if parent else "at the top level"
         collector.problems.append(
-            f"{spec.kind}({spec.options.get('value', '')!r}) must be directly inside "
-            f"{' or '.join(parent_kinds)}, not {where}"
+            f"{_describe(spec)} must be directly inside {' or '.join(parent_kinds)}, not {where}"
         )
     collector.add(spec)
     collector.open_blocks.append(spec)
@@ -165,6 +182,12 @@ def _block(spec: BlockSpec, parent_kinds: tuple[BlockKind, ...] = ()) -> Iterato
         yield
     finally:
         collector.open_blocks.pop()
+
+
+def _describe(block: BlockSpec) -> str:
+    if block.name is not None:
+        return f"{block.kind} {block.name!r}"
+    return f"{block.kind}({repr(block.options['value']) if 'value' in block.options else ''})"
 
 
 def _step_name(target: Callable[..., Any] | str) -> str:
@@ -201,9 +224,7 @@ def foreach(name: str, items: Callable[[Any], Any], concurrency: int | None = No
 
 def loop(name: str, while_: Callable[[Any], Any], max_iterations: int = 10_000) -> Any:
     """Run the body while `while_(ctx)` is true, checked before every iteration."""
-    return _block(
-        BlockSpec("loop", name, {"while_": while_, "max_iterations": max_iterations})
-    )
+    return _block(BlockSpec("loop", name, {"while_": while_, "max_iterations": max_iterations}))
 
 
 def switch(name: str, on: Callable[[Any], Any]) -> Any:

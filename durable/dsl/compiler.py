@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from durable.dsl.builder import BlockSpec, StepSpec
@@ -19,6 +21,8 @@ from durable.dsl.nodes import (
     SwitchNode,
     branch_key_matches,
 )
+from durable.dsl.retry import Retry
+from durable.serialization import NotJSONError, normalize
 from durable.time import as_seconds
 
 SCALARS = (str, int, float, bool, type(None))
@@ -33,10 +37,28 @@ class Compiler:
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
 
-    def claim_name(self, name: str) -> None:
+    def claim_name(self, where: str, name: object) -> None:
+        if not isinstance(name, str) or not name:
+            self.problem(where, "the name must be a non-empty string")
+            return
         if name in self.names:
-            self.problem(f"step {name!r}", "the name is used twice; names are unique per workflow")
+            self.problem(where, "the name is used twice; names are unique per workflow")
         self.names.add(name)
+
+    def duration(self, where: str, option: str, value: object) -> float | None:
+        """`value` in seconds, reporting anything that is not a positive duration."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+            self.problem(
+                where, f"{option} must be a timedelta or a number of seconds, got {value!r}"
+            )
+            return None
+        seconds = as_seconds(value)
+        if seconds is None or not seconds > 0 or math.isinf(seconds):
+            self.problem(where, f"{option} must be positive, got {value!r}")
+            return None
+        return seconds
 
     # -- items -> nodes -------------------------------------------------------------------
 
@@ -53,9 +75,9 @@ class Compiler:
             return self.step(item, in_foreach)
         if item.kind in ("when_result", "case_match", "default"):
             return None  # reported by the builder: only valid directly inside their parent
-        assert item.name is not None
-        self.claim_name(item.name)
         where = f"{item.kind} {item.name!r}"
+        self.claim_name(where, item.name)
+        assert item.name is not None
         options = item.options
         if item.kind == "on_decision":
             return self.on_decision(item, in_foreach)
@@ -85,14 +107,16 @@ class Compiler:
 
     def step(self, spec: StepSpec, in_foreach: bool) -> StepNode:
         where = f"{spec.kind} {spec.name!r}"
-        self.claim_name(spec.name)
+        self.claim_name(where, spec.name)
+        self.check_method(where, spec)
         takes_item = self.check_signature(where, spec.function, in_foreach)
         if spec.retry is not None:
-            for message in spec.retry.problems():
-                self.problem(where, f"retry: {message}")
-        timeout = as_seconds(spec.timeout)
-        if timeout is not None and timeout <= 0:
-            self.problem(where, f"timeout must be positive, got {spec.timeout!r}")
+            if not isinstance(spec.retry, Retry):
+                self.problem(where, f"retry must be a Retry(...), got {spec.retry!r}")
+            else:
+                for message in spec.retry.problems():
+                    self.problem(where, f"retry: {message}")
+        timeout = self.duration(where, "timeout", spec.timeout)
         if spec.queue is not None and (not isinstance(spec.queue, str) or not spec.queue):
             self.problem(where, f"queue must be a non-empty string, got {spec.queue!r}")
         if spec.compensate is not None:
@@ -105,7 +129,7 @@ class Compiler:
             name=spec.name,
             method=spec.function.__name__,
             kind=spec.kind,
-            retry=spec.retry,
+            retry=spec.retry if isinstance(spec.retry, Retry) else None,
             timeout=timeout,
             queue=spec.queue,
             compensate=spec.compensate,
@@ -127,11 +151,16 @@ class Compiler:
         where = f"switch {item.name!r}"
         self.check_callable(where, "on", item.options["on"])
         cases = self.keyed_branches(where, item, "case_match", in_foreach)
-        defaults = [child for child in item.items if isinstance(child, BlockSpec)
-                    and child.kind == "default"]
+        defaults = [
+            child
+            for child in item.items
+            if isinstance(child, BlockSpec) and child.kind == "default"
+        ]
         if len(defaults) > 1:
             self.problem(where, "has more than one default()")
         default = self.branch(defaults[0].items, in_foreach) if defaults else None
+        if not cases and default is None:
+            self.problem(where, "has no case_match() or default() branches")
         return SwitchNode(item.name, item.options["on"], cases, default)
 
     def keyed_branches(
@@ -149,9 +178,17 @@ class Compiler:
                 continue
             value = child.options["value"]
             if not isinstance(value, SCALARS):
-                self.problem(where, f"{kind}({value!r}): values must be str, int, float, bool or None")
-            elif any(branch_key_matches(key, value) for key, _ in branches):
-                self.problem(where, f"{kind}({value!r}) appears twice")
+                self.problem(
+                    where, f"{kind}({value!r}): values must be str, int, float, bool or None"
+                )
+            else:
+                try:
+                    # As stored: a StrEnum member matches the plain string a decision returns.
+                    value = normalize(value, f"{kind}({value!r})")
+                except NotJSONError as exc:
+                    self.problem(where, str(exc))
+                if any(branch_key_matches(key, value) for key, _ in branches):
+                    self.problem(where, f"{kind}({value!r}) appears twice")
             branches.append((value, self.branch(child.items, in_foreach)))
         if not branches and kind == "when_result":
             self.problem(where, "has no when_result() branches")
@@ -162,6 +199,23 @@ class Compiler:
     def check_callable(self, where: str, option: str, value: object) -> None:
         if not callable(value):
             self.problem(where, f"{option}= must be a callable taking ctx, got {value!r}")
+
+    def check_method(self, where: str, spec: StepSpec) -> None:
+        """The engine calls a step by its method name, which must lead back to this step."""
+        method = spec.function.__name__
+        attribute = self.cls.__dict__.get(method)
+        if attribute is None:
+            self.problem(where, f"the class has no attribute {method!r} holding this step")
+        # A decorator applied over @step with functools.wraps carries the same spec along.
+        elif (
+            attribute is not spec.function
+            and getattr(attribute, "__durable_step__", None) is not spec
+        ):
+            self.problem(
+                where,
+                f"its method {method!r} is redefined later in the class body; "
+                "give each step its own method name",
+            )
 
     def check_signature(self, where: str, function: Callable[..., Any], in_foreach: bool) -> bool:
         """Steps take (self, ctx), or (self, ctx, item) inside a foreach. Returns takes_item."""
@@ -193,7 +247,8 @@ class Compiler:
                     self.problem(where, f"{node.decision!r} is not a @decision")
             elif not self.precedes(definition, node.decision, node.name):
                 self.problem(
-                    where, f"must come after decision {node.decision!r}, in its branch or nested in it"
+                    where,
+                    f"must come after decision {node.decision!r}, in its branch or nested in it",
                 )
 
     @staticmethod

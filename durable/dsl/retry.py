@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from durable.time import as_seconds
 
@@ -27,15 +28,20 @@ class Retry:
 
     def problems(self) -> list[str]:
         found = []
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+        if not _is_int(self.max_attempts) or self.max_attempts < 1:
             found.append(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
         if self.backoff not in BACKOFFS:
             found.append(f"backoff must be one of {', '.join(BACKOFFS)}, got {self.backoff!r}")
-        if not isinstance(self.base, int | float) or self.base < 0:
-            found.append(f"base must be a number >= 0, got {self.base!r}")
-        cap = as_seconds(self.max_backoff)
-        if cap is None or cap < 0:
-            found.append(f"max_backoff must be >= 0, got {self.max_backoff!r}")
+        if not _is_number(self.base) or not math.isfinite(self.base) or self.base < 0:
+            found.append(f"base must be a finite number >= 0, got {self.base!r}")
+        if isinstance(self.max_backoff, timedelta):
+            cap: float = self.max_backoff.total_seconds()
+        elif _is_number(self.max_backoff):
+            cap = float(self.max_backoff)
+        else:
+            cap = math.nan
+        if math.isnan(cap) or cap < 0:
+            found.append(f"max_backoff must be >= 0 seconds, got {self.max_backoff!r}")
         return found
 
     def delay_after(self, attempt: int) -> float:
@@ -50,3 +56,11 @@ class Retry:
         else:
             delay = float(self.base)
         return min(delay, as_seconds(self.max_backoff) or 0.0)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

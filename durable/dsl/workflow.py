@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, MutableMapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from durable.dsl import registry
 from durable.dsl.builder import ClassCollector, collectors
 from durable.dsl.compiler import Compiler
-from durable.dsl.nodes import Branch, Definition, Node
+from durable.dsl.nodes import (
+    Branch,
+    Definition,
+    ForeachNode,
+    LoopNode,
+    Node,
+    OnDecisionNode,
+    ParallelNode,
+    StepNode,
+    SwitchNode,
+)
 from durable.exceptions import DefinitionError
-from durable.time import as_seconds
 
 
 def snake_case(name: str) -> str:
@@ -27,54 +37,66 @@ class _Namespace(dict[str, Any]):
 
 
 class WorkflowMeta(type):
+    abstract: bool
+    _nodes: Branch
+    _definition: Definition
+
     @classmethod
-    def __prepare__(mcs, name: str, bases: tuple[type, ...], **kwargs: Any) -> Mapping[str, object]:
+    def __prepare__(
+        mcs, name: str, bases: tuple[type, ...], /, **kwargs: Any
+    ) -> MutableMapping[str, object]:
         namespace = _Namespace()
         namespace.collector = ClassCollector()
         collectors().append(namespace.collector)
         return namespace
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
-                **kwargs: Any) -> WorkflowMeta:
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> WorkflowMeta:
         collector = getattr(namespace, "collector", None)
         stack = collectors()
         if collector is not None and collector in stack:
             stack.remove(collector)
         cls = super().__new__(mcs, name, bases, dict(namespace), **kwargs)
-        if collector is None or namespace.get("abstract", False) or not bases:
-            cls.abstract = bool(namespace.get("abstract", not bases))
+        cls.abstract = bool(namespace.get("abstract", not bases))
+        if not bases:
             return cls
-        cls.abstract = False
-        cls._definition = _compile(cls, collector)
+        compiler = Compiler(cls)
+        if collector is not None:
+            compiler.problems.extend(collector.problems)
+        own = compiler.branch(collector.items if collector is not None else [], in_foreach=False)
+        # Abstract classes keep their nodes too, so concrete subclasses inherit their steps.
+        cls._nodes = _merge_inherited(cls, own, compiler)
+        display_name = namespace.get("name") or snake_case(name)
+        if cls.abstract:
+            if compiler.problems:
+                raise DefinitionError(display_name, compiler.problems)
+            return cls
+        cls._definition = _compile(cls, compiler, cls._nodes)
         problem = registry.register(cls._definition)
         if problem:
             raise DefinitionError(cls._definition.name, [problem])
         return cls
 
 
-def _compile(cls: Any, collector: ClassCollector) -> Definition:
+def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
     name = cls.__dict__.get("name") or snake_case(cls.__name__)
-    compiler = Compiler(cls)
-    compiler.problems.extend(collector.problems)
-    own = compiler.branch(collector.items, in_foreach=False)
-    nodes = _merge_inherited(cls, own)
     if not nodes:
         compiler.problem("workflow", "declares no steps")
-    timeout = as_seconds(cls.timeout)
-    if timeout is not None and timeout <= 0:
-        compiler.problem("timeout", f"must be positive, got {cls.timeout!r}")
-    if not isinstance(cls.max_retries, int) or cls.max_retries < 1:
-        compiler.problem("max_retries", f"must be an int >= 1, got {cls.max_retries!r}")
+    timeout = compiler.duration("workflow", "timeout", cls.timeout)
+    max_retries = cls.max_retries
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 1:
+        compiler.problem("workflow", f"max_retries must be an int >= 1, got {max_retries!r}")
     if not isinstance(cls.queue, str) or not cls.queue:
-        compiler.problem("queue", f"must be a non-empty string, got {cls.queue!r}")
+        compiler.problem("workflow", f"queue must be a non-empty string, got {cls.queue!r}")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.:-]{0,199}", name):
-        compiler.problem("name", f"{name!r} is not a valid workflow name")
+        compiler.problem("workflow", f"name {name!r} is not a valid workflow name")
     definition = Definition.build(
         name=name,
         workflow_class=cls,
         nodes=nodes,
         timeout=timeout,
-        max_retries=cls.max_retries,
+        max_retries=max_retries,
         queue=cls.queue,
         version=cls.version,
     )
@@ -84,16 +106,67 @@ def _compile(cls: Any, collector: ClassCollector) -> Definition:
     return definition
 
 
-def _merge_inherited(cls: Any, own: Branch) -> Branch:
-    """A subclass keeps its parent's steps; a step of the same name overrides in place."""
-    parent: Definition | None = next(
-        (base._definition for base in cls.__mro__[1:] if "_definition" in base.__dict__), None
+def _merge_inherited(cls: Any, own: Branch, compiler: Compiler) -> Branch:
+    """A subclass keeps its parent's nodes; a node of the same name overrides in place.
+
+    Only the subclass's top-level nodes override (at any depth of the parent's tree); the
+    others are appended. Names must stay unique in the merged tree.
+    """
+    parent: Branch | None = next(
+        (base._nodes for base in cls.__mro__[1:] if "_nodes" in base.__dict__), None
     )
     if parent is None:
         return own
     overrides = {node.name: node for node in own}
-    inherited: list[Node] = [overrides.pop(node.name, node) for node in parent.nodes]
-    return (*inherited, *[node for node in own if node.name in overrides])
+    inherited = _override(parent, overrides)
+    merged = (*inherited, *[node for node in own if node.name in overrides])
+    seen: set[str] = set()
+    for node in _walk(merged):
+        if node.name in seen:
+            compiler.problem(
+                f"{_kind(node)} {node.name!r}",
+                "the name is also used by an inherited step or block; names are unique per "
+                "workflow (declare the override at the top level of the class body)",
+            )
+        seen.add(node.name)
+    return merged
+
+
+def _override(branch: Branch, overrides: dict[str, Node]) -> Branch:
+    """`branch` with every node named in `overrides` replaced (and popped from it)."""
+    out: list[Node] = []
+    for node in branch:
+        if node.name in overrides:
+            out.append(overrides.pop(node.name))
+        elif isinstance(node, ParallelNode):
+            out.append(
+                replace(node, branches=tuple(_override(b, overrides) for b in node.branches))
+            )
+        elif isinstance(node, ForeachNode | LoopNode):
+            out.append(replace(node, body=_override(node.body, overrides)))
+        elif isinstance(node, OnDecisionNode):
+            keyed = tuple((key, _override(body, overrides)) for key, body in node.branches)
+            out.append(replace(node, branches=keyed))
+        elif isinstance(node, SwitchNode):
+            cases = tuple((key, _override(body, overrides)) for key, body in node.cases)
+            default = None if node.default is None else _override(node.default, overrides)
+            out.append(replace(node, cases=cases, default=default))
+        else:
+            out.append(node)
+    return tuple(out)
+
+
+def _walk(branch: Branch) -> Iterator[Node]:
+    for node in branch:
+        yield node
+        for child in node.children:
+            yield from _walk(child)
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, StepNode):
+        return node.kind
+    return type(node).__name__.removesuffix("Node").lower()
 
 
 class Workflow(metaclass=WorkflowMeta):
@@ -106,6 +179,7 @@ class Workflow(metaclass=WorkflowMeta):
     version: ClassVar[int | str] = 1
     abstract: ClassVar[bool] = True
     _definition: ClassVar[Definition]
+    _nodes: ClassVar[Branch]
 
     @classmethod
     def definition(cls) -> Definition:

@@ -6,14 +6,15 @@ values that cannot be stored, ends as a recorded checkpoint or a released claim.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from durable.dsl import registry
@@ -43,7 +44,7 @@ class Failure:
 
 def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
     """Run `claim` to its checkpoint. Safe to call from any thread."""
-    close_old_connections()
+    _close_stale_connections()
     try:
         _execute(claim, adapter)
     except LeaseLost as exc:
@@ -51,15 +52,49 @@ def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
     except Exception:
         # The checkpoint itself failed (database gone, say): hand the claim back. If even
         # that fails, the lease expires and another worker retakes the task.
-        logger.exception("could not checkpoint %s %r of %s; releasing it", claim.kind,
-                         claim.step, claim.workflow_id)
+        logger.exception(
+            "could not checkpoint %s %r of %s; releasing it",
+            claim.kind,
+            claim.step,
+            claim.workflow_id,
+        )
         try:
             adapter.nack(claim)
         except Exception:
-            logger.exception("could not release %s %r of %s; its lease will expire",
-                             claim.kind, claim.step, claim.workflow_id)
+            logger.exception(
+                "could not release %s %r of %s; its lease will expire",
+                claim.kind,
+                claim.step,
+                claim.workflow_id,
+            )
     finally:
-        close_old_connections()
+        _close_stale_connections()
+
+
+# Failures of the connection, not of the data: the checkpoint may work on a retry, so the
+# claim is handed back. LeaseLost means another worker owns the task now.
+_TRANSIENT = (OperationalError, InterfaceError, LeaseLost)
+
+
+def _unstorable(what: str, claim: ClaimedTask, exc: Exception) -> dict[str, Any]:
+    """The error recorded when an outcome cannot be checkpointed for a reason other than a
+    lost connection (the database refused a value, say). Handing the claim back would run
+    it again and again, since a release counts no attempt; it fails instead."""
+    logger.exception("could not store the outcome of %s of %s", what, claim.workflow_id)
+    cause = error_record(exc, with_traceback=False)
+    problem = NonRetryable(
+        f"the outcome of {what} could not be stored: {cause['type']}: {cause['message']}"
+    )
+    return {**error_record(problem, with_traceback=False), "non_retryable": True}
+
+
+def _close_stale_connections() -> None:
+    """Django's close_old_connections, minus connections inside an atomic block: those are
+    in use by the caller (a test's transaction, inline runs), and closing one mid-transaction
+    breaks every later query on it."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
@@ -69,41 +104,114 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         definition = registry.get(claim.workflow_name)
         step = definition.step(claim.step)
     except (WorkflowNotFound, KeyError, AssertionError) as exc:
-        problem = NonRetryable(f"this worker cannot run {claim.kind} {claim.step!r} of "
-                               f"workflow {claim.workflow_name!r}: {exc}")
-        checkpoints.fail_step(claim, None, error=error_record(problem, with_traceback=False),
-                              retryable=False, duration_ms=0, using=using)
+        problem = NonRetryable(
+            f"this worker cannot run {claim.kind} {claim.step!r} of "
+            f"workflow {claim.workflow_name!r}: {exc}"
+        )
+        checkpoints.fail_step(
+            claim,
+            None,
+            error=error_record(problem, with_traceback=False),
+            retryable=False,
+            duration_ms=0,
+            using=using,
+        )
         return
     if claim.kind == "compensate":
         _compensate(claim, definition, step, adapter, started)
         return
     if claim.deadline_at is not None and timezone.now() >= claim.deadline_at:
-        timeout = WorkflowTimeout(f"workflow {definition.name!r} passed its timeout of "
-                                  f"{definition.timeout:g}s before step {step.name!r}")
-        checkpoints.fail_step(claim, definition, error=error_record(timeout, with_traceback=False),
-                              retryable=False, duration_ms=0, using=using)
+        timeout = WorkflowTimeout(
+            f"workflow {definition.name!r} passed its timeout of "
+            f"{definition.timeout:g}s before step {step.name!r}"
+        )
+        checkpoints.fail_step(
+            claim,
+            definition,
+            error=error_record(timeout, with_traceback=False),
+            retryable=False,
+            duration_ms=0,
+            using=using,
+        )
         return
-    ctx = Context(claim.context, input=claim.input, workflow_id=claim.workflow_id,
-                  current_step=step.name, attempt=claim.attempt)
+    ctx = Context(
+        claim.context,
+        input=claim.input,
+        workflow_id=claim.workflow_id,
+        current_step=step.name,
+        attempt=claim.attempt,
+    )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
-    method = getattr(definition.workflow_class(), step.method)
+    method = _method(definition, step.method)
     logger.debug("running %s of %s (attempt %d)", step.name, claim.workflow_id, claim.attempt)
-    outcome = _invoke(method, args, step)
+    outcome = method if isinstance(method, Failure) else _invoke(method, args, step)
     duration_ms = int((time.monotonic() - started) * 1000)
     if isinstance(outcome, Failure):
-        retry_at = checkpoints.fail_step(claim, definition, error=outcome.error,
-                                         retryable=outcome.retryable, duration_ms=duration_ms,
-                                         using=using)
-        logger.info("step %s of %s failed (attempt %d): %s%s", step.name, claim.workflow_id,
-                    claim.attempt, outcome.error["message"],
-                    f"; retrying at {retry_at:%H:%M:%S}" if retry_at else "")
+        retry_at = checkpoints.fail_step(
+            claim,
+            definition,
+            error=outcome.error,
+            retryable=outcome.retryable,
+            duration_ms=duration_ms,
+            using=using,
+        )
+        logger.info(
+            "step %s of %s failed (attempt %d): %s%s",
+            step.name,
+            claim.workflow_id,
+            claim.attempt,
+            outcome.error["message"],
+            f"; retrying at {retry_at:%H:%M:%S}" if retry_at else "",
+        )
         if retry_at is not None:
             adapter.reschedule(claim, retry_at)
         return
-    checkpoints.complete_step(claim, definition, ops=ctx.ops, output=outcome,
-                              duration_ms=duration_ms, using=using)
+    try:
+        checkpoints.complete_step(
+            claim, definition, ops=ctx.ops, output=outcome, duration_ms=duration_ms, using=using
+        )
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        error = _unstorable(f"step {step.name!r}", claim, exc)
+        checkpoints.fail_step(
+            claim, definition, error=error, retryable=False, duration_ms=duration_ms, using=using
+        )
+        return
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+
+
+@dataclass
+class _Raised:
+    error: BaseException
+
+
+async def _capture(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Await a step, handing back what it raised instead of raising it on the event loop.
+
+    A SystemExit or KeyboardInterrupt escaping an asyncio task stops the shared loop, so
+    this and every later async step would wait forever; and a TimeoutError of the step's
+    own must not be mistaken for its `timeout=` expiring.
+    """
+    try:
+        return await coroutine
+    except asyncio.CancelledError:
+        raise  # how the step's timeout stops it
+    except BaseException as exc:
+        return _Raised(exc)
+
+
+def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:
+    """Method `name` of a fresh workflow instance. An `__init__` that raises fails the
+    attempt like the step would; escaping as a checkpoint error, it would hand the claim back
+    to run again forever (a release counts no attempt)."""
+    try:
+        return getattr(definition.workflow_class(), name)  # type: ignore[no-any-return]
+    except Exception as exc:
+        return Failure(error_record(exc), retryable=True)
+    except BaseException as exc:
+        return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
 
 
 def _invoke(method: Callable[..., Any], args: tuple[Any, ...], step: StepNode) -> Any:
@@ -112,17 +220,19 @@ def _invoke(method: Callable[..., Any], args: tuple[Any, ...], step: StepNode) -
     try:
         if step.is_async:
             try:
-                result = run_coroutine(method(*args), step.timeout)
+                result = run_coroutine(_capture(method(*args)), step.timeout)
             except TimeoutError:
-                raise StepTimeout(f"step {step.name!r} ran past its timeout of "
-                                  f"{step.timeout:g}s") from None
+                raise StepTimeout(
+                    f"step {step.name!r} ran past its timeout of {step.timeout:g}s"
+                ) from None
+            if isinstance(result, _Raised):
+                raise result.error
         else:
             result = method(*args)
             # A sync step cannot be interrupted; the worker's supervisor fails it at the
             # deadline, and a late return is recorded as the timeout it was.
             if step.timeout is not None and time.monotonic() - started > step.timeout:
-                raise StepTimeout(f"step {step.name!r} ran past its timeout of "
-                                  f"{step.timeout:g}s")
+                raise StepTimeout(f"step {step.name!r} ran past its timeout of {step.timeout:g}s")
         return normalize(result, f"return value of step {step.name!r}")
     except NonRetryable as exc:
         cause = exc.error if isinstance(exc.error, BaseException) else exc
@@ -137,23 +247,61 @@ def _invoke(method: Callable[..., Any], args: tuple[Any, ...], step: StepNode) -
         return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
 
 
-def _compensate(claim: ClaimedTask, definition: Definition, step: StepNode,
-                adapter: QueueAdapter, started: float) -> None:
+def _compensate(
+    claim: ClaimedTask,
+    definition: Definition,
+    step: StepNode,
+    adapter: QueueAdapter,
+    started: float,
+) -> None:
     assert step.compensate is not None
-    method = getattr(definition.workflow_class(), step.compensate)
-    ctx = Context(claim.context, input=claim.input, workflow_id=claim.workflow_id,
-                  current_step=step.compensate, attempt=claim.attempt)
-    takes_item = len(inspect.signature(method).parameters) >= 2
-    args: tuple[Any, ...] = (ctx, claim.token.item) if takes_item else (ctx,)
-    compensation = StepNode(name=step.compensate, method=step.compensate,
-                            is_async=inspect.iscoroutinefunction(method), timeout=step.timeout)
-    outcome = _invoke(method, args, compensation)
+    method = _method(definition, step.compensate)
+    if isinstance(method, Failure):
+        outcome: Any = method
+    else:
+        ctx = Context(
+            claim.context,
+            input=claim.input,
+            workflow_id=claim.workflow_id,
+            current_step=step.compensate,
+            attempt=claim.attempt,
+        )
+        takes_item = len(inspect.signature(method).parameters) >= 2
+        args: tuple[Any, ...] = (ctx, claim.token.item) if takes_item else (ctx,)
+        compensation = StepNode(
+            name=step.compensate,
+            method=step.compensate,
+            is_async=inspect.iscoroutinefunction(method),
+            timeout=step.timeout,
+        )
+        outcome = _invoke(method, args, compensation)
     duration_ms = int((time.monotonic() - started) * 1000)
     failure = outcome if isinstance(outcome, Failure) else None
-    checkpoints.complete_compensation(
-        claim, definition, error=failure.error if failure else None,
-        retryable=failure.retryable if failure else False, duration_ms=duration_ms,
-        using=adapter.using,
+    try:
+        checkpoints.complete_compensation(
+            claim,
+            definition,
+            error=failure.error if failure else None,
+            retryable=failure.retryable if failure else False,
+            duration_ms=duration_ms,
+            using=adapter.using,
+            output=None if failure else outcome,
+        )
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        failure = Failure(_unstorable(f"compensation {step.compensate!r}", claim, exc), False)
+        checkpoints.complete_compensation(
+            claim,
+            definition,
+            error=failure.error,
+            retryable=False,
+            duration_ms=duration_ms,
+            using=adapter.using,
+        )
+    logger.info(
+        "compensation %s of %s %s",
+        step.compensate,
+        claim.workflow_id,
+        "failed" if failure else "completed",
     )
-    logger.info("compensation %s of %s %s", step.compensate, claim.workflow_id,
-                "failed" if failure else "completed")

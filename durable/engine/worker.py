@@ -74,21 +74,29 @@ class Worker:
         self._lock = threading.Lock()
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._in_flight: dict[int, InFlight] = {}
-        self._pool = ThreadPoolExecutor(max_workers=sum(self.queues.values()),
-                                        thread_name_prefix="durable-step")
+        self._pool = ThreadPoolExecutor(
+            max_workers=sum(self.queues.values()), thread_name_prefix="durable-step"
+        )
         self._next_heartbeat = 0.0
         self._next_reap = 0.0
+        # Step threads still running when `run` returned (released or timed out): the
+        # process must exit without joining them.
+        self.abandoned_steps = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def run(self) -> None:
-        logger.info("worker %s serving %s", self.worker_id,
-                    ", ".join(f"{q} (x{n})" for q, n in self.queues.items()))
+        logger.info(
+            "worker %s serving %s",
+            self.worker_id,
+            ", ".join(f"{q} (x{n})" for q, n in self.queues.items()),
+        )
         backoff = 0.5
         while not self.stopping.is_set():
             try:
                 claimed = self._claim_round()
                 self._housekeeping()
+                idle_timeout = None if claimed else self._idle_timeout()
                 backoff = 0.5
             except Exception as exc:
                 # The database went away: keep the in-flight steps, reconnect, try again.
@@ -97,8 +105,8 @@ class Worker:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            if not claimed:
-                self.adapter.wait_for_work(list(self.queues), self._idle_timeout(), self.wake)
+            if idle_timeout is not None:
+                self.adapter.wait_for_work(list(self.queues), idle_timeout, self.wake)
         self._drain()
 
     def stop(self) -> None:
@@ -109,17 +117,24 @@ class Worker:
     def _drain(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout
         while self._in_flight and time.monotonic() < deadline:
-            self._housekeeping()
+            try:
+                self._housekeeping()
+            except Exception as exc:
+                # Keep draining: the steps may still finish, and their leases then expire.
+                logger.warning("housekeeping failed while draining (%s)", exc)
+                close_old_connections()
             time.sleep(0.05)
         with self._lock:
             left = [entry.claim for entry in self._in_flight.values()]
         for claim in left:
-            logger.warning("releasing %s of %s unfinished at shutdown", claim.step,
-                           claim.workflow_id)
+            logger.warning(
+                "releasing %s of %s unfinished at shutdown", claim.step, claim.workflow_id
+            )
             try:
                 self.adapter.nack(claim)
             except Exception:
                 logger.exception("could not release %s; its lease will expire", claim.step)
+        self.abandoned_steps = len(left)
         self._pool.shutdown(wait=not left, cancel_futures=True)
         logger.info("worker %s stopped", self.worker_id)
 
@@ -133,8 +148,9 @@ class Worker:
                 free = concurrency - self._running[queue]
             if free <= 0:
                 continue
-            for claim in self.adapter.claim(queue, free, worker_id=self.worker_id,
-                                            lease_seconds=self.lease_seconds):
+            for claim in self.adapter.claim(
+                queue, free, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+            ):
                 claimed_any = True
                 self._submit(claim)
         return claimed_any
@@ -168,7 +184,12 @@ class Worker:
         return time.monotonic() + step.timeout
 
     def _idle_timeout(self) -> float:
-        timeout = self.poll_interval
+        # Housekeeping keeps its own pace however long the poll interval: leases held by
+        # running steps must be extended before they expire.
+        timeout = min(
+            self.poll_interval,
+            max(min(self._next_heartbeat, self._next_reap) - time.monotonic(), 0.0),
+        )
         due = claims.next_due_at(list(self.queues), using=self.adapter.using)
         if due is not None:
             timeout = min(timeout, max((due - timezone.now()).total_seconds(), 0.0))
@@ -192,8 +213,11 @@ class Worker:
 
     def _fail_timed_out_steps(self, now: float) -> None:
         with self._lock:
-            overdue = [e for e in self._in_flight.values()
-                       if e.deadline is not None and not e.timed_out and now > e.deadline]
+            overdue = [
+                e
+                for e in self._in_flight.values()
+                if e.deadline is not None and not e.timed_out and now > e.deadline
+            ]
         for entry in overdue:
             entry.timed_out = True
             claim = entry.claim
@@ -201,10 +225,19 @@ class Worker:
             timeout = definition.step(claim.step).timeout or 0
             error = StepTimeout(f"step {claim.step!r} ran past its timeout of {timeout:g}s")
             try:
-                checkpoints.fail_step(claim, definition, error=error_record(error,
-                                      with_traceback=False), retryable=True,
-                                      duration_ms=int(timeout * 1000), using=self.adapter.using)
-                logger.warning("step %s of %s timed out after %gs; its thread is abandoned",
-                               claim.step, claim.workflow_id, timeout)
+                checkpoints.fail_step(
+                    claim,
+                    definition,
+                    error=error_record(error, with_traceback=False),
+                    retryable=True,
+                    duration_ms=int(timeout * 1000),
+                    using=self.adapter.using,
+                )
+                logger.warning(
+                    "step %s of %s timed out after %gs; its thread is abandoned",
+                    claim.step,
+                    claim.workflow_id,
+                    timeout,
+                )
             except LeaseLost:
                 pass

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+from durable.exceptions import WaitTimeout
+from durable.flow.inputs import build_schema
 from durable.flow.ops import Op, apply_op, copy_json
+from durable.flow.waits import NO_VALUE, Suspend, WaitKind, WaitRuntime, WaitSpec, duration
 from durable.serialization import normalize
+from durable.time import as_seconds
 
 _MISSING = object()
 
@@ -30,10 +35,13 @@ class Context:
         attempt: int = 1,
         read_only: bool = False,
         progress_hook: ProgressHook | None = None,
+        waits: WaitRuntime | None = None,
     ) -> None:
         self._data = data
         self._read_only = read_only
         self._progress_hook = progress_hook
+        self._waits = waits
+        self._wait_index = 0
         self.ops: list[Op] = []
         self.input = input
         self.workflow_id = workflow_id
@@ -79,8 +87,10 @@ class Context:
     def put(self, key: str | Mapping[str, Any], value: Any = _MISSING) -> None:
         """`put("k", v)` or `put({"k": v, ...})`."""
         if isinstance(key, Mapping) and value is _MISSING:
-            for k, v in key.items():
-                self.put(k, v)
+            # Validate every value first: a bad one must leave the context unchanged.
+            ops = [["put", self._key(k), normalize(v, f"context[{k!r}]")] for k, v in key.items()]
+            for op in ops:
+                self._record(op)
             return
         if value is _MISSING:
             raise TypeError("put() takes a key and a value, or one dict")
@@ -122,3 +132,134 @@ class Context:
         """Report progress of a long step; shown live in the dashboard."""
         if self._progress_hook is not None:
             self._progress_hook(done, total)
+
+    # -- waiting (see durable/flow/waits.py for the re-run rules) ------------------------
+
+    def sleep_for(
+        self, *, seconds: float = 0, minutes: float = 0, hours: float = 0, days: float = 0
+    ) -> None:
+        """Park the workflow for a while; no worker is held meanwhile."""
+        delta = duration(seconds=seconds, minutes=minutes, hours=hours, days=days)
+        runtime, index, done, _ = self._next_wait()
+        if done:
+            return
+        self._sleep(runtime, index, self._deadline(runtime, "sleep", "", index, delta))
+
+    def sleep_until(self, when: datetime) -> None:
+        """Park the workflow until `when`, a timezone-aware datetime."""
+        if not isinstance(when, datetime):
+            raise TypeError(f"sleep_until() takes a datetime, got {when!r}")
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError(
+                "sleep_until() needs a timezone-aware datetime (e.g. "
+                "datetime(2026, 12, 25, tzinfo=UTC)); a naive one is ambiguous"
+            )
+        runtime, index, done, _ = self._next_wait()
+        if done:
+            return
+        self._sleep(runtime, index, when)
+
+    def wait_for_event(
+        self,
+        name: str,
+        *,
+        timeout: timedelta | float | None = None,
+        filter: Callable[[Any], bool] | None = None,
+        timeout_value: Any = NO_VALUE,
+    ) -> Any:
+        """Return the payload of the first event `name` (matching `filter`) sent to this
+        workflow, waiting for it if none arrived yet."""
+        name = self._wait_name(name)
+        limit = self._timeout(timeout)
+        if filter is not None and not callable(filter):
+            raise TypeError(f"filter= must be a callable taking the event payload, got {filter!r}")
+        runtime, index, done, value = self._next_wait()
+        if done:
+            return value
+        found, payload = runtime.take_event(name, filter)
+        if found:
+            runtime.record(payload)
+            return payload
+        deadline = self._deadline(runtime, "event", name, index, limit)
+        if deadline is not None and runtime.now() >= deadline:
+            return self._timed_out(runtime, f"event {name!r}", timeout_value)
+        raise Suspend(WaitSpec("event", index, name, deadline))
+
+    def wait_for_input(
+        self,
+        name: str,
+        *,
+        type: str = "free_text",
+        prompt: str = "",
+        fields: list[dict[str, Any]] | None = None,
+        choices: list[Any] | None = None,
+        timeout: timedelta | float | None = None,
+        timeout_value: Any = NO_VALUE,
+    ) -> Any:
+        """Ask a person for input (shown in the admin and dashboard) and return the response."""
+        name = self._wait_name(name)
+        limit = self._timeout(timeout)
+        schema = build_schema(type, prompt, fields, choices)
+        runtime, index, done, value = self._next_wait()
+        if done:
+            return value
+        responded, response = runtime.input_response(name)
+        if responded:
+            runtime.record(response)
+            return response
+        deadline = self._deadline(runtime, "input", name, index, limit)
+        if deadline is not None and runtime.now() >= deadline:
+            runtime.input_timed_out(name)
+            return self._timed_out(runtime, f"input {name!r}", timeout_value)
+        raise Suspend(WaitSpec("input", index, name, deadline, schema))
+
+    def _next_wait(self) -> tuple[WaitRuntime, int, bool, Any]:
+        if self._waits is None:
+            raise RuntimeError("waits can only be used inside a step run by Durable")
+        index = self._wait_index
+        self._wait_index += 1
+        recorded = self._waits.recorded()
+        if index < len(recorded):
+            return self._waits, index, True, copy_json(recorded[index])
+        return self._waits, index, False, None
+
+    @staticmethod
+    def _deadline(
+        runtime: WaitRuntime, kind: WaitKind, name: str, index: int, limit: timedelta | None
+    ) -> datetime | None:
+        # The deadline is fixed when the wait is first reached, not on every re-run.
+        pending = runtime.pending()
+        if pending is not None and pending.same_wait(kind, name, index):
+            return pending.deadline
+        return runtime.now() + limit if limit is not None else None
+
+    @staticmethod
+    def _sleep(runtime: WaitRuntime, index: int, deadline: datetime | None) -> None:
+        assert deadline is not None
+        if runtime.now() >= deadline:
+            runtime.record(None)
+            return
+        raise Suspend(WaitSpec("sleep", index, "", deadline))
+
+    @staticmethod
+    def _timed_out(runtime: WaitRuntime, what: str, timeout_value: Any) -> Any:
+        if timeout_value is NO_VALUE:
+            raise WaitTimeout(f"{what} timed out")
+        value = normalize(timeout_value, "timeout_value")
+        runtime.record(value)
+        return value
+
+    @staticmethod
+    def _wait_name(name: object) -> str:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a wait needs a non-empty name, got {name!r}")
+        return name
+
+    @staticmethod
+    def _timeout(timeout: timedelta | float | None) -> timedelta | None:
+        seconds = as_seconds(timeout) if not isinstance(timeout, bool) else -1
+        if seconds is None:
+            return None
+        if seconds < 0:
+            raise ValueError(f"timeout must be >= 0, got {timeout!r}")
+        return timedelta(seconds=seconds)

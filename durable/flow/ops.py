@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+
+class ContextConflict(TypeError):
+    """An op does not fit the value it applies to (append to a str, increment a list)."""
+
+
 Op = list[Any]  # ["put", key, value] | ["delete", key] | ["append", key, value]
 #                 | ["increment", key, amount] | ["init", key, value]
 
@@ -36,14 +41,18 @@ def apply_op(data: dict[str, Any], op: Op) -> None:
         if current is None:
             current = data[key] = []
         if not isinstance(current, list):
-            raise TypeError(f"cannot append to context key {key!r}: it holds a "
-                            f"{type(current).__name__}, not a list")
+            raise ContextConflict(
+                f"cannot append to context key {key!r}: it holds a "
+                f"{type(current).__name__}, not a list"
+            )
         current.append(copy_json(op[2]))
     elif kind == "increment":
         current = data.get(key, 0)
         if isinstance(current, bool) or not isinstance(current, int | float):
-            raise TypeError(f"cannot increment context key {key!r}: it holds a "
-                            f"{type(current).__name__}, not a number")
+            raise ContextConflict(
+                f"cannot increment context key {key!r}: it holds a "
+                f"{type(current).__name__}, not a number"
+            )
         data[key] = current + op[2]
     else:
         raise ValueError(f"unknown context operation {kind!r}")

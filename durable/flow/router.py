@@ -8,6 +8,7 @@ what to enqueue; the store persists the result.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from durable.dsl.nodes import (
     branch_key_matches,
 )
 from durable.flow.context import Context
-from durable.flow.ops import Op, apply_ops, copy_json
+from durable.flow.ops import ContextConflict, Op, apply_ops, copy_json
 from durable.flow.token import Token
 from durable.serialization import NotJSONError, normalize, safe_repr
 
@@ -52,6 +53,7 @@ class Router:
         self.definition = definition
         self.state = state
         self.advance = Advance()
+        self._starting: set[str] = set()  # fan-outs whose `_start_branches` loop is running
 
     # -- entry points --------------------------------------------------------------------
 
@@ -74,8 +76,13 @@ class Router:
         try:
             action()
         except RecursionError:
-            raise FlowError("routing did not reach a step (a loop whose body runs no step?)") \
-                from None
+            raise FlowError(
+                "routing did not reach a step (a loop whose body runs no step?)"
+            ) from None
+        except ContextConflict as exc:
+            raise FlowError(
+                f"the branches of a parallel/foreach made conflicting changes: {exc}"
+            ) from exc
 
     def _continue_after(self, name: str, token: Token) -> None:
         loc = self.definition.locations[name]
@@ -120,6 +127,9 @@ class Router:
                     return i
             return None
         value = self._call(node.name, "on", node.on, token)
+        # As stored, so a StrEnum matches its string; a non-JSON value matches no case.
+        with contextlib.suppress(NotJSONError):
+            value = normalize(value, f"on= of {node.name!r}")
         for i, (key, _) in enumerate(node.cases):
             if branch_key_matches(key, value):
                 return i
@@ -177,25 +187,32 @@ class Router:
         node = self.definition.by_name[record["block"]]
         parent = Token.from_json(record["parent"])
         limit = record.get("limit", record["total"])
-        while (
-            fanout_id in self.state.fanouts
-            and record["started"] < record["total"]
-            and record["started"] - len(record["done"]) < limit
-        ):
-            index = record["started"]
-            record["started"] += 1
-            if isinstance(node, ForeachNode):
-                child = parent.child(fanout_id, index, record["items"][index])
-                self._walk(node.name, 0, 0, child)
-            else:
-                self._walk(node.name, index, 0, parent.child(fanout_id, index))
+        self._starting.add(fanout_id)
+        try:
+            while (
+                fanout_id in self.state.fanouts
+                and record["started"] < record["total"]
+                and record["started"] - len(record["done"]) < limit
+            ):
+                index = record["started"]
+                record["started"] += 1
+                if isinstance(node, ForeachNode):
+                    child = parent.child(fanout_id, index, record["items"][index])
+                    self._walk(node.name, 0, 0, child)
+                else:
+                    self._walk(node.name, index, 0, parent.child(fanout_id, index))
+        finally:
+            self._starting.discard(fanout_id)
 
     def _branch_done(self, token: Token) -> None:
         frame = token.frames[-1]
         record = self.state.fanouts[frame.fanout]
         record["done"][str(frame.index)] = token.ops
         if len(record["done"]) < record["total"]:
-            self._start_branches(frame.fanout, record)
+            # A branch that ran no step finishes inside `_start_branches`; its loop goes on
+            # (recursing instead would overflow the stack on a long list of such items).
+            if frame.fanout not in self._starting:
+                self._start_branches(frame.fanout, record)
             return
         del self.state.fanouts[frame.fanout]
         merged = [op for i in range(record["total"]) for op in record["done"][str(i)]]
@@ -220,20 +237,26 @@ class Router:
 
     def _call(self, block: str, option: str, fn: Any, token: Token) -> Any:
         ctx = Context(
-            self.view(token), input=self.state.input, workflow_id=self.state.workflow_id,
-            current_step=block, read_only=True,
+            self.view(token),
+            input=self.state.input,
+            workflow_id=self.state.workflow_id,
+            current_step=block,
+            read_only=True,
         )
         try:
             return fn(ctx)
         except Exception as exc:
-            raise FlowError(f"{option}= of {block!r} raised {type(exc).__name__}: "
-                            f"{safe_repr(exc)}") from exc
+            raise FlowError(
+                f"{option}= of {block!r} raised {type(exc).__name__}: {safe_repr(exc)}"
+            ) from exc
 
     def _items(self, node: ForeachNode, token: Token) -> list[Any]:
         items = self._call(node.name, "items", node.items, token)
         if not isinstance(items, list | tuple):
-            raise FlowError(f"items= of foreach {node.name!r} returned a "
-                            f"{type(items).__name__}; it must return a list")
+            raise FlowError(
+                f"items= of foreach {node.name!r} returned a "
+                f"{type(items).__name__}; it must return a list"
+            )
         try:
             return list(normalize(list(items), f"items of foreach {node.name!r}"))
         except NotJSONError as exc:

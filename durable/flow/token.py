@@ -12,6 +12,8 @@ from typing import Any
 
 from durable.flow.ops import Op
 
+_INHERIT: Any = object()
+
 
 @dataclass
 class Frame:
@@ -40,14 +42,15 @@ class Token:
         parts += [f"{name}#{count}" for name, count in sorted(self.loops.items())]
         return "/".join(parts)
 
-    def child(self, fanout: str, index: int, item: Any = None) -> Token:
+    def child(self, fanout: str, index: int, item: Any = _INHERIT) -> Token:
+        """A token for one branch (or item) of a fan-out; parallel branches keep the item."""
         return Token(
             node="",
             frames=[*self.frames, Frame(fanout, index)],
             loops=dict(self.loops),
             decisions=dict(self.decisions),
             ops=[],
-            item=item if item is not None else self.item,
+            item=self.item if item is _INHERIT else item,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -19,7 +19,15 @@ from durable.dsl.nodes import Definition
 from durable.exceptions import LeaseLost
 from durable.flow.ops import Op
 from durable.flow.router import FlowError, FlowState, Router
-from durable.models import ExecutionStatus, StepExecution, StepStatus, Task, TaskStatus
+from durable.models import (
+    ExecutionStatus,
+    StepExecution,
+    StepStatus,
+    Task,
+    TaskStatus,
+    WorkflowExecution,
+)
+from durable.store.claims import attempt_kind, attempt_scope_key
 from durable.store.executions import (
     apply_advance,
     enqueue_compensation,
@@ -49,12 +57,15 @@ def _take_task(claim: ClaimedTask, using: str) -> Task:
     return task
 
 
-def _attempt_row(claim: ClaimedTask, using: str) -> Any:
-    kind = "compensate" if claim.kind == "compensate" else "step"
-    scope = claim.token.scope_key() if claim.kind == "step" else ""
+def _attempt_row(task: Task, attempt: int, using: str) -> Any:
+    # Derived from the task row exactly as the claim derived it when it inserted the row
+    # (a compensation's scope lives in its token, not in a routing token).
     return StepExecution.objects.using(using).filter(
-        execution_id=claim.execution_pk, step=claim.step, scope_key=scope, kind=kind,
-        attempt=claim.attempt,
+        execution_id=task.execution_id,
+        step=task.step,
+        scope_key=attempt_scope_key(task),
+        kind=attempt_kind(task),
+        attempt=attempt,
     )
 
 
@@ -77,13 +88,14 @@ def complete_step(
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
         task.delete()
-        _attempt_row(claim, using).update(
+        _attempt_row(task, claim.attempt, using).update(
             status=StepStatus.COMPLETED, output=output, **_timing(now, duration_ms)
         )
         if execution.status != ExecutionStatus.RUNNING:
             return
-        state = FlowState(execution.context, execution.fanouts, execution.workflow_id,
-                          execution.input)
+        state = FlowState(
+            execution.context, execution.fanouts, execution.workflow_id, execution.input
+        )
         try:
             advance = Router(definition, state).step_done(claim.token, ops, output)
         except FlowError as exc:
@@ -111,9 +123,16 @@ def fail_step(
     with transaction.atomic(using=using):
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
-        _attempt_row(claim, using).update(
+        _attempt_row(task, claim.attempt, using).update(
             status=StepStatus.FAILED, error=error, **_timing(now, duration_ms)
         )
+        if claim.kind == "compensate" and execution.status == ExecutionStatus.COMPENSATING:
+            # A compensation this worker cannot even load (its workflow or step is unknown
+            # here): with no definition the saga cannot go on, so it ends instead of waiting.
+            task.delete()
+            _add_compensation_error(execution, claim.step, error)
+            finish(execution, ExecutionStatus.COMPENSATION_FAILED, using=using)
+            return None
         if execution.status != ExecutionStatus.RUNNING:
             task.delete()
             return None
@@ -146,6 +165,7 @@ def complete_compensation(
     retryable: bool,
     duration_ms: int,
     using: str,
+    output: Any = None,
 ) -> None:
     """Record a compensation attempt (error=None: it succeeded) and run the next one."""
     now = timezone.now()
@@ -153,8 +173,9 @@ def complete_compensation(
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
         status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
-        _attempt_row(claim, using).update(status=status, error=error,
-                                          **_timing(now, duration_ms))
+        _attempt_row(task, claim.attempt, using).update(
+            status=status, error=error, output=output, **_timing(now, duration_ms)
+        )
         if execution.status != ExecutionStatus.COMPENSATING:
             task.delete()
             return
@@ -162,24 +183,35 @@ def complete_compensation(
         if error is not None:
             retry = definition.retry_for(definition.step(claim.step))
             if retryable and claim.attempt < retry.max_attempts:
-                _reschedule(task, now + timedelta(seconds=retry.delay_after(claim.attempt)),
-                            using)
+                _reschedule(task, now + timedelta(seconds=retry.delay_after(claim.attempt)), using)
                 return
-            # Keep the original failure; list the compensations that failed beside it.
-            execution.error = {**(execution.error or {}),
-                               "compensation_errors": [
-                                   *(execution.error or {}).get("compensation_errors", []),
-                                   {"step": claim.step, **error},
-                               ]}
+            _add_compensation_error(execution, claim.step, error)
         else:
-            mark_step_rows(execution, claim.step, token.get("scope_key", ""),
-                           StepStatus.COMPENSATED, using=using)
+            mark_step_rows(
+                execution,
+                claim.step,
+                token.get("scope_key", ""),
+                StepStatus.COMPENSATED,
+                using=using,
+            )
         task.delete()
         failed = bool(token.get("failed")) or error is not None
         if token.get("remaining"):
-            enqueue_compensation(execution, definition, token["remaining"], failed=failed,
-                                 using=using)
+            enqueue_compensation(
+                execution, definition, token["remaining"], failed=failed, using=using
+            )
             execution.save(using=using)
             return
         final = ExecutionStatus.COMPENSATION_FAILED if failed else ExecutionStatus.COMPENSATED
         finish(execution, final, using=using)
+
+
+def _add_compensation_error(execution: WorkflowExecution, step: str, error: dict[str, Any]) -> None:
+    # Keep the original failure; list the compensations that failed beside it.
+    execution.error = {
+        **(execution.error or {}),
+        "compensation_errors": [
+            *(execution.error or {}).get("compensation_errors", []),
+            {"step": step, **error},
+        ],
+    }

@@ -46,9 +46,11 @@ def claim_tasks(
     with transaction.atomic(using=using):
         if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
             return []
-        candidates = Task.objects.using(using).filter(
-            queue=queue, status=TaskStatus.READY, run_at__lte=now
-        ).order_by("-priority", "run_at", "id")
+        candidates = (
+            Task.objects.using(using)
+            .filter(queue=queue, status=TaskStatus.READY, run_at__lte=now)
+            .order_by("-priority", "run_at", "id")
+        )
         if features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
         ids = list(candidates.values_list("id", flat=True)[:limit])
@@ -81,8 +83,8 @@ def _record_attempts_started(
         StepExecution(
             execution_id=task.execution_id,
             step=task.step,
-            scope_key=_scope_key(task),
-            kind=_step_kind(task),
+            scope_key=attempt_scope_key(task),
+            kind=attempt_kind(task),
             attempt=task.attempt,
             status=StepStatus.RUNNING,
             started_at=now,
@@ -99,13 +101,14 @@ def _record_attempts_started(
     )
 
 
-def _scope_key(task: Task) -> str:
+def attempt_scope_key(task: Task) -> str:
+    """The `scope_key` of the StepExecution rows that record `task`'s attempts."""
     if task.kind == "compensate":
         return str(task.token.get("scope_key", ""))
     return Token.from_json(task.token).scope_key()
 
 
-def _step_kind(task: Task) -> str:
+def attempt_kind(task: Task) -> str:
     return "compensate" if task.kind == "compensate" else "step"
 
 
@@ -150,17 +153,21 @@ def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str
     held = Q()
     for claim in claims:
         held |= Q(id=claim.task_id, lease_token=claim.lease_token)
-    return Task.objects.using(using).filter(held).update(
-        lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds)
+    return (
+        Task.objects.using(using)
+        .filter(held)
+        .update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
     )
 
 
 def release(claim: ClaimedTask, *, using: str) -> bool:
     """Give an unfinished claim back for another worker, without counting an attempt."""
     with transaction.atomic(using=using):
-        released = Task.objects.using(using).filter(
-            id=claim.task_id, lease_token=claim.lease_token
-        ).update(status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None)
+        released = (
+            Task.objects.using(using)
+            .filter(id=claim.task_id, lease_token=claim.lease_token)
+            .update(status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None)
+        )
         if released:
             announce({claim.queue}, using)
     return bool(released)
@@ -183,6 +190,9 @@ def reap_expired_leases(*, using: str) -> int:
 
 def next_due_at(queues: Sequence[str], *, using: str) -> datetime | None:
     """When the earliest not-yet-due ready task of `queues` becomes due."""
-    return Task.objects.using(using).filter(  # type: ignore[no-any-return]
-        queue__in=list(queues), status=TaskStatus.READY, run_at__gt=timezone.now()
-    ).aggregate(at=Min("run_at"))["at"]
+    due: datetime | None = (
+        Task.objects.using(using)
+        .filter(queue__in=list(queues), status=TaskStatus.READY, run_at__gt=timezone.now())
+        .aggregate(at=Min("run_at"))["at"]
+    )
+    return due

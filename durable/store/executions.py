@@ -44,11 +44,13 @@ def create_execution(
     now = timezone.now()
     with transaction.atomic(using=using):
         if idempotency_key is not None:
-            existing = WorkflowExecution.objects.using(using).filter(
-                idempotency_key=idempotency_key
-            ).first()
+            existing = (
+                WorkflowExecution.objects.using(using)
+                .filter(idempotency_key=idempotency_key)
+                .first()
+            )
             if existing is not None:
-                return existing
+                return _same_workflow(existing, definition)
         execution = WorkflowExecution(
             workflow_module=cls.__module__,
             workflow_name=definition.name,
@@ -70,7 +72,8 @@ def create_execution(
             if idempotency_key is None:
                 raise
             # Another start() with the same key committed first: same key, same execution.
-            return WorkflowExecution.objects.using(using).get(idempotency_key=idempotency_key)
+            existing = WorkflowExecution.objects.using(using).get(idempotency_key=idempotency_key)
+            return _same_workflow(existing, definition)
         state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
         try:
             advance = Router(definition, state).start()
@@ -81,6 +84,17 @@ def create_execution(
         apply_advance(execution, definition, advance, using=using, run_at=scheduled_at or now)
         execution.save(using=using)
     return execution
+
+
+def _same_workflow(existing: WorkflowExecution, definition: Definition) -> WorkflowExecution:
+    # Returning another workflow's execution would hand the caller results it never asked for.
+    if existing.workflow_name != definition.name:
+        raise ValueError(
+            f"idempotency_key {existing.idempotency_key!r} already belongs to execution "
+            f"{existing.workflow_id} of workflow {existing.workflow_name!r}, not "
+            f"{definition.name!r}"
+        )
+    return existing
 
 
 def apply_advance(
@@ -153,8 +167,11 @@ def finish(
     execution.steps.using(using).filter(status=StepStatus.RUNNING).update(
         status=StepStatus.FAILED,
         completed_at=now,
-        error={"type": "Interrupted", "message": f"the execution ended ({status}) while the "
-               "step ran; its outcome was discarded"},
+        error={
+            "type": "Interrupted",
+            "message": f"the execution ended ({status}) while the "
+            "step ran; its outcome was discarded",
+        },
     )
     if save:
         execution.save(using=using)
@@ -196,8 +213,11 @@ def cancel_execution(workflow_id: str, reason: str, *, using: str) -> WorkflowEx
 
 
 def fail_execution(
-    execution: WorkflowExecution, definition: Definition | None, error: dict[str, Any],
-    *, using: str,
+    execution: WorkflowExecution,
+    definition: Definition | None,
+    error: dict[str, Any],
+    *,
+    using: str,
 ) -> None:
     """Fail the (locked) execution; start compensating the completed steps, newest first."""
     pending = compensations_due(execution, definition, using=using) if definition else []
@@ -229,13 +249,22 @@ def compensations_due(
 
 
 def enqueue_compensation(
-    execution: WorkflowExecution, definition: Definition, pending: list[list[Any]],
-    *, failed: bool, using: str,
+    execution: WorkflowExecution,
+    definition: Definition,
+    pending: list[list[Any]],
+    *,
+    failed: bool,
+    using: str,
 ) -> None:
     step_name, scope_key, item = pending[0]
     step = definition.step(step_name)
-    token = {"node": step_name, "scope_key": scope_key, "item": item,
-             "remaining": pending[1:], "failed": failed}
+    token = {
+        "node": step_name,
+        "scope_key": scope_key,
+        "item": item,
+        "remaining": pending[1:],
+        "failed": failed,
+    }
     task = Task.objects.using(using).create(
         execution=execution,
         kind="compensate",
@@ -253,6 +282,9 @@ def mark_step_rows(
     execution: WorkflowExecution, step: str, scope_key: str, status: str, *, using: str
 ) -> None:
     StepExecution.objects.using(using).filter(
-        execution=execution, step=step, scope_key=scope_key, status=StepStatus.COMPLETED,
+        execution=execution,
+        step=step,
+        scope_key=scope_key,
+        status=StepStatus.COMPLETED,
         kind="step",
     ).update(status=status)

@@ -43,6 +43,6 @@ def _p95(durations: QuerySet[WorkflowExecution], count: int) -> int | None:
     if not count:
         return None
     rank = max(math.ceil(0.95 * count), 1)
-    row = durations.order_by("duration_ms").values_list("duration_ms", flat=True)[rank - 1:rank]
-    values = list(row)
+    row = durations.order_by("duration_ms").values_list("duration_ms", flat=True)[rank - 1 : rank]
+    values = [value for value in row if value is not None]
     return int(values[0]) if values else None

@@ -40,14 +40,20 @@ def error_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str
     except BaseException:
         message = safe_repr(exc)
     record: dict[str, Any] = {
-        "type": f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins"
+        "type": f"{cls.__module__}.{cls.__qualname__}"
+        if cls.__module__ != "builtins"
         else cls.__qualname__,
-        "message": message.replace("\x00", "\\x00")[:10_000],
+        "message": storable_text(message)[:10_000],
     }
     if with_traceback:
         try:
             text = "".join(traceback.format_exception(exc))
         except BaseException:
             text = "(traceback unavailable)"
-        record["traceback"] = text.replace("\x00", "\\x00")[-20_000:]
+        record["traceback"] = storable_text(text)[-20_000:]
     return record
+
+
+def storable_text(text: str) -> str:
+    """`text` with what PostgreSQL cannot store (NUL, lone UTF-16 surrogates) escaped."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

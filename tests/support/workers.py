@@ -6,12 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from django.db import connection
 
 REPO = Path(__file__).resolve().parents[2]
+# The line `Worker.run` logs once it is about to claim work.
+READY_LINE = "serving"
 
 
 def test_database_url() -> str:
@@ -26,6 +30,25 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
 
 
+def worker_env(
+    *, lease_seconds: float = 30, workflow_modules: str = "tests.e2e.workflows"
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "DURABLE_POLL_INTERVAL": "0.1",
+        "DURABLE_LEASE_SECONDS": str(lease_seconds),
+        "DURABLE_WORKFLOW_MODULES": workflow_modules,
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def pid_of(worker_id: str) -> int:
+    """The process id inside a worker id (`host:pid:suffix`)."""
+    return int(worker_id.split(":")[-2])
+
+
 class WorkerProcess:
     def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
         self.process = process
@@ -38,6 +61,24 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+        """Wait until the worker has logged `text`; fail with its log if it never does."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"worker {self.pid} exited ({self.process.returncode}) before logging "
+                    f"{text!r}:\n{self.output()}"
+                )
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"worker {self.pid} did not log {text!r} within {timeout}s:\n{self.output()}"
+                )
+            time.sleep(0.05)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        self.wait_for_output(READY_LINE, timeout)
+
     def kill(self) -> None:
         """SIGKILL: the worker gets no chance to clean up."""
         if self.process.poll() is None:
@@ -45,6 +86,7 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
     def terminate(self, timeout: float = 15) -> int:
+        """SIGTERM, then SIGKILL if the worker has not exited within `timeout`."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -69,38 +111,77 @@ class WorkerPool:
         lease_seconds: float = 30,
         workflow_modules: str = "tests.e2e.workflows",
         extra_args: tuple[str, ...] = (),
+        wait_ready: bool = True,
     ) -> list[WorkerProcess]:
+        """Start `count` workers; by default return once each is claiming work."""
         started = []
+        env = worker_env(lease_seconds=lease_seconds, workflow_modules=workflow_modules)
         for _ in range(count):
             index = len(self.processes)
             log = self.log_dir / f"worker-{index}.log"
-            env = {
-                **os.environ,
-                "DATABASE_URL": test_database_url(),
-                "DURABLE_POLL_INTERVAL": "0.1",
-                "DURABLE_LEASE_SECONDS": str(lease_seconds),
-                "DURABLE_WORKFLOW_MODULES": workflow_modules,
-                "PYTHONPATH": str(REPO),
-                "PYTHONUNBUFFERED": "1",
-            }
-            args = [sys.executable, str(REPO / "manage.py"), "durable_worker", "-v", "2",
-                    "--shutdown-timeout", "5"]
+            args = [
+                sys.executable,
+                str(REPO / "manage.py"),
+                "durable_worker",
+                "-v",
+                "2",
+                "--shutdown-timeout",
+                "5",
+            ]
             if queues:
                 args += ["--queues", queues]
             if concurrency is not None:
                 args += ["--concurrency", str(concurrency)]
             args += list(extra_args)
             with log.open("wb") as out:
-                process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out,
-                                           stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
             worker = WorkerProcess(process, log)
             self.processes.append(worker)
             started.append(worker)
+        if wait_ready:
+            for worker in started:
+                worker.wait_ready()
         return started
+
+    def run_command(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run `manage.py durable_worker ARGS` to completion (for commands that must fail)."""
+        return subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), "durable_worker", *args],
+            cwd=REPO,
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def logs(self) -> str:
         return "\n".join(f"--- worker {i} ---\n{w.output()}" for i, w in enumerate(self.processes))
 
     def stop_all(self) -> None:
-        for worker in self.processes:
-            worker.terminate()
+        """SIGTERM every live worker at once (a second SIGTERM would skip the drain)."""
+        running = [w for w in self.processes if w.process.poll() is None]
+        for worker in running:
+            worker.process.send_signal(signal.SIGTERM)
+        for worker in running:
+            try:
+                worker.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def wait_until(
+    condition: Callable[[], object], *, timeout: float, message: str | Callable[[], str]
+) -> None:
+    """Poll `condition` until it is truthy; fail with `message` after `timeout` seconds.
+
+    `message` may be a callable, so it can describe the state at the time of failure.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"{text} (waited {timeout}s)")
+        time.sleep(0.05)

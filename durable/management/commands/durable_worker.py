@@ -21,18 +21,31 @@ class Command(BaseCommand):
     help = "Run a Durable worker: claim ready steps from the queues and run them."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--queues", default="",
-                            help="Comma-separated queues to serve (default: every configured "
-                                 "queue).")
-        parser.add_argument("--concurrency", type=int, default=None,
-                            help="Steps run at once per queue (default: the queue's "
-                                 "configured concurrency).")
-        parser.add_argument("--shutdown-timeout", type=float, default=30.0,
-                            help="Seconds running steps get to finish after SIGTERM before "
-                                 "they are released for other workers.")
-        parser.add_argument("--poll-interval", type=float, default=None,
-                            help="Seconds between polls when no wake-up arrives "
-                                 "(default: DURABLE['POLL_INTERVAL']).")
+        parser.add_argument(
+            "--queues",
+            default="",
+            help="Comma-separated queues to serve (default: every configured queue).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Steps run at once per queue (default: the queue's configured concurrency).",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            default=30.0,
+            help="Seconds running steps get to finish after SIGTERM before "
+            "they are released for other workers.",
+        )
+        parser.add_argument(
+            "--poll-interval",
+            type=float,
+            default=None,
+            help="Seconds between polls when no wake-up arrives "
+            "(default: DURABLE['POLL_INTERVAL']).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options["verbosity"])
@@ -40,13 +53,18 @@ class Command(BaseCommand):
         names = [q.strip() for q in options["queues"].split(",") if q.strip()] or configured
         unknown = [q for q in names if q not in configured]
         if unknown:
-            raise CommandError(f"unknown queue(s) {', '.join(unknown)}; configured in "
-                               f"DURABLE['QUEUES']: {', '.join(configured)}")
+            raise CommandError(
+                f"unknown queue(s) {', '.join(unknown)}; configured in "
+                f"DURABLE['QUEUES']: {', '.join(configured)}"
+            )
         concurrency = options["concurrency"]
         if concurrency is not None and concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
         if options["shutdown_timeout"] < 0:
             raise CommandError("--shutdown-timeout must be >= 0")
+        poll_interval = options["poll_interval"]
+        if poll_interval is not None and not poll_interval > 0:
+            raise CommandError("--poll-interval must be > 0")
         queues = {q: concurrency or durable_settings.queue_concurrency(q) for q in names}
         adapter = durable_settings.queue_adapter_class(
             using=durable_settings.DATABASE, options=dict(durable_settings.QUEUE_OPTIONS)
@@ -55,7 +73,7 @@ class Command(BaseCommand):
             queues,
             adapter=adapter,
             lease_seconds=float(durable_settings.LEASE_SECONDS),
-            poll_interval=options["poll_interval"] or float(durable_settings.POLL_INTERVAL),
+            poll_interval=poll_interval or float(durable_settings.POLL_INTERVAL),
             shutdown_timeout=options["shutdown_timeout"],
         )
         self._install_signal_handlers(worker)
@@ -63,6 +81,16 @@ class Command(BaseCommand):
             worker.run()
         finally:
             adapter.close()
+        if worker.abandoned_steps:
+            # Their claims were released (or already failed as timed out); waiting for the
+            # threads would keep a stopped worker alive for as long as the steps run.
+            logging.getLogger("durable.worker").warning(
+                "exiting with %d step thread(s) still running", worker.abandoned_steps
+            )
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     @staticmethod
     def _install_signal_handlers(worker: Worker) -> None:
@@ -84,6 +112,7 @@ class Command(BaseCommand):
         logger.setLevel(LEVELS.get(verbosity, logging.DEBUG))
         if not logger.handlers:
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+            )
             logger.addHandler(handler)

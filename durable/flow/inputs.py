@@ -1,0 +1,169 @@
+"""Schemas of human inputs (`ctx.wait_for_input`) and validation of responses to them.
+
+Checked twice: the schema when the step declares the wait (a bad schema is a bug in the
+workflow), the response when someone answers (a bad response is refused with a
+`ValidationError` naming the field, and changes nothing).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+INPUT_TYPES = ("free_text", "form", "single_choice", "multi_choice")
+FIELD_TYPES = ("text", "textarea", "number", "boolean", "select", "multi_select", "date")
+
+
+def build_schema(
+    input_type: str,
+    prompt: str,
+    fields: list[dict[str, Any]] | None,
+    choices: list[Any] | None,
+) -> dict[str, Any]:
+    """Validate what a step declared and return the stored schema."""
+    if input_type not in INPUT_TYPES:
+        raise ValueError(f"input type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {prompt!r}")
+    schema: dict[str, Any] = {"type": input_type, "prompt": prompt, "fields": [], "choices": []}
+    if input_type == "form":
+        if not fields:
+            raise ValueError("a form input needs fields=[{'name': ..., 'type': ...}, ...]")
+        schema["fields"] = [_field(f) for f in fields]
+        names = [f["name"] for f in schema["fields"]]
+        if len(set(names)) != len(names):
+            raise ValueError(f"form field names must be unique, got {names}")
+    elif fields:
+        raise ValueError(f"fields= only applies to type='form', not {input_type!r}")
+    if input_type in ("single_choice", "multi_choice"):
+        if not choices:
+            raise ValueError(f"a {input_type} input needs choices=[...]")
+        schema["choices"] = [_choice(c) for c in choices]
+    elif choices:
+        raise ValueError(f"choices= only applies to choice inputs, not {input_type!r}")
+    return schema
+
+
+def _field(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ValueError(f"each form field needs a non-empty 'name', got {spec!r}")
+    kind = spec.get("type", "text")
+    if kind not in FIELD_TYPES:
+        raise ValueError(
+            f"field {spec['name']!r}: type must be one of {', '.join(FIELD_TYPES)}, got {kind!r}"
+        )
+    field = {**spec, "type": kind, "required": bool(spec.get("required", False))}
+    if kind in ("select", "multi_select"):
+        options = spec.get("options")
+        if not isinstance(options, list | tuple) or not options:
+            raise ValueError(f"field {spec['name']!r}: a {kind} needs options=[...]")
+        field["options"] = list(options)
+    max_length = spec.get("max_length")
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(f"field {spec['name']!r}: max_length must be an int >= 1")
+    return field
+
+
+def _choice(choice: Any) -> dict[str, Any]:
+    if isinstance(choice, dict):
+        if "value" not in choice:
+            raise ValueError(f"each choice needs a 'value', got {choice!r}")
+        return {"value": choice["value"], "label": str(choice.get("label", choice["value"]))}
+    return {"value": choice, "label": str(choice)}
+
+
+def validate_response(schema: dict[str, Any], response: Any) -> Any:
+    """Return the cleaned response, or raise ValidationError naming the field."""
+    kind = schema.get("type", "free_text")
+    if kind == "free_text":
+        return response
+    if kind in ("single_choice", "multi_choice"):
+        return _clean_choice(schema["choices"], response, multi=kind == "multi_choice")
+    if not isinstance(response, dict):
+        raise ValidationError("a form response must be an object of field values", code="invalid")
+    unknown = sorted(set(response) - {f["name"] for f in schema["fields"]})
+    if unknown:
+        raise ValidationError({name: ["unknown field"] for name in unknown})
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for field in schema["fields"]:
+        name = field["name"]
+        value = response.get(name)
+        if value is None or value == "" or value == []:
+            if field["required"]:
+                errors[name] = ["this field is required"]
+            continue
+        try:
+            cleaned[name] = _clean_field(field, value)
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _clean_choice(choices: list[dict[str, Any]], response: Any, *, multi: bool) -> Any:
+    values = [c["value"] for c in choices]
+    if multi:
+        if not isinstance(response, list | tuple) or not response:
+            raise ValidationError({"choice": ["pick at least one of the choices"]})
+        bad = [v for v in response if v not in values]
+        if bad:
+            raise ValidationError({"choice": [f"{bad!r} not among the choices {values!r}"]})
+        return list(response)
+    if isinstance(response, list | tuple):
+        raise ValidationError({"choice": ["pick exactly one choice, not a list"]})
+    if response not in values:
+        raise ValidationError({"choice": [f"{response!r} is not one of the choices {values!r}"]})
+    return response
+
+
+def _clean_field(field: dict[str, Any], value: Any) -> Any:
+    kind = field["type"]
+    if kind in ("text", "textarea"):
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        if field.get("max_length") and len(value) > field["max_length"]:
+            raise ValueError(f"at most {field['max_length']} characters (got {len(value)})")
+        return value
+    if kind == "number":
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "on",
+            "yes",
+            "1",
+            "false",
+            "off",
+            "no",
+            "0",
+        ):
+            return value.lower() in ("true", "on", "yes", "1")
+        raise ValueError("must be true or false")
+    if kind == "date":
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    options = field["options"]
+    if kind == "select":
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {options!r}")
+        return value
+    if not isinstance(value, list | tuple) or any(v not in options for v in value):
+        raise ValueError(f"must be a list of options from {options!r}")
+    return list(value)

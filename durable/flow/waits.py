@@ -1,0 +1,114 @@
+"""Durable waits inside a step: sleeps, events and human input.
+
+A wait that is not satisfied raises `Suspend`; the engine parks the step (no worker, no
+thread, no connection held) and runs it again from its start when the wait is satisfied
+or times out. Waits already satisfied in that step return their recorded values at once,
+in order, so only the first unsatisfied wait suspends again.
+
+The engine provides a `WaitRuntime` that knows what was recorded and can look up events
+and input responses; this module holds the rules, with no database access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+WaitKind = Literal["sleep", "event", "input"]
+
+NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
+
+
+@dataclass
+class WaitSpec:
+    """One wait a step is parked on, as stored with its task."""
+
+    kind: WaitKind
+    index: int
+    name: str = ""
+    deadline: datetime | None = None  # wake-up time of a sleep, timeout of an event/input
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "index": self.index,
+            "name": self.name,
+            "deadline": self.deadline.isoformat() if self.deadline else None,
+        }
+        if self.input_schema:
+            data["input_schema"] = self.input_schema
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WaitSpec:
+        deadline = data.get("deadline")
+        return cls(
+            kind=data["kind"],
+            index=int(data["index"]),
+            name=data.get("name", ""),
+            deadline=datetime.fromisoformat(deadline) if deadline else None,
+            input_schema=dict(data.get("input_schema") or {}),
+        )
+
+    def same_wait(self, kind: WaitKind, name: str, index: int) -> bool:
+        return (self.kind, self.name, self.index) == (kind, name, index)
+
+
+class Suspend(BaseException):
+    """Unwinds a step to park it on `wait`. A BaseException, so `except Exception` in step
+    code does not swallow it."""
+
+    def __init__(self, wait: WaitSpec) -> None:
+        self.wait = wait
+        super().__init__(f"waiting for {wait.kind} {wait.name!r}".strip())
+
+
+class WaitRuntime(Protocol):
+    """What the engine offers a step's waits."""
+
+    def now(self) -> datetime: ...
+
+    def recorded(self) -> list[Any]:
+        """Values of the waits already satisfied in this run of the step, in order."""
+        ...
+
+    def pending(self) -> WaitSpec | None:
+        """The wait this run of the step was parked on, if any."""
+        ...
+
+    def record(self, value: Any) -> None:
+        """Remember that the next wait (by index) was satisfied with `value`."""
+        ...
+
+    def take_event(self, name: str, filter: Callable[[Any], bool] | None) -> tuple[bool, Any]:
+        """Consume the oldest matching event not consumed yet: (found, payload)."""
+        ...
+
+    def input_response(self, name: str) -> tuple[bool, Any]:
+        """(responded, response) for the input `name` of this step."""
+        ...
+
+    def input_timed_out(self, name: str) -> None:
+        """Mark the pending input `name` as timed out."""
+        ...
+
+
+def duration(
+    *,
+    seconds: float = 0,
+    minutes: float = 0,
+    hours: float = 0,
+    days: float = 0,
+) -> timedelta:
+    for label, value in (
+        ("seconds", seconds),
+        ("minutes", minutes),
+        ("hours", hours),
+        ("days", days),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{label}= must be a number >= 0, got {value!r}")
+    return timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days)

@@ -1,0 +1,107 @@
+"""Every system check id fires for the misconfiguration it names, and only then."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.checks import run_checks
+from django.test import override_settings
+
+from durable import Workflow, step
+from durable.conf import durable_settings
+from durable.dsl import registry
+
+
+def durable_ids(**kwargs) -> set[str]:
+    return {m.id for m in run_checks(tags=["durable"], **kwargs) if m.id.startswith("durable.")}
+
+
+def test_the_test_project_passes_every_check():
+    assert durable_ids() == set()
+
+
+def test_no_durable_setting_at_all_passes(settings):
+    del settings.DURABLE
+    durable_settings.reload()  # pytest-django's delattr sends no setting_changed
+    assert durable_ids() - {"durable.E004"} == set()
+
+
+def test_durable_not_a_dict_is_e001():
+    with override_settings(DURABLE=["QUEUES"]):
+        assert "durable.E001" in durable_ids()
+
+
+def test_unknown_key_is_w001_naming_the_key():
+    with override_settings(DURABLE={"QUEUS": {}}):
+        messages = [m for m in run_checks(tags=["durable"]) if m.id == "durable.W001"]
+    assert messages and "QUEUS" in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    "adapter",
+    ["durable.queue.nope.Missing", "durable.conf.DurableSettings", "not a path"],
+)
+def test_unknown_or_wrong_queue_adapter_is_e002(adapter):
+    with override_settings(DURABLE={"QUEUE_ADAPTER": adapter}):
+        assert "durable.E002" in durable_ids()
+
+
+@pytest.mark.parametrize(
+    "queues",
+    [{}, [], {"default": {"concurrency": 0}}, {"default": {"concurrency": "4"}}, {"default": 3}],
+)
+def test_malformed_queues_are_e003(queues):
+    with override_settings(DURABLE={"QUEUES": queues}):
+        assert "durable.E003" in durable_ids()
+
+
+def test_queue_used_by_a_workflow_but_not_configured_is_e004_naming_both():
+    class UsesReports(Workflow):
+        name = "checks_uses_reports"
+
+        @step(queue="reports")
+        def build(self, ctx):
+            pass
+
+    try:
+        messages = [m for m in run_checks(tags=["durable"]) if m.id == "durable.E004"]
+        assert any("checks_uses_reports" in m.msg and "reports" in m.msg for m in messages)
+    finally:
+        registry.unregister("checks_uses_reports")
+    assert "durable.E004" not in durable_ids()
+
+
+def test_invalid_workflow_module_is_e005(monkeypatch):
+    monkeypatch.setattr(registry, "import_errors", ["app.workflows: workflow 'x' is invalid"])
+    assert "durable.E005" in durable_ids()
+
+
+@pytest.mark.parametrize("key", ["LEASE_SECONDS", "POLL_INTERVAL"])
+@pytest.mark.parametrize("value", [0, -1, "30", True])
+def test_non_positive_numbers_are_e006(key, value):
+    with override_settings(DURABLE={key: value}):
+        assert "durable.E006" in durable_ids()
+
+
+def test_workflow_modules_must_be_dotted_paths_e007():
+    with override_settings(DURABLE={"WORKFLOW_MODULES": "app.workflows"}):
+        assert "durable.E007" in durable_ids()
+
+
+def test_unknown_database_alias_is_e008():
+    with override_settings(DURABLE={"DATABASE": "other"}):
+        assert "durable.E008" in durable_ids()
+
+
+@pytest.mark.parametrize("key", ["QUEUE_OPTIONS", "MESSAGE_BUS_OPTIONS", "SCHEDULER", "RETENTION"])
+def test_option_blocks_must_be_dicts_e009(key):
+    with override_settings(DURABLE={key: "nope"}):
+        assert "durable.E009" in durable_ids()
+
+
+def test_sqlite_without_immediate_transactions_is_w002(monkeypatch):
+    # Patch the entry in place: overriding DATABASES wholesale is unsupported in tests.
+    config = django_settings.DATABASES["default"]
+    monkeypatch.setitem(config, "ENGINE", "django.db.backends.sqlite3")
+    monkeypatch.setitem(config, "OPTIONS", {})
+    assert "durable.W002" in durable_ids()

@@ -1,0 +1,156 @@
+"""A worker that dies mid-step: its lease expires, the attempt re-runs with the same number,
+and whatever the dead worker tries to commit afterwards is rejected."""
+
+from __future__ import annotations
+
+import pytest
+
+import durable
+from durable.engine.adapters import queue_adapter
+from durable.engine.executor import execute
+from durable.exceptions import LeaseLost
+from durable.models import StepExecution, TaskStatus, WorkflowExecution
+from durable.store import checkpoints, claims
+from durable.store.records import error_record
+from durable.testing import run_until_idle
+from tests.integration import workflows as wf
+from tests.integration.support import (
+    attempts,
+    claim_one,
+    expire_lease,
+    ready_task,
+    run_next,
+    snapshot,
+    tasks_of,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def crash_after_one_failure() -> tuple[str, object]:
+    """Run attempt 1 (it fails), then claim attempt 2 on a worker that dies holding it."""
+    wid = durable.start(wf.Recovering, {})
+    run_next()  # attempt 1 fails and is saved
+    task = ready_task(wid)
+    assert task.attempt == 2
+    dead = claim_one(worker_id="doomed-worker")
+    assert dead is not None
+    assert dead.attempt == 2
+    assert tasks_of(wid)[0].status == TaskStatus.CLAIMED
+    expire_lease(dead)
+    return wid, dead
+
+
+def test_an_expired_lease_is_reaped_and_the_attempt_number_survives() -> None:
+    wid, _ = crash_after_one_failure()
+
+    assert claims.reap_expired_leases(using="default") == 1
+    task = ready_task(wid)
+    assert task.attempt == 2
+    assert task.lease_token is None
+    assert task.claims == 2  # attempt 1 and the dead claim of attempt 2
+
+    retaken = claim_one(worker_id="rescuer")
+    assert retaken is not None
+    saved_failures = StepExecution.objects.filter(
+        execution__workflow_id=wid, step="work", status="failed"
+    ).count()
+    assert retaken.attempt == saved_failures + 1 == 2
+    execute(retaken, queue_adapter())
+
+    rows = attempts(wid, "work")
+    assert [(r.attempt, r.status, r.worker_id) for r in rows] == [
+        (1, "failed", "it-worker"),
+        (2, "completed", "rescuer"),
+    ]
+    run_until_idle()
+    execution = WorkflowExecution.objects.get(workflow_id=wid)
+    assert execution.status == "completed", execution.error
+    assert execution.context["ran_on_attempt"] == 2
+    assert execution.context["after"] is True
+
+
+def test_a_lease_not_yet_expired_is_not_reaped() -> None:
+    wid = durable.start(wf.Recovering, {})
+    held = claim_one(worker_id="alive")
+    assert held is not None
+
+    assert claims.reap_expired_leases(using="default") == 0
+    assert tasks_of(wid)[0].lease_token == held.lease_token
+    assert claim_one(worker_id="thief") is None
+
+
+def test_a_stale_checkpoint_after_the_reap_is_rejected_without_writing() -> None:
+    wid, dead = crash_after_one_failure()
+    claims.reap_expired_leases(using="default")
+    before = snapshot(wid)
+
+    definition = wf.Recovering.definition()
+    with pytest.raises(LeaseLost):
+        checkpoints.complete_step(
+            dead,
+            definition,
+            ops=[["put", "ghost", True]],
+            output=99,
+            duration_ms=1,
+            using="default",
+        )
+    with pytest.raises(LeaseLost):
+        checkpoints.fail_step(
+            dead,
+            definition,
+            error=error_record(RuntimeError("ghost")),
+            retryable=True,
+            duration_ms=1,
+            using="default",
+        )
+    assert snapshot(wid) == before
+
+
+def test_a_stale_checkpoint_after_another_worker_retook_the_task_is_rejected() -> None:
+    wid, dead = crash_after_one_failure()
+    claims.reap_expired_leases(using="default")
+    retaken = claim_one(worker_id="rescuer")
+    assert retaken is not None
+    before = snapshot(wid)
+
+    # The dead worker wakes up and finishes its step after all: its outcome is discarded.
+    execute(dead, queue_adapter())
+    assert not claims.release(dead, using="default")
+    assert not claims.heartbeat([dead], lease_seconds=30, using="default")
+    assert snapshot(wid) == before
+
+    # The rescuer's lease is untouched and its checkpoint lands.
+    execute(retaken, queue_adapter())
+    rows = attempts(wid, "work")
+    assert [(r.attempt, r.status, r.worker_id) for r in rows] == [
+        (1, "failed", "it-worker"),
+        (2, "completed", "rescuer"),
+    ]
+    assert "ghost" not in WorkflowExecution.objects.get(workflow_id=wid).context
+
+
+def test_a_released_claim_runs_again_without_counting_an_attempt() -> None:
+    wid = durable.start(wf.Recovering, {})
+    claim = claim_one()
+    assert claim is not None
+    assert claims.release(claim, using="default")
+
+    task = ready_task(wid)
+    assert task.attempt == 1
+    again = claim_one()
+    assert again is not None
+    assert again.attempt == 1
+    assert again.lease_token != claim.lease_token
+
+
+def test_heartbeat_keeps_a_lease_from_being_reaped() -> None:
+    wid = durable.start(wf.Recovering, {})
+    claim = claim_one()
+    assert claim is not None
+    expire_lease(claim)
+
+    assert claims.heartbeat([claim], lease_seconds=30, using="default") == 1
+    assert claims.reap_expired_leases(using="default") == 0
+    execute(claim, queue_adapter())
+    assert attempts(wid, "work")[0].status == "failed"
