@@ -28,6 +28,7 @@ from durable.exceptions import (
     ExecutionNotFound,
     InvalidTransition,
     NonRetryable,
+    PendingInputNotFound,
     StepTimeout,
     WaitTimeout,
     WorkflowNotFound,
@@ -41,10 +42,23 @@ if TYPE_CHECKING:
         get_execution,
         get_metrics,
         list_executions,
+        provide_input,
+        resume,
+        send_event,
         start,
     )
 
-_API = {"cancel", "find_executions", "get_execution", "get_metrics", "list_executions", "start"}
+_API = {
+    "cancel",
+    "find_executions",
+    "get_execution",
+    "get_metrics",
+    "list_executions",
+    "provide_input",
+    "resume",
+    "send_event",
+    "start",
+}
 
 __all__ = [
     "DefinitionError",
@@ -52,6 +66,7 @@ __all__ = [
     "ExecutionNotFound",
     "InvalidTransition",
     "NonRetryable",
+    "PendingInputNotFound",
     "Retry",
     "StepTimeout",
     "WaitTimeout",
@@ -70,6 +85,9 @@ __all__ = [
     "loop",
     "on_decision",
     "parallel",
+    "provide_input",
+    "resume",
+    "send_event",
     "start",
     "step",
     "switch",

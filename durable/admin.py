@@ -17,8 +17,16 @@ class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
     model = StepExecution
     extra = 0
     can_delete = False
-    fields = ("step", "scope_key", "kind", "attempt", "status", "started_at", "duration_ms",
-              "error")
+    fields = (
+        "step",
+        "scope_key",
+        "kind",
+        "attempt",
+        "status",
+        "started_at",
+        "duration_ms",
+        "error",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: object, obj: object = None) -> bool:
@@ -27,8 +35,15 @@ class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(WorkflowExecution)
 class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("workflow_id", "workflow_name", "status", "queue", "current_step",
-                    "created_at", "duration_ms")
+    list_display = (
+        "workflow_id",
+        "workflow_name",
+        "status",
+        "queue",
+        "current_step",
+        "created_at",
+        "duration_ms",
+    )
     list_filter = ("status", "workflow_name", "queue", "created_at")
     search_fields = ("workflow_id", "idempotency_key")
     readonly_fields = [f.name for f in WorkflowExecution._meta.fields]
@@ -44,8 +59,15 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(ScheduledWorkflow)
 class ScheduledWorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("name", "workflow_name", "cron_expression", "timezone", "enabled",
-                    "next_run_at", "last_run_at")
+    list_display = (
+        "name",
+        "workflow_name",
+        "cron_expression",
+        "timezone",
+        "enabled",
+        "next_run_at",
+        "last_run_at",
+    )
     list_filter = ("enabled",)
 
 

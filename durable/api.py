@@ -19,9 +19,9 @@ from durable.dsl import registry
 from durable.dsl.nodes import Definition
 from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound
-from durable.models import ExecutionStatus, WorkflowExecution
+from durable.models import ExecutionStatus, PendingInput, WorkflowExecution
 from durable.serialization import normalize
-from durable.store import executions, queries
+from durable.store import executions, queries, waits
 
 PERIODS = {
     "last_hour": timedelta(hours=1),
@@ -191,3 +191,39 @@ def get_metrics(workflow: Any = None, period: str | timedelta = "last_24_hours")
 def cancel(workflow_id: str, reason: str = "cancelled") -> None:
     """Cancel an unfinished execution: queued steps are dropped, running ones discarded."""
     executions.cancel_execution(str(workflow_id), str(reason), using=_using())
+
+
+def _event_or_input_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+    return name
+
+
+def send_event(workflow_id: str, event: str, payload: Any = None) -> None:
+    """Deliver an event to an execution. A step waiting for it wakes; if none waits yet, the
+    event is kept until a `wait_for_event` of that name (and filter) consumes it."""
+    name = _event_or_input_name("event", event)
+    data = normalize(payload, "payload")
+    waits.send_event(str(workflow_id), name, data, using=_using())
+
+
+def provide_input(
+    workflow_id: str, input_name: str, response: Any, *, user: Any = None
+) -> PendingInput:
+    """Answer a pending `wait_for_input`. The response is validated against the input's
+    schema (a `django.core.exceptions.ValidationError` naming the field changes nothing);
+    the first valid response wins and a second one is refused (`InvalidTransition`)."""
+    name = _event_or_input_name("input", input_name)
+    data = normalize(response, "response")
+    user_id = getattr(user, "pk", None) if user is not None else None
+    return waits.provide_input(str(workflow_id), name, data, user_id=user_id, using=_using())
+
+
+def resume(workflow_id: str, data: Mapping[str, Any] | None = None) -> None:
+    """Wake a waiting execution now: the waits it is parked on return `data`, and `data` is
+    merged into its context."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise TypeError(f"resume data must be a dict, got {type(data).__name__}")
+    waits.resume(str(workflow_id), normalize(dict(data), "data"), using=_using())

@@ -54,5 +54,13 @@ class WorkflowTimeout(DurableError, TimeoutError):
     """The whole workflow ran past its `timeout`."""
 
 
+class PendingInputNotFound(DurableError, LookupError):
+    """No input of that name is pending for the execution."""
+
+
+class WaitConflict(DurableError):
+    """Another run consumed an event this run wanted; the run is handed back to try again."""
+
+
 class LeaseLost(DurableError):
     """A worker tried to commit work whose claim another worker has taken over."""

@@ -85,9 +85,7 @@ class WorkflowExecution(models.Model):
                 fields=["workflow_name", "status", "-created_at"], name="durable_exec_wf_idx"
             ),
             models.Index(fields=["-created_at"], name="durable_exec_created_idx"),
-            models.Index(
-                fields=["workflow_name", "completed_at"], name="durable_exec_metrics_idx"
-            ),
+            models.Index(fields=["workflow_name", "completed_at"], name="durable_exec_metrics_idx"),
             models.Index(fields=["current_step"], name="durable_exec_step_idx"),
         ]
 
@@ -102,15 +100,13 @@ class WorkflowExecution(models.Model):
 class StepExecution(models.Model):
     """One attempt of one step (for foreach items and loop iterations: one per run)."""
 
-    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE,
-                                  related_name="steps")
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="steps")
     step = models.CharField(max_length=200)
     # Which run of the step: foreach item / loop iteration; empty for a step that runs once.
     scope_key = models.CharField(max_length=500, blank=True, default="")
     kind = models.CharField(max_length=16, default="step")  # step | compensate
     attempt = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=16, choices=StepStatus.choices,
-                              default=StepStatus.PENDING)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
@@ -139,11 +135,16 @@ class PendingInput(models.Model):
         PENDING = "pending"
         COMPLETED = "completed"
         TIMEOUT = "timeout"
+        CANCELLED = "cancelled"
 
-    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE,
-                                  related_name="pending_inputs")
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="pending_inputs"
+    )
     input_name = models.CharField(max_length=200)
     step_name = models.CharField(max_length=200)
+    # Which run of the step asked (foreach item / loop iteration) and which of its waits.
+    scope_key = models.CharField(max_length=500, blank=True, default="")
+    wait_index = models.PositiveIntegerField(default=0)
     type = models.CharField(max_length=32, default="free_text")
     prompt = models.TextField(blank=True, default="")
     fields = models.JSONField(default=list, blank=True)
@@ -154,19 +155,38 @@ class PendingInput(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     responded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
 
     class Meta:
         permissions = [("respond_pendinginput", "Can respond to pending inputs")]
-        indexes = [models.Index(fields=["status", "timeout_at"], name="durable_input_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "timeout_at"], name="durable_input_status_idx"),
+            models.Index(
+                fields=["execution", "input_name", "status"], name="durable_input_lookup_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.input_name} ({self.status})"
 
 
 class ScheduledWorkflow(models.Model):
+    """A cron schedule. Rows with `source="code"` mirror a workflow class's `cron` attribute
+    and are kept in sync by `durable.scheduler.schedule_all_crons()`."""
+
+    class CatchUp(models.TextChoices):
+        SKIP = "skip"  # ticks missed while no scheduler ran are dropped
+        RUN_ONCE = "run_once"  # one run stands for all of them
+
+    class Source(models.TextChoices):
+        CODE = "code"
+        MANUAL = "manual"
+
     name = models.CharField(max_length=200, unique=True)
     workflow_name = models.CharField(max_length=200)
     cron_expression = models.CharField(max_length=200)
@@ -176,6 +196,13 @@ class ScheduledWorkflow(models.Model):
     enabled = models.BooleanField(default=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
+    # Beyond the contract.
+    catch_up = models.CharField(max_length=16, choices=CatchUp.choices, default=CatchUp.SKIP)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    # Set when the class attribute behind a code schedule disappeared (the row is disabled).
+    removed_from_code_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [models.Index(fields=["enabled", "next_run_at"], name="durable_sched_due_idx")]
@@ -184,9 +211,39 @@ class ScheduledWorkflow(models.Model):
         return self.name
 
 
+class ScheduledRun(models.Model):
+    """One fired tick of a schedule. The unique (schedule, fire_time) pair is what makes a
+    tick fire once however many schedulers run: it is inserted in the transaction that
+    starts the workflow."""
+
+    schedule = models.ForeignKey(ScheduledWorkflow, on_delete=models.CASCADE, related_name="runs")
+    fire_time = models.DateTimeField()
+    workflow_id = models.CharField(max_length=64)
+    # True for the one run a `run_once` schedule makes for ticks missed while no scheduler ran.
+    caught_up = models.BooleanField(default=False)
+    fired_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fire_time"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "fire_time"], name="durable_sched_run_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} @ {self.fire_time.isoformat()}"
+
+
 class TaskStatus(models.TextChoices):
     READY = "ready"
     CLAIMED = "claimed"
+    # Parked on a wait: claimable again at run_at (its deadline), or at once when woken.
+    WAITING = "waiting"
+
+
+CLAIMABLE_TASK_STATUSES = (TaskStatus.READY, TaskStatus.WAITING)
 
 
 class Task(models.Model):
@@ -197,29 +254,29 @@ class Task(models.Model):
     commit while its token is still on the row.
     """
 
-    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE,
-                                  related_name="tasks")
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(max_length=16, default="step")  # step | compensate
     step = models.CharField(max_length=200)
     token = models.JSONField(default=dict)
     queue = models.CharField(max_length=100)
     priority = models.IntegerField(default=0)
     run_at = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=TaskStatus.choices,
-                              default=TaskStatus.READY)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.READY)
     attempt = models.PositiveIntegerField(default=1)
     claims = models.PositiveIntegerField(default=0)
     lease_token = models.UUIDField(null=True, blank=True)
     leased_by = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The wait a parked step is on (durable.flow.waits.WaitSpec as JSON), else null.
+    wait = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [
-            # Claiming: ready work per queue, highest priority first, then oldest due.
+            # Claiming: due work per queue, highest priority first, then oldest due.
             models.Index(
                 fields=["queue", "-priority", "run_at", "id"],
-                condition=Q(status="ready"),
+                condition=Q(status__in=["ready", "waiting"]),
                 name="durable_task_ready_idx",
             ),
             # Taking over work whose worker stopped heartbeating.
@@ -244,3 +301,43 @@ class QueueState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{' (paused)' if self.paused else ''}"
+
+
+class BusPayload(models.Model):
+    """A message too large for its bus transport; the bus publishes a reference to it."""
+
+    topic = models.CharField(max_length=255)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="durable_buspayload_created_idx")]
+
+    def __str__(self) -> str:
+        return f"payload {self.pk} of {self.topic}"
+
+
+class WorkflowEvent(models.Model):
+    """An event sent to an execution; consumed by the first wait_for_event it matches."""
+
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="events"
+    )
+    name = models.CharField(max_length=200)
+    payload = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    consumed_by = models.CharField(max_length=700, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["execution", "name"],
+                condition=Q(consumed_at__isnull=True),
+                name="durable_event_open_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.execution_id}"

@@ -12,8 +12,10 @@ from durable.models import QueueState, Task, TaskStatus
 
 def _known(name: str) -> str:
     if name not in durable_settings.queue_names():
-        raise ValueError(f"queue {name!r} is not configured in DURABLE['QUEUES'] "
-                         f"(configured: {', '.join(durable_settings.queue_names())})")
+        raise ValueError(
+            f"queue {name!r} is not configured in DURABLE['QUEUES'] "
+            f"(configured: {', '.join(durable_settings.queue_names())})"
+        )
     return name
 
 
@@ -33,9 +35,13 @@ def resume(name: str) -> None:
 def get_stats(name: str) -> dict[str, Any]:
     """{"running", "pending", "concurrency", "paused"}; pending counts ready and delayed work."""
     using = durable_settings.DATABASE
-    counts = Task.objects.using(using).filter(queue=_known(name)).aggregate(
-        running=Count("id", filter=Q(status=TaskStatus.CLAIMED)),
-        pending=Count("id", filter=Q(status=TaskStatus.READY)),
+    counts = (
+        Task.objects.using(using)
+        .filter(queue=_known(name))
+        .aggregate(
+            running=Count("id", filter=Q(status=TaskStatus.CLAIMED)),
+            pending=Count("id", filter=Q(status=TaskStatus.READY)),
+        )
     )
     paused = QueueState.objects.using(using).filter(name=name, paused=True).exists()
     return {

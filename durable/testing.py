@@ -1,26 +1,50 @@
 """Helpers for testing workflows: run them inline (no worker process) and assert outcomes.
 
-    from durable.testing import run_workflow, assert_workflow_completed
+from durable.testing import run_workflow, assert_workflow_completed
 
-    def test_order(db):
-        execution = run_workflow(ProcessOrder, {"order_id": 1})
-        assert execution.status == "completed"
+def test_order(db):
+    execution = run_workflow(ProcessOrder, {"order_id": 1})
+    assert execution.status == "completed"
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from durable.api import get_execution, start
+from durable.api import get_execution, provide_input, resume, send_event, start
 from durable.conf import durable_settings
 from durable.engine.adapters import queue_adapter
 from durable.engine.executor import execute
-from durable.models import FINISHED_STATUSES, Task, TaskStatus, WorkflowExecution
+from durable.models import (
+    CLAIMABLE_TASK_STATUSES,
+    FINISHED_STATUSES,
+    PendingInput,
+    Task,
+    TaskStatus,
+    WorkflowExecution,
+)
+from durable.store.notify import announce
+from durable.store.waits import FAR_FUTURE
 
 INLINE_WORKER = "inline"
+
+__all__ = [
+    "advance_time",
+    "assert_workflow_completed",
+    "assert_workflow_failed",
+    "provide_input",
+    "resume",
+    "run_until_idle",
+    "run_workflow",
+    "send_event",
+    "wait_for_finish",
+]
 
 
 def run_until_idle(*, skip_delays: bool = True, max_tasks: int = 10_000) -> int:
@@ -39,26 +63,35 @@ def run_until_idle(*, skip_delays: bool = True, max_tasks: int = 10_000) -> int:
             ).update(run_at=timezone.now())
         claimed = []
         for queue in _queues_with_work(using):
-            claimed += adapter.claim(queue, 1, worker_id=INLINE_WORKER,
-                                     lease_seconds=float(durable_settings.LEASE_SECONDS))
+            claimed += adapter.claim(
+                queue,
+                1,
+                worker_id=INLINE_WORKER,
+                lease_seconds=float(durable_settings.LEASE_SECONDS),
+            )
         if not claimed:
             return ran
         for claim in claimed:
             execute(claim, adapter)
             ran += 1
-    raise RuntimeError(f"run_until_idle ran {max_tasks} tasks and work remains; "
-                       "is a loop unbounded?")
+    raise RuntimeError(
+        f"run_until_idle ran {max_tasks} tasks and work remains; is a loop unbounded?"
+    )
 
 
 def _queues_with_work(using: str) -> list[str]:
-    return sorted(set(
-        Task.objects.using(using).filter(status=TaskStatus.READY, run_at__lte=timezone.now())
-        .values_list("queue", flat=True)
-    ))
+    return sorted(
+        set(
+            Task.objects.using(using)
+            .filter(status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=timezone.now())
+            .values_list("queue", flat=True)
+        )
+    )
 
 
-def run_workflow(workflow: Any, input: dict[str, Any] | None = None,
-                 **start_options: Any) -> WorkflowExecution:
+def run_workflow(
+    workflow: Any, input: dict[str, Any] | None = None, **start_options: Any
+) -> WorkflowExecution:
     """Start a workflow, run it inline until nothing is ready, and return the execution."""
     workflow_id = start(workflow, input, **start_options)
     run_until_idle()
@@ -73,8 +106,10 @@ def wait_for_finish(workflow_id: str, timeout: float = 5.0) -> WorkflowExecution
         if execution.status in FINISHED_STATUSES:
             return execution
         if time.monotonic() >= deadline:
-            raise AssertionError(f"execution {workflow_id} is still {execution.status} after "
-                                 f"{timeout}s (current step: {execution.current_step!r})")
+            raise AssertionError(
+                f"execution {workflow_id} is still {execution.status} after "
+                f"{timeout}s (current step: {execution.current_step!r})"
+            )
         time.sleep(0.05)
 
 
@@ -92,3 +127,32 @@ def assert_workflow_failed(workflow_id: str, timeout: float = 5.0) -> WorkflowEx
         f"execution {workflow_id} ended {execution.status}, not failed"
     )
     return execution
+
+
+def advance_time(delta: timedelta) -> int:
+    """Move every pending timer `delta` closer, as if that much time had passed: sleeps,
+    wait and input timeouts, retry backoffs, `scheduled_at` and workflow deadlines. Works
+    with inline runs and with real workers alike (it changes the stored times). Returns
+    how many tasks became due."""
+    if not isinstance(delta, timedelta) or delta <= timedelta(0):
+        raise ValueError(f"advance_time() takes a positive timedelta, got {delta!r}")
+    using = durable_settings.DATABASE
+    now = timezone.now()
+    due = 0
+    with transaction.atomic(using=using):
+        for task in Task.objects.using(using).filter(run_at__gt=now).select_for_update():
+            if task.run_at < FAR_FUTURE:
+                task.run_at -= delta
+                due += task.run_at <= now
+            if task.wait and task.wait.get("deadline"):
+                deadline = datetime.fromisoformat(task.wait["deadline"]) - delta
+                task.wait = {**task.wait, "deadline": deadline.isoformat()}
+            task.save(using=using, update_fields=["run_at", "wait"])
+        WorkflowExecution.objects.using(using).filter(
+            deadline_at__isnull=False, completed_at__isnull=True
+        ).update(deadline_at=F("deadline_at") - delta)
+        PendingInput.objects.using(using).filter(
+            status=PendingInput.Status.PENDING, timeout_at__isnull=False
+        ).update(timeout_at=F("timeout_at") - delta)
+        announce(set(Task.objects.using(using).values_list("queue", flat=True)), using)
+    return due

@@ -20,14 +20,17 @@ from django.utils import timezone
 from durable.dsl import registry
 from durable.dsl.nodes import Definition, StepNode
 from durable.engine.async_runner import run_coroutine
+from durable.engine.waits import StepWaits
 from durable.exceptions import (
     LeaseLost,
     NonRetryable,
     StepTimeout,
+    WaitConflict,
     WorkflowNotFound,
     WorkflowTimeout,
 )
 from durable.flow.context import Context
+from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
 from durable.store import checkpoints
@@ -73,7 +76,7 @@ def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
 
 # Failures of the connection, not of the data: the checkpoint may work on a retry, so the
 # claim is handed back. LeaseLost means another worker owns the task now.
-_TRANSIENT = (OperationalError, InterfaceError, LeaseLost)
+_TRANSIENT = (OperationalError, InterfaceError, LeaseLost, WaitConflict)
 
 
 def _unstorable(what: str, claim: ClaimedTask, exc: Exception) -> dict[str, Any]:
@@ -134,17 +137,28 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             using=using,
         )
         return
+    waits = StepWaits(claim, using)
     ctx = Context(
         claim.context,
         input=claim.input,
         workflow_id=claim.workflow_id,
         current_step=step.name,
         attempt=claim.attempt,
+        waits=waits,
     )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)
     logger.debug("running %s of %s (attempt %d)", step.name, claim.workflow_id, claim.attempt)
-    outcome = method if isinstance(method, Failure) else _invoke(method, args, step)
+    try:
+        outcome = method if isinstance(method, Failure) else _invoke(method, args, step)
+    except Suspend as suspend:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        checkpoints.park_step(
+            claim, wait=suspend.wait, effects=waits.effects, duration_ms=duration_ms, using=using
+        )
+        adapter.ack(claim)
+        logger.info("step %s of %s is %s", step.name, claim.workflow_id, suspend)
+        return
     duration_ms = int((time.monotonic() - started) * 1000)
     if isinstance(outcome, Failure):
         retry_at = checkpoints.fail_step(
@@ -154,6 +168,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             retryable=outcome.retryable,
             duration_ms=duration_ms,
             using=using,
+            waits=waits.effects,
         )
         logger.info(
             "step %s of %s failed (attempt %d): %s%s",
@@ -168,7 +183,13 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         return
     try:
         checkpoints.complete_step(
-            claim, definition, ops=ctx.ops, output=outcome, duration_ms=duration_ms, using=using
+            claim,
+            definition,
+            ops=ctx.ops,
+            output=outcome,
+            duration_ms=duration_ms,
+            using=using,
+            waits=waits.effects,
         )
     except _TRANSIENT:
         raise
@@ -234,6 +255,8 @@ def _invoke(method: Callable[..., Any], args: tuple[Any, ...], step: StepNode) -
             if step.timeout is not None and time.monotonic() - started > step.timeout:
                 raise StepTimeout(f"step {step.name!r} ran past its timeout of {step.timeout:g}s")
         return normalize(result, f"return value of step {step.name!r}")
+    except Suspend:
+        raise  # not a failure: the step parks on a wait
     except NonRetryable as exc:
         cause = exc.error if isinstance(exc.error, BaseException) else exc
         return Failure({**error_record(cause), "non_retryable": True}, retryable=False)

@@ -19,6 +19,7 @@ from durable.dsl.nodes import Definition
 from durable.exceptions import LeaseLost
 from durable.flow.ops import Op
 from durable.flow.router import FlowError, FlowState, Router
+from durable.flow.waits import WaitSpec
 from durable.models import (
     ExecutionStatus,
     StepExecution,
@@ -37,7 +38,11 @@ from durable.store.executions import (
     mark_step_rows,
 )
 from durable.store.notify import announce
-from durable.store.records import ClaimedTask, error_record
+from durable.store.records import ClaimedTask, WaitEffects, error_record
+from durable.store.waits import apply_wait_effects, suspend_step
+
+# Statuses in which steps may still checkpoint and move the execution on.
+ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
 logger = logging.getLogger("durable.store")
 
@@ -73,6 +78,23 @@ def _timing(finished_at: datetime, duration_ms: int) -> dict[str, Any]:
     return {"completed_at": finished_at, "duration_ms": duration_ms}
 
 
+def _settle_status(execution: WorkflowExecution, using: str) -> None:
+    """Running while any of its tasks can run; waiting when all that is left is parked."""
+    if execution.status not in ACTIVE:
+        return
+    runnable = (
+        Task.objects.using(using)
+        .filter(execution_id=execution.pk)
+        .exclude(status=TaskStatus.WAITING)
+        .exists()
+    )
+    parked = Task.objects.using(using).filter(execution_id=execution.pk).exists()
+    if runnable or not parked:
+        execution.status = ExecutionStatus.RUNNING
+    else:
+        execution.status = ExecutionStatus.WAITING
+
+
 def complete_step(
     claim: ClaimedTask,
     definition: Definition,
@@ -81,17 +103,19 @@ def complete_step(
     output: Any,
     duration_ms: int,
     using: str,
+    waits: WaitEffects | None = None,
 ) -> None:
     """Record a successful attempt and advance the execution. Raises LeaseLost."""
     now = timezone.now()
     with transaction.atomic(using=using):
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
+        apply_wait_effects(task, waits, using)
         task.delete()
         _attempt_row(task, claim.attempt, using).update(
             status=StepStatus.COMPLETED, output=output, **_timing(now, duration_ms)
         )
-        if execution.status != ExecutionStatus.RUNNING:
+        if execution.status not in ACTIVE:
             return
         state = FlowState(
             execution.context, execution.fanouts, execution.workflow_id, execution.input
@@ -103,6 +127,31 @@ def complete_step(
             return
         execution.context, execution.fanouts = state.context, state.fanouts
         apply_advance(execution, definition, advance, using=using, output=output)
+        _settle_status(execution, using)
+        execution.save(using=using)
+
+
+def park_step(
+    claim: ClaimedTask,
+    *,
+    wait: WaitSpec,
+    effects: WaitEffects,
+    duration_ms: int,
+    using: str,
+) -> None:
+    """Record that the attempt is waiting and park its task until the wait is due or
+    satisfied. Raises LeaseLost."""
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        execution = lock_execution(claim.workflow_id, using)
+        task = _take_task(claim, using)
+        if execution.status not in ACTIVE:
+            task.delete()
+            return
+        _attempt_row(task, claim.attempt, using).update(
+            status=StepStatus.WAITING, **_timing(now, duration_ms)
+        )
+        suspend_step(claim, task, execution, wait, effects, using=using)
         execution.save(using=using)
 
 
@@ -114,15 +163,20 @@ def fail_step(
     retryable: bool,
     duration_ms: int,
     using: str,
+    waits: WaitEffects | None = None,
 ) -> datetime | None:
     """Record a failed attempt; retry it after its backoff or fail the execution.
 
     Returns when the retry is due, or None when the execution failed. Raises LeaseLost.
+    Waits the attempt passed keep their values for the retry.
     """
     now = timezone.now()
     with transaction.atomic(using=using):
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
+        apply_wait_effects(task, waits, using)
+        if waits is not None:
+            task.token = {**task.token, "waits": waits.recorded}
         _attempt_row(task, claim.attempt, using).update(
             status=StepStatus.FAILED, error=error, **_timing(now, duration_ms)
         )
@@ -133,13 +187,15 @@ def fail_step(
             _add_compensation_error(execution, claim.step, error)
             finish(execution, ExecutionStatus.COMPENSATION_FAILED, using=using)
             return None
-        if execution.status != ExecutionStatus.RUNNING:
+        if execution.status not in ACTIVE:
             task.delete()
             return None
         retry = definition.retry_for(definition.step(claim.step)) if definition else None
         if retryable and retry is not None and claim.attempt < retry.max_attempts:
             run_at = now + timedelta(seconds=retry.delay_after(claim.attempt))
             _reschedule(task, run_at, using)
+            _settle_status(execution, using)
+            execution.save(using=using)
             return run_at
         task.delete()
         fail_execution(execution, definition, error, using=using)
@@ -153,6 +209,7 @@ def _reschedule(task: Task, run_at: datetime, using: str) -> None:
     task.lease_token = None
     task.leased_by = ""
     task.lease_expires_at = None
+    task.wait = None  # a retry waits afresh (recorded values of passed waits are kept)
     task.save(using=using)
     announce({task.queue}, using)
 

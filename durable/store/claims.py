@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from durable.flow.ops import apply_ops, copy_json
 from durable.flow.token import Token
+from durable.flow.waits import WaitSpec
 from durable.models import (
+    CLAIMABLE_TASK_STATUSES,
     ExecutionStatus,
     QueueState,
     StepExecution,
@@ -28,10 +30,6 @@ from durable.models import (
 )
 from durable.store.notify import announce
 from durable.store.records import ClaimedTask
-
-
-def paused_queues(using: str) -> set[str]:
-    return set(QueueState.objects.using(using).filter(paused=True).values_list("name", flat=True))
 
 
 def claim_tasks(
@@ -48,7 +46,7 @@ def claim_tasks(
             return []
         candidates = (
             Task.objects.using(using)
-            .filter(queue=queue, status=TaskStatus.READY, run_at__lte=now)
+            .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=now)
             .order_by("-priority", "run_at", "id")
         )
         if features.has_select_for_update_skip_locked:
@@ -97,7 +95,8 @@ def _record_attempts_started(
         rows,
         update_conflicts=True,
         unique_fields=["execution", "step", "scope_key", "kind", "attempt"],
-        update_fields=["status", "started_at", "worker_id"],
+        # A retaken attempt starts over: nothing of the run that died is kept on its row.
+        update_fields=["status", "started_at", "worker_id", "completed_at", "duration_ms", "error"],
     )
 
 
@@ -135,14 +134,18 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         context=view,
         deadline_at=execution.deadline_at,
         claimed_at=now,
+        recorded_waits=list(task.token.get("waits", [])),
+        pending_wait=WaitSpec.from_json(task.wait) if task.wait else None,
     )
 
 
 def _mark_running(execution_pks: Iterable[int], now: datetime, using: str) -> None:
     # A separate statement after the claim commits: the claim never waits on execution rows.
-    WorkflowExecution.objects.using(using).filter(
-        pk__in=list(execution_pks), status=ExecutionStatus.PENDING
-    ).update(status=ExecutionStatus.RUNNING, started_at=now)
+    executions = WorkflowExecution.objects.using(using).filter(pk__in=list(execution_pks))
+    executions.filter(status=ExecutionStatus.PENDING).update(
+        status=ExecutionStatus.RUNNING, started_at=now
+    )
+    executions.filter(status=ExecutionStatus.WAITING).update(status=ExecutionStatus.RUNNING)
 
 
 def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str) -> int:
@@ -163,36 +166,60 @@ def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str
 def release(claim: ClaimedTask, *, using: str) -> bool:
     """Give an unfinished claim back for another worker, without counting an attempt."""
     with transaction.atomic(using=using):
-        released = (
+        task = (
             Task.objects.using(using)
             .filter(id=claim.task_id, lease_token=claim.lease_token)
-            .update(status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None)
+            .first()
         )
-        if released:
-            announce({claim.queue}, using)
-    return bool(released)
+        if task is None:
+            return False
+        _unclaim([task], using)
+    return True
 
 
 def reap_expired_leases(*, using: str) -> int:
     """Make tasks whose worker stopped heartbeating ready again (their attempt re-runs)."""
     with transaction.atomic(using=using):
-        expired = Task.objects.using(using).filter(
-            status=TaskStatus.CLAIMED, lease_expires_at__lt=timezone.now()
+        expired = list(
+            Task.objects.using(using)
+            .select_for_update(skip_locked=_skip_locked(using))
+            .filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=timezone.now())
         )
-        queues = set(expired.values_list("queue", flat=True))
-        count = expired.update(
-            status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None
-        )
-        if count:
-            announce(queues, using)
-    return count
+        _unclaim(expired, using)
+    return len(expired)
+
+
+def _skip_locked(using: str) -> bool:
+    return bool(connections[using].features.has_select_for_update_skip_locked)
+
+
+def _unclaim(tasks: Sequence[Task], using: str) -> None:
+    """Make claimed tasks claimable again; their attempt rows go back to `pending`, so no
+    step shows as running on a worker that let go of it."""
+    if not tasks:
+        return
+    Task.objects.using(using).filter(id__in=[t.id for t in tasks]).update(
+        status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None
+    )
+    for task in tasks:
+        StepExecution.objects.using(using).filter(
+            execution_id=task.execution_id,
+            step=task.step,
+            scope_key=attempt_scope_key(task),
+            kind=attempt_kind(task),
+            attempt=task.attempt,
+            status=StepStatus.RUNNING,
+        ).update(status=StepStatus.PENDING, worker_id="")
+    announce({t.queue for t in tasks}, using)
 
 
 def next_due_at(queues: Sequence[str], *, using: str) -> datetime | None:
-    """When the earliest not-yet-due ready task of `queues` becomes due."""
+    """When the earliest not-yet-due task of `queues` (a retry, a sleep) becomes due."""
     due: datetime | None = (
         Task.objects.using(using)
-        .filter(queue__in=list(queues), status=TaskStatus.READY, run_at__gt=timezone.now())
+        .filter(
+            queue__in=list(queues), status__in=CLAIMABLE_TASK_STATUSES, run_at__gt=timezone.now()
+        )
         .aggregate(at=Min("run_at"))["at"]
     )
     return due

@@ -18,6 +18,7 @@ from durable.flow.token import Token
 from durable.models import (
     FINISHED_STATUSES,
     ExecutionStatus,
+    PendingInput,
     StepExecution,
     StepStatus,
     Task,
@@ -163,15 +164,19 @@ def finish(
     if execution.started_at is not None:
         execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
     Task.objects.using(using).filter(execution=execution).delete()
-    # Attempts still running elsewhere can no longer commit (their task is gone).
-    execution.steps.using(using).filter(status=StepStatus.RUNNING).update(
+    # Attempts still running elsewhere can no longer commit (their task is gone), and
+    # parked ones will never wake.
+    execution.steps.using(using).filter(status__in=[StepStatus.RUNNING, StepStatus.WAITING]).update(
         status=StepStatus.FAILED,
         completed_at=now,
         error={
             "type": "Interrupted",
-            "message": f"the execution ended ({status}) while the "
-            "step ran; its outcome was discarded",
+            "message": f"the execution ended ({status}) while the step ran or waited; "
+            "its outcome was discarded",
         },
+    )
+    execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
+        status=PendingInput.Status.CANCELLED, completed_at=now
     )
     if save:
         execution.save(using=using)

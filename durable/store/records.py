@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from durable.flow.token import Token
+from durable.flow.waits import WaitSpec
 from durable.serialization import safe_repr
 
 
@@ -30,6 +31,19 @@ class ClaimedTask:
     context: dict[str, Any]  # the view the step sees (root context or its branch's view)
     deadline_at: datetime | None
     claimed_at: datetime
+    # Values of the waits this run of the step already passed, and the wait it is parked on.
+    recorded_waits: list[Any] = field(default_factory=list)
+    pending_wait: WaitSpec | None = None
+
+
+@dataclass
+class WaitEffects:
+    """What a step's waits did during one run, applied in the run's checkpoint."""
+
+    recorded: list[Any] = field(default_factory=list)  # values of every wait passed, in order
+    consumed_events: list[int] = field(default_factory=list)
+    seen_event_id: int = 0  # the newest event the waits looked at
+    timed_out_inputs: list[tuple[str, int]] = field(default_factory=list)  # (name, index)
 
 
 def error_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
