@@ -40,24 +40,30 @@ if TYPE_CHECKING:
         cancel,
         find_executions,
         get_execution,
+        get_execution_logs,
         get_metrics,
+        get_step_logs,
         list_executions,
         provide_input,
         resume,
         send_event,
         start,
+        stream_logs,
     )
 
 _API = {
     "cancel",
     "find_executions",
     "get_execution",
+    "get_execution_logs",
     "get_metrics",
+    "get_step_logs",
     "list_executions",
     "provide_input",
     "resume",
     "send_event",
     "start",
+    "stream_logs",
 }
 
 __all__ = [
@@ -80,7 +86,9 @@ __all__ = [
     "find_executions",
     "foreach",
     "get_execution",
+    "get_execution_logs",
     "get_metrics",
+    "get_step_logs",
     "list_executions",
     "loop",
     "on_decision",
@@ -90,6 +98,7 @@ __all__ = [
     "send_event",
     "start",
     "step",
+    "stream_logs",
     "switch",
     "when_result",
 ]

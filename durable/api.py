@@ -7,10 +7,12 @@ instead of half-doing the work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -19,7 +21,13 @@ from durable.dsl import registry
 from durable.dsl.nodes import Definition
 from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound
-from durable.models import ExecutionStatus, PendingInput, WorkflowExecution
+from durable.models import (
+    FINISHED_STATUSES,
+    ExecutionStatus,
+    PendingInput,
+    StepExecution,
+    WorkflowExecution,
+)
 from durable.serialization import normalize
 from durable.store import executions, queries, waits
 
@@ -97,7 +105,10 @@ def start(
         scheduled_at=scheduled_at,
         idempotency_key=idempotency_key,
     )
-    queue_adapter().enqueue([execution.queue])
+    # Announce only once the execution exists for others (start() may run inside an outer
+    # transaction, e.g. the scheduler's, which could still roll back).
+    queue = execution.queue
+    transaction.on_commit(lambda: queue_adapter().enqueue([queue]), using=_using())
     return execution.workflow_id
 
 
@@ -227,3 +238,62 @@ def resume(workflow_id: str, data: Mapping[str, Any] | None = None) -> None:
     if not isinstance(data, Mapping):
         raise TypeError(f"resume data must be a dict, got {type(data).__name__}")
     waits.resume(str(workflow_id), normalize(dict(data), "data"), using=_using())
+
+
+def _log_entries(rows: Iterable[StepExecution]) -> list[dict[str, Any]]:
+    return [
+        {
+            **entry,
+            "step": row.step,
+            "attempt": row.attempt,
+            "scope_key": row.scope_key,
+            "kind": row.kind,
+        }
+        for row in rows
+        for entry in (row.logs or [])
+    ]
+
+
+def get_step_logs(workflow_id: str, step: str | None = None) -> list[dict[str, Any]]:
+    """Captured log lines of one step's attempts (or of every step), oldest first; each
+    entry names its step, attempt and run (`scope_key`)."""
+    execution = get_execution(workflow_id)
+    rows = execution.steps.using(_using()).order_by("id")
+    if step is not None:
+        if not isinstance(step, str) or not step:
+            raise ValueError(f"step must be a step name, got {step!r}")
+        names = {node.name for node in resolve_workflow(execution.workflow_name).steps()}
+        if step not in names:
+            raise ValueError(f"workflow {execution.workflow_name!r} has no step {step!r}")
+        rows = rows.filter(step=step)
+    return _log_entries(rows)
+
+
+def get_execution_logs(workflow_id: str) -> list[dict[str, Any]]:
+    """Every captured log line of the execution, attempt by attempt."""
+    return get_step_logs(workflow_id)
+
+
+def stream_logs(workflow_id: str, *, poll_interval: float = 0.5) -> Iterator[dict[str, Any]]:
+    """Yield the execution's log lines as attempts record them, until it finishes.
+
+    Lines are stored when an attempt checkpoints, so a running attempt's lines arrive
+    together at its end."""
+    execution = get_execution(workflow_id)
+    seen: dict[int, int] = {}
+    while True:
+        execution.refresh_from_db(fields=["status"])
+        finished = execution.status in FINISHED_STATUSES
+        for row in execution.steps.using(_using()).order_by("id"):
+            logs = row.logs or []
+            if len(logs) > seen.get(row.pk, 0):
+                yield from _log_entries([_with_logs(row, logs[seen.get(row.pk, 0) :])])
+                seen[row.pk] = len(logs)
+        if finished:
+            return
+        time.sleep(poll_interval)
+
+
+def _with_logs(row: StepExecution, logs: list[dict[str, Any]]) -> StepExecution:
+    row.logs = logs
+    return row

@@ -9,7 +9,11 @@ class DurableConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from durable import checks  # noqa: F401  (registers the system checks)
+        from durable import (
+            checks,  # noqa: F401  (registers the system checks)
+            events,
+        )
         from durable.discovery import autodiscover
 
+        events.connect()
         autodiscover()

@@ -9,23 +9,30 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
+from durable.bus import CLIENT_EXTRAS, MessageBus
 from durable.conf import DEFAULTS, durable_settings
 from durable.dsl import registry
 from durable.queue.base import QueueAdapter
+from durable.scheduler import schedule_problems
 
 
 @register("durable")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     raw = getattr(settings, "DURABLE", {})
     if not isinstance(raw, dict):
-        return [Error("DURABLE must be a dict.", id="durable.E001",
-                      hint=f"got {type(raw).__name__}")]
+        return [
+            Error("DURABLE must be a dict.", id="durable.E001", hint=f"got {type(raw).__name__}")
+        ]
     messages: list[CheckMessage] = []
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
-        messages.append(Warning(f"unknown DURABLE key(s): {', '.join(unknown)}",
-                                hint=f"known keys: {', '.join(sorted(DEFAULTS))}",
-                                id="durable.W001"))
+        messages.append(
+            Warning(
+                f"unknown DURABLE key(s): {', '.join(unknown)}",
+                hint=f"known keys: {', '.join(sorted(DEFAULTS))}",
+                id="durable.W001",
+            )
+        )
     messages += _check_database()
     messages += _check_queues()
     messages += _check_numbers()
@@ -37,43 +44,60 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 def _check_database() -> list[CheckMessage]:
     alias = durable_settings.DATABASE
     if alias not in settings.DATABASES:
-        return [Error(f"DURABLE['DATABASE'] = {alias!r} is not in DATABASES.",
-                      id="durable.E008")]
+        return [Error(f"DURABLE['DATABASE'] = {alias!r} is not in DATABASES.", id="durable.E008")]
     config = settings.DATABASES[alias]
     if "sqlite3" in config.get("ENGINE", "") and (
         config.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
     ):
-        return [Warning(
-            "Durable on SQLite needs OPTIONS['transaction_mode'] = 'IMMEDIATE'.",
-            hint="Without it, a worker and a web process writing at once can fail with "
-                 "'database is locked'. Add {'transaction_mode': 'IMMEDIATE', 'timeout': 20} "
-                 "to the database OPTIONS.",
-            id="durable.W002",
-        )]
+        return [
+            Warning(
+                "Durable on SQLite needs OPTIONS['transaction_mode'] = 'IMMEDIATE'.",
+                hint="Without it, a worker and a web process writing at once can fail with "
+                "'database is locked'. Add {'transaction_mode': 'IMMEDIATE', 'timeout': 20} "
+                "to the database OPTIONS.",
+                id="durable.W002",
+            )
+        ]
     return []
 
 
 def _check_queues() -> list[CheckMessage]:
     queues = durable_settings.QUEUES
     if not isinstance(queues, dict) or not queues:
-        return [Error("DURABLE['QUEUES'] must be a non-empty dict of queue name -> options.",
-                      hint='e.g. {"default": {"concurrency": 10}}', id="durable.E003")]
+        return [
+            Error(
+                "DURABLE['QUEUES'] must be a non-empty dict of queue name -> options.",
+                hint='e.g. {"default": {"concurrency": 10}}',
+                id="durable.E003",
+            )
+        ]
     messages: list[CheckMessage] = []
     for name, config in queues.items():
         concurrency = config.get("concurrency", 10) if isinstance(config, dict) else None
-        if (not isinstance(name, str) or not isinstance(config, dict)
-                or not isinstance(concurrency, int) or isinstance(concurrency, bool)
-                or concurrency < 1):
-            messages.append(Error(
-                f"DURABLE['QUEUES'][{name!r}] must be a dict with an int 'concurrency' >= 1.",
-                id="durable.E003"))
+        if (
+            not isinstance(name, str)
+            or not isinstance(config, dict)
+            or not isinstance(concurrency, int)
+            or isinstance(concurrency, bool)
+            or concurrency < 1
+        ):
+            messages.append(
+                Error(
+                    f"DURABLE['QUEUES'][{name!r}] must be a dict with an int 'concurrency' >= 1.",
+                    id="durable.E003",
+                )
+            )
     configured = set(queues)
     for definition in registry.all_definitions():
         for queue in sorted(definition.queues() - configured):
-            messages.append(Error(
-                f"workflow {definition.name!r} uses queue {queue!r}, which is not in "
-                "DURABLE['QUEUES']; no worker would ever run those steps.",
-                hint=f"add {queue!r} to DURABLE['QUEUES'].", id="durable.E004"))
+            messages.append(
+                Error(
+                    f"workflow {definition.name!r} uses queue {queue!r}, which is not in "
+                    "DURABLE['QUEUES']; no worker would ever run those steps.",
+                    hint=f"add {queue!r} to DURABLE['QUEUES'].",
+                    id="durable.E004",
+                )
+            )
     for problem in registry.import_errors:
         messages.append(Error(f"invalid workflow module: {problem}", id="durable.E005"))
     return messages
@@ -81,15 +105,22 @@ def _check_queues() -> list[CheckMessage]:
 
 def _check_numbers() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for key in ("LEASE_SECONDS", "POLL_INTERVAL"):
+    for key in ("LEASE_SECONDS", "POLL_INTERVAL", "MAX_LEASE_EXPIRIES"):
         value = getattr(durable_settings, key)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            messages.append(Error(f"DURABLE[{key!r}] must be a positive number, got {value!r}.",
-                                  id="durable.E006"))
+            messages.append(
+                Error(
+                    f"DURABLE[{key!r}] must be a positive number, got {value!r}.", id="durable.E006"
+                )
+            )
     modules = durable_settings.WORKFLOW_MODULES
     if not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules):
-        messages.append(Error("DURABLE['WORKFLOW_MODULES'] must be a list of dotted module "
-                              "paths.", id="durable.E007"))
+        messages.append(
+            Error(
+                "DURABLE['WORKFLOW_MODULES'] must be a list of dotted module paths.",
+                id="durable.E007",
+            )
+        )
     return messages
 
 
@@ -106,10 +137,57 @@ def _check_adapter() -> list[CheckMessage]:
     try:
         cls = import_string(path)
     except ImportError as exc:
-        return [Error(f"DURABLE['QUEUE_ADAPTER'] = {path!r} cannot be imported: {exc}",
-                      id="durable.E002")]
+        return [
+            Error(
+                f"DURABLE['QUEUE_ADAPTER'] = {path!r} cannot be imported: {exc}", id="durable.E002"
+            )
+        ]
     if not (isinstance(cls, type) and issubclass(cls, QueueAdapter)):
-        return [Error(f"DURABLE['QUEUE_ADAPTER'] = {path!r} is not a QueueAdapter subclass.",
-                      id="durable.E002")]
+        return [
+            Error(
+                f"DURABLE['QUEUE_ADAPTER'] = {path!r} is not a QueueAdapter subclass.",
+                id="durable.E002",
+            )
+        ]
     options = durable_settings.QUEUE_OPTIONS
     return cls.check(options if isinstance(options, dict) else {})
+
+
+@register("durable")
+def check_message_bus(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    path = durable_settings.bus_path
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        extra = CLIENT_EXTRAS.get((missing or "").partition(".")[0])
+        if extra is not None:
+            return [
+                Error(
+                    f"DURABLE['MESSAGE_BUS'] = {path!r} needs the {missing!r} package, "
+                    "which is not installed.",
+                    hint=f"pip install durable[{extra}]",
+                    id="durable.E012",
+                )
+            ]
+        return [
+            Error(f"DURABLE['MESSAGE_BUS'] = {path!r} cannot be imported: {exc}", id="durable.E011")
+        ]
+    if not (isinstance(cls, type) and issubclass(cls, MessageBus)):
+        return [
+            Error(
+                f"DURABLE['MESSAGE_BUS'] = {path!r} is not a MessageBus subclass.",
+                id="durable.E011",
+            )
+        ]
+    options = durable_settings.MESSAGE_BUS_OPTIONS
+    return cls.check(options if isinstance(options, dict) else {})
+
+
+@register("durable")
+def check_schedules(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Cron schedules (E010). Stored schedules only with `check --database` (and `migrate`)."""
+    stored = bool(databases) and durable_settings.DATABASE in databases
+    return [Error(p, id="durable.E010") for p in schedule_problems(stored=stored)]

@@ -18,18 +18,26 @@ from django.utils.module_loading import import_string
 
 POSTGRES_QUEUE = "durable.queue.postgres.PostgresQueue"
 DATABASE_QUEUE = "durable.queue.database.DatabaseQueue"
+POSTGRES_BUS = "durable.bus.postgres.PostgresBus"
+MEMORY_BUS = "durable.bus.memory.InMemoryBus"
 
 DEFAULTS: dict[str, Any] = {
     # None picks PostgresQueue on PostgreSQL and DatabaseQueue on any other database.
     "QUEUE_ADAPTER": None,
     "QUEUE_OPTIONS": {},
     "QUEUES": {"default": {"concurrency": 10}},
+    # None picks PostgresBus on PostgreSQL and InMemoryBus on any other database.
     "MESSAGE_BUS": None,
     "MESSAGE_BUS_OPTIONS": {},
     "SCHEDULER": {"ENABLED": True, "TIMEZONE": "UTC"},
     "RETENTION": {"COMPLETED_DAYS": 30, "FAILED_DAYS": 90},
     "WORKFLOW_MODULES": [],
     "LEASE_SECONDS": 30,
+    # A step whose worker died this many times while running it (an OOM kill, a crash in
+    # native code) fails instead of taking down worker after worker.
+    "MAX_LEASE_EXPIRIES": 10,
+    # Characters of captured log text kept per step attempt; the rest is counted, not kept.
+    "STEP_LOG_MAX_BYTES": 64_000,
     # How often an idle worker looks for due work when no wake-up arrives.
     "POLL_INTERVAL": 1.0,
     # The database alias Durable stores its state in.
@@ -69,6 +77,17 @@ class DurableSettings:
     @cached_property
     def queue_adapter_class(self) -> type[Any]:
         return import_string(self.queue_adapter_path)  # type: ignore[no-any-return]
+
+    @property
+    def bus_path(self) -> str:
+        path = self.MESSAGE_BUS
+        if path:
+            return str(path)
+        return POSTGRES_BUS if self.uses_postgresql else MEMORY_BUS
+
+    @cached_property
+    def bus_class(self) -> type[Any]:
+        return import_string(self.bus_path)  # type: ignore[no-any-return]
 
     def queue_names(self) -> list[str]:
         queues = self.QUEUES

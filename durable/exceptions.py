@@ -62,5 +62,9 @@ class WaitConflict(DurableError):
     """Another run consumed an event this run wanted; the run is handed back to try again."""
 
 
+class WorkerLost(DurableError):
+    """The workers running a step kept dying before finishing it (see MAX_LEASE_EXPIRIES)."""
+
+
 class LeaseLost(DurableError):
     """A worker tried to commit work whose claim another worker has taken over."""

@@ -264,6 +264,8 @@ class Task(models.Model):
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.READY)
     attempt = models.PositiveIntegerField(default=1)
     claims = models.PositiveIntegerField(default=0)
+    # Leases that expired on this task: its worker died (or hung) while running it.
+    expiries = models.PositiveIntegerField(default=0)
     lease_token = models.UUIDField(null=True, blank=True)
     leased_by = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)

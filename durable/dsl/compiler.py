@@ -125,6 +125,12 @@ class Compiler:
                 self.problem(where, f"compensate={spec.compensate!r} names no method of the class")
             elif hasattr(target, "__durable_step__"):
                 self.problem(where, f"compensate={spec.compensate!r} is a step; use a plain method")
+        if spec.transactional and inspect.iscoroutinefunction(spec.function):
+            self.problem(
+                where,
+                "transactional=True needs a sync step: an async step cannot "
+                "share the checkpoint's database transaction",
+            )
         return StepNode(
             name=spec.name,
             method=spec.function.__name__,

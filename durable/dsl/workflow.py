@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from durable.dsl import registry
+from durable.dsl import cron, registry
 from durable.dsl.builder import ClassCollector, collectors
 from durable.dsl.compiler import Compiler
 from durable.dsl.nodes import (
@@ -101,6 +101,8 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         version=cls.version,
     )
     compiler.check_decisions(definition)
+    for message in cron.class_problems(cls):
+        compiler.problem("cron", message)
     if compiler.problems:
         raise DefinitionError(name, compiler.problems)
     return definition
@@ -177,6 +179,12 @@ class Workflow(metaclass=WorkflowMeta):
     max_retries: ClassVar[int] = 3
     queue: ClassVar[str] = "default"
     version: ClassVar[int | str] = 1
+    # A schedule (see durable.scheduler): `cron` is a cron expression; the others are optional.
+    cron: ClassVar[str | None] = None
+    cron_timezone: ClassVar[str | None] = None
+    cron_queue: ClassVar[str | None] = None
+    cron_input: ClassVar[dict[str, Any] | None] = None
+    cron_catch_up: ClassVar[str] = "skip"
     abstract: ClassVar[bool] = True
     _definition: ClassVar[Definition]
     _nodes: ClassVar[Branch]

@@ -20,8 +20,9 @@ def queue_adapter() -> QueueAdapter:
     with _lock:
         if _adapter is None:
             cls = durable_settings.queue_adapter_class
-            _adapter = cls(using=durable_settings.DATABASE,
-                           options=dict(durable_settings.QUEUE_OPTIONS))
+            _adapter = cls(
+                using=durable_settings.DATABASE, options=dict(durable_settings.QUEUE_OPTIONS)
+            )
         return _adapter
 
 

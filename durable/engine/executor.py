@@ -11,21 +11,25 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
+from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.dsl.nodes import Definition, StepNode
 from durable.engine.async_runner import run_coroutine
+from durable.engine.logcapture import StepLog, capturing
 from durable.engine.waits import StepWaits
 from durable.exceptions import (
     LeaseLost,
     NonRetryable,
     StepTimeout,
     WaitConflict,
+    WorkerLost,
     WorkflowNotFound,
     WorkflowTimeout,
 )
@@ -120,6 +124,23 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             using=using,
         )
         return
+    limit = int(durable_settings.MAX_LEASE_EXPIRIES)
+    if claim.expiries >= limit:
+        lost = WorkerLost(
+            f"the worker running {claim.kind} {claim.step!r} stopped {claim.expiries} times "
+            f"before finishing it (killed? out of memory?); giving up "
+            f"(DURABLE['MAX_LEASE_EXPIRIES'] = {limit})"
+        )
+        error = {**error_record(lost, with_traceback=False), "non_retryable": True}
+        if claim.kind == "compensate":
+            checkpoints.complete_compensation(
+                claim, definition, error=error, retryable=False, duration_ms=0, using=using
+            )
+        else:
+            checkpoints.fail_step(
+                claim, definition, error=error, retryable=False, duration_ms=0, using=using
+            )
+        return
     if claim.kind == "compensate":
         _compensate(claim, definition, step, adapter, started)
         return
@@ -148,18 +169,35 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
     )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)
+    log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
     logger.debug("running %s of %s (attempt %d)", step.name, claim.workflow_id, claim.attempt)
     try:
-        outcome = method if isinstance(method, Failure) else _invoke(method, args, step)
+        if isinstance(method, Failure):
+            outcome: Any = method
+        elif step.transactional:
+            outcome = _run_transactional(
+                method, args, step, ctx, claim, definition, waits, started, log
+            )
+        else:
+            outcome = _invoke(method, args, step, log)
     except Suspend as suspend:
         duration_ms = int((time.monotonic() - started) * 1000)
         checkpoints.park_step(
-            claim, wait=suspend.wait, effects=waits.effects, duration_ms=duration_ms, using=using
+            claim,
+            wait=suspend.wait,
+            effects=waits.effects,
+            duration_ms=duration_ms,
+            using=using,
+            logs=log.finish(),
         )
         adapter.ack(claim)
         logger.info("step %s of %s is %s", step.name, claim.workflow_id, suspend)
         return
     duration_ms = int((time.monotonic() - started) * 1000)
+    if outcome is COMMITTED:
+        adapter.ack(claim)
+        logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+        return
     if isinstance(outcome, Failure):
         retry_at = checkpoints.fail_step(
             claim,
@@ -169,6 +207,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             duration_ms=duration_ms,
             using=using,
             waits=waits.effects,
+            logs=_with_failure(log, outcome),
         )
         logger.info(
             "step %s of %s failed (attempt %d): %s%s",
@@ -190,17 +229,85 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             duration_ms=duration_ms,
             using=using,
             waits=waits.effects,
+            logs=log.finish(),
         )
     except _TRANSIENT:
         raise
     except Exception as exc:
-        error = _unstorable(f"step {step.name!r}", claim, exc)
+        failure = Failure(_unstorable(f"step {step.name!r}", claim, exc), retryable=False)
         checkpoints.fail_step(
-            claim, definition, error=error, retryable=False, duration_ms=duration_ms, using=using
+            claim,
+            definition,
+            error=failure.error,
+            retryable=False,
+            duration_ms=duration_ms,
+            using=using,
+            logs=_with_failure(log, failure),
         )
         return
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+
+
+def _with_failure(log: StepLog, failure: Failure) -> list[dict[str, Any]]:
+    """The attempt's log, ending with the failure and its traceback."""
+    error = failure.error
+    log.add(
+        level="ERROR",
+        message=error.get("traceback") or f"{error['type']}: {error['message']}",
+        logger="durable",
+        stream="durable",
+        keep=True,
+    )
+    return log.finish()
+
+
+# The outcome of a transactional step whose writes and checkpoint committed together.
+COMMITTED = object()
+
+
+class _RolledBack(Exception):
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+
+
+def _run_transactional(
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    step: StepNode,
+    ctx: Context,
+    claim: ClaimedTask,
+    definition: Definition,
+    waits: StepWaits,
+    started: float,
+    log: StepLog,
+) -> Any:
+    """Run the step and checkpoint it in ONE transaction on Durable's database, so the
+    step's ORM writes commit exactly when its checkpoint does: a crash, a failure, a wait
+    or a lost lease rolls them back with it. Returns COMMITTED or a Failure."""
+    using = waits.using
+    try:
+        with transaction.atomic(using=using):
+            outcome = _invoke(method, args, step, log)
+            if isinstance(outcome, Failure):
+                raise _RolledBack(outcome)
+            checkpoints.complete_step(
+                claim,
+                definition,
+                ops=ctx.ops,
+                output=outcome,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                using=using,
+                waits=waits.effects,
+                logs=log.finish(),
+            )
+    except _RolledBack as rolled_back:
+        return rolled_back.failure
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        return Failure(_unstorable(f"step {step.name!r}", claim, exc), retryable=False)
+    return COMMITTED
 
 
 @dataclass
@@ -208,15 +315,19 @@ class _Raised:
     error: BaseException
 
 
-async def _capture(coroutine: Coroutine[Any, Any, Any]) -> Any:
+async def _capture(coroutine: Coroutine[Any, Any, Any], log: StepLog | None) -> Any:
     """Await a step, handing back what it raised instead of raising it on the event loop.
 
     A SystemExit or KeyboardInterrupt escaping an asyncio task stops the shared loop, so
     this and every later async step would wait forever; and a TimeoutError of the step's
-    own must not be mistaken for its `timeout=` expiring.
+    own must not be mistaken for its `timeout=` expiring. The step's log capture is set
+    here, inside the task, since a task does not inherit the submitting thread's context.
     """
     try:
-        return await coroutine
+        if log is None:
+            return await coroutine
+        with capturing(log):
+            return await coroutine
     except asyncio.CancelledError:
         raise  # how the step's timeout stops it
     except BaseException as exc:
@@ -235,13 +346,16 @@ def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:
         return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
 
 
-def _invoke(method: Callable[..., Any], args: tuple[Any, ...], step: StepNode) -> Any:
-    """Call the step; return its normalised output, or a Failure describing what went wrong."""
+def _invoke(
+    method: Callable[..., Any], args: tuple[Any, ...], step: StepNode, log: StepLog | None = None
+) -> Any:
+    """Call the step; return its normalised output, or a Failure describing what went wrong.
+    What it logs and prints goes to `log`."""
     started = time.monotonic()
     try:
         if step.is_async:
             try:
-                result = run_coroutine(_capture(method(*args)), step.timeout)
+                result = run_coroutine(_capture(method(*args), log), step.timeout)
             except TimeoutError:
                 raise StepTimeout(
                     f"step {step.name!r} ran past its timeout of {step.timeout:g}s"
@@ -249,7 +363,8 @@ def _invoke(method: Callable[..., Any], args: tuple[Any, ...], step: StepNode) -
             if isinstance(result, _Raised):
                 raise result.error
         else:
-            result = method(*args)
+            with capturing(log) if log is not None else nullcontext(log):
+                result = method(*args)
             # A sync step cannot be interrupted; the worker's supervisor fails it at the
             # deadline, and a late return is recorded as the timeout it was.
             if step.timeout is not None and time.monotonic() - started > step.timeout:
@@ -279,6 +394,7 @@ def _compensate(
 ) -> None:
     assert step.compensate is not None
     method = _method(definition, step.compensate)
+    log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
     if isinstance(method, Failure):
         outcome: Any = method
     else:
@@ -297,7 +413,7 @@ def _compensate(
             is_async=inspect.iscoroutinefunction(method),
             timeout=step.timeout,
         )
-        outcome = _invoke(method, args, compensation)
+        outcome = _invoke(method, args, compensation, log)
     duration_ms = int((time.monotonic() - started) * 1000)
     failure = outcome if isinstance(outcome, Failure) else None
     try:
@@ -309,6 +425,7 @@ def _compensate(
             duration_ms=duration_ms,
             using=adapter.using,
             output=None if failure else outcome,
+            logs=_with_failure(log, failure) if failure else log.finish(),
         )
     except _TRANSIENT:
         raise

@@ -30,6 +30,19 @@ from durable.store.records import ClaimedTask, error_record
 logger = logging.getLogger("durable.worker")
 
 
+def resident_memory_mb() -> float:
+    """This process's resident set size, read from /proc (Linux), in MB."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        import resource
+
+        # Elsewhere fall back to the peak, which only overstates.
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
 def new_worker_id() -> str:
     """Unique per process (not per host): hostname, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -59,6 +72,8 @@ class Worker:
         poll_interval: float = 1.0,
         shutdown_timeout: float = 30.0,
         worker_id: str | None = None,
+        max_tasks: int | None = None,
+        max_memory_mb: float | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue")
@@ -68,6 +83,10 @@ class Worker:
         self.poll_interval = float(poll_interval)
         self.shutdown_timeout = float(shutdown_timeout)
         self.worker_id = worker_id or new_worker_id()
+        # Recycling: after this many tasks, or above this resident memory, the worker drains
+        # and exits (status 0) so a process supervisor can start a fresh one.
+        self.max_tasks = max_tasks
+        self.max_memory_mb = max_memory_mb
         self.stats = WorkerStats()
         self.stopping = threading.Event()
         self.wake = threading.Event()
@@ -105,7 +124,8 @@ class Worker:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            if idle_timeout is not None:
+            self._check_recycle()
+            if idle_timeout is not None and not self.stopping.is_set():
                 self.adapter.wait_for_work(list(self.queues), idle_timeout, self.wake)
         self._drain()
 
@@ -140,12 +160,33 @@ class Worker:
 
     # -- claiming ------------------------------------------------------------------------
 
+    def _check_recycle(self) -> None:
+        if self.max_tasks is not None and self.stats.claimed >= self.max_tasks:
+            logger.warning(
+                "recycling: %d tasks claimed (--max-tasks %d); draining",
+                self.stats.claimed,
+                self.max_tasks,
+            )
+            self.stop()
+            return
+        if self.max_memory_mb is not None:
+            rss = resident_memory_mb()
+            if rss > self.max_memory_mb:
+                logger.warning(
+                    "recycling: resident memory %.0f MB is over --max-memory %.0f MB; draining",
+                    rss,
+                    self.max_memory_mb,
+                )
+                self.stop()
+
     def _claim_round(self) -> bool:
         self.wake.clear()
         claimed_any = False
         for queue, concurrency in self.queues.items():
             with self._lock:
                 free = concurrency - self._running[queue]
+            if self.max_tasks is not None:
+                free = min(free, self.max_tasks - self.stats.claimed)
             if free <= 0:
                 continue
             for claim in self.adapter.claim(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,8 +10,18 @@ from typing import Any
 from durable.exceptions import WaitTimeout
 from durable.flow.inputs import build_schema
 from durable.flow.ops import Op, apply_op, copy_json
-from durable.flow.waits import NO_VALUE, Suspend, WaitKind, WaitRuntime, WaitSpec, duration
-from durable.serialization import normalize
+from durable.flow.waits import (
+    MAX_NAME_LENGTH,
+    NO_VALUE,
+    Suspend,
+    WaitKind,
+    WaitRuntime,
+    WaitSpec,
+    duration,
+    read_timed_out_marker,
+    timed_out_marker,
+)
+from durable.serialization import normalize, safe_repr
 from durable.time import as_seconds
 
 _MISSING = object()
@@ -157,6 +168,10 @@ class Context:
         runtime, index, done, _ = self._next_wait()
         if done:
             return
+        # Once parked, the stored deadline rules (durable.testing.advance_time moves it).
+        pending = runtime.pending()
+        if pending is not None and pending.same_wait("sleep", "", index) and pending.deadline:
+            when = pending.deadline
         self._sleep(runtime, index, when)
 
     def wait_for_event(
@@ -220,7 +235,13 @@ class Context:
         self._wait_index += 1
         recorded = self._waits.recorded()
         if index < len(recorded):
-            return self._waits, index, True, copy_json(recorded[index])
+            timed_out = read_timed_out_marker(recorded[index])
+            if timed_out is None:
+                return self._waits, index, True, copy_json(recorded[index])
+            attempt, message = timed_out
+            if attempt == self.attempt:
+                raise WaitTimeout(message)
+            self._waits.forget(index)  # a retry: this wait, and those after it, wait afresh
         return self._waits, index, False, None
 
     @staticmethod
@@ -241,25 +262,31 @@ class Context:
             return
         raise Suspend(WaitSpec("sleep", index, "", deadline))
 
-    @staticmethod
-    def _timed_out(runtime: WaitRuntime, what: str, timeout_value: Any) -> Any:
+    def _timed_out(self, runtime: WaitRuntime, what: str, timeout_value: Any) -> Any:
         if timeout_value is NO_VALUE:
-            raise WaitTimeout(f"{what} timed out")
+            message = f"{what} timed out"
+            runtime.record(timed_out_marker(self.attempt, message))
+            raise WaitTimeout(message)
         value = normalize(timeout_value, "timeout_value")
         runtime.record(value)
         return value
 
     @staticmethod
     def _wait_name(name: object) -> str:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a wait needs a non-empty name, got {name!r}")
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+            raise ValueError(
+                f"a wait needs a non-empty name of at most {MAX_NAME_LENGTH} characters, "
+                f"got {safe_repr(name, 80)}"
+            )
         return name
 
     @staticmethod
     def _timeout(timeout: timedelta | float | None) -> timedelta | None:
-        seconds = as_seconds(timeout) if not isinstance(timeout, bool) else -1
-        if seconds is None:
+        if timeout is None:
             return None
-        if seconds < 0:
-            raise ValueError(f"timeout must be >= 0, got {timeout!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, timedelta | int | float):
+            raise TypeError(f"timeout must be a timedelta or a number of seconds, got {timeout!r}")
+        seconds = as_seconds(timeout)
+        if seconds is None or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"timeout must be a finite duration >= 0, got {timeout!r}")
         return timedelta(seconds=seconds)

@@ -7,14 +7,18 @@ workflow), the response when someone answers (a bad response is refused with a
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from durable.serialization import normalize
+
 INPUT_TYPES = ("free_text", "form", "single_choice", "multi_choice")
 FIELD_TYPES = ("text", "textarea", "number", "boolean", "select", "multi_select", "date")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def build_schema(
@@ -44,7 +48,10 @@ def build_schema(
         schema["choices"] = [_choice(c) for c in choices]
     elif choices:
         raise ValueError(f"choices= only applies to choice inputs, not {input_type!r}")
-    return schema
+    # Stored with the parked step and shown in the UI: a value that is not JSON must fail
+    # the step here, not the checkpoint that parks it (which would run it again forever).
+    normalized: dict[str, Any] = normalize(schema, "input schema")
+    return normalized
 
 
 def _field(spec: Any) -> dict[str, Any]:
@@ -110,13 +117,13 @@ def _clean_choice(choices: list[dict[str, Any]], response: Any, *, multi: bool) 
     if multi:
         if not isinstance(response, list | tuple) or not response:
             raise ValidationError({"choice": ["pick at least one of the choices"]})
-        bad = [v for v in response if v not in values]
+        bad = [v for v in response if not _among(v, values)]
         if bad:
             raise ValidationError({"choice": [f"{bad!r} not among the choices {values!r}"]})
         return list(response)
     if isinstance(response, list | tuple):
         raise ValidationError({"choice": ["pick exactly one choice, not a list"]})
-    if response not in values:
+    if not _among(response, values):
         raise ValidationError({"choice": [f"{response!r} is not one of the choices {values!r}"]})
     return response
 
@@ -155,15 +162,25 @@ def _clean_field(field: dict[str, Any], value: Any) -> Any:
             return value.lower() in ("true", "on", "yes", "1")
         raise ValueError("must be true or false")
     if kind == "date":
+        # Only YYYY-MM-DD: fromisoformat alone would also take 20240101 and week dates.
+        text = value.strip() if isinstance(value, str) else ""
         try:
-            return date.fromisoformat(str(value)).isoformat()
+            if not _ISO_DATE.fullmatch(text):
+                raise ValueError
+            return date.fromisoformat(text).isoformat()
         except ValueError:
             raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
     options = field["options"]
     if kind == "select":
-        if value not in options:
+        if not _among(value, options):
             raise ValueError(f"{value!r} is not one of {options!r}")
         return value
-    if not isinstance(value, list | tuple) or any(v not in options for v in value):
+    if not isinstance(value, list | tuple) or not all(_among(v, options) for v in value):
         raise ValueError(f"must be a list of options from {options!r}")
     return list(value)
+
+
+def _among(value: Any, options: list[Any]) -> bool:
+    """`value in options`, except that True/False do not match 1/0 (Python says they are
+    equal; JSON and the person choosing do not)."""
+    return any(value == o and isinstance(value, bool) == isinstance(o, bool) for o in options)

@@ -11,6 +11,7 @@ and input responses; this module holds the rules, with no database access.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,10 @@ from typing import Any, Literal, Protocol
 WaitKind = Literal["sleep", "event", "input"]
 
 NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
+
+# Event and input names are stored in columns of this size (WorkflowEvent.name,
+# PendingInput.input_name).
+MAX_NAME_LENGTH = 200
 
 
 @dataclass
@@ -57,13 +62,34 @@ class WaitSpec:
         return (self.kind, self.name, self.index) == (kind, name, index)
 
 
+# A wait that timed out with no `timeout_value` is recorded as this marker, so that a re-run
+# of the step in the same attempt (the step caught WaitTimeout and then parked on a later
+# wait) meets the timeout again instead of waiting anew. A retry waits afresh.
+_TIMED_OUT = "__durable_wait_timed_out__"
+
+
+def timed_out_marker(attempt: int, message: str) -> dict[str, Any]:
+    return {_TIMED_OUT: {"attempt": attempt, "message": message}}
+
+
+def read_timed_out_marker(value: Any) -> tuple[int, str] | None:
+    """(attempt, message) when `value` is a recorded timeout, else None."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_TIMED_OUT), dict):
+        marker = value[_TIMED_OUT]
+        return int(marker.get("attempt", 0)), str(marker.get("message", "wait timed out"))
+    return None
+
+
 class Suspend(BaseException):
     """Unwinds a step to park it on `wait`. A BaseException, so `except Exception` in step
     code does not swallow it."""
 
     def __init__(self, wait: WaitSpec) -> None:
         self.wait = wait
-        super().__init__(f"waiting for {wait.kind} {wait.name!r}".strip())
+        if wait.kind == "sleep" and wait.deadline is not None:
+            super().__init__(f"sleeping until {wait.deadline.isoformat()}")
+        else:
+            super().__init__(f"waiting for {wait.kind} {wait.name!r}")
 
 
 class WaitRuntime(Protocol):
@@ -81,6 +107,10 @@ class WaitRuntime(Protocol):
 
     def record(self, value: Any) -> None:
         """Remember that the next wait (by index) was satisfied with `value`."""
+        ...
+
+    def forget(self, index: int) -> None:
+        """Drop the recorded values from `index` on: the step waits afresh from there."""
         ...
 
     def take_event(self, name: str, filter: Callable[[Any], bool] | None) -> tuple[bool, Any]:
@@ -109,6 +139,11 @@ def duration(
         ("hours", hours),
         ("days", days),
     ):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ValueError(f"{label}= must be a number >= 0, got {value!r}")
     return timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days)

@@ -28,6 +28,7 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
+from durable.signals import lifecycle_event, send_on_commit
 from durable.store.claims import attempt_kind, attempt_scope_key
 from durable.store.executions import (
     apply_advance,
@@ -78,6 +79,19 @@ def _timing(finished_at: datetime, duration_ms: int) -> dict[str, Any]:
     return {"completed_at": finished_at, "duration_ms": duration_ms}
 
 
+def _logs(
+    claim: ClaimedTask, task: Task, logs: list[dict[str, Any]] | None, using: str
+) -> dict[str, Any]:
+    """The `logs` update for an attempt row: a run resumed after a wait appends to what the
+    attempt's earlier runs logged."""
+    if logs is None:
+        return {}
+    if claim.pending_wait is not None or claim.recorded_waits:
+        earlier = _attempt_row(task, claim.attempt, using).values_list("logs", flat=True).first()
+        return {"logs": [*(earlier or []), *logs]}
+    return {"logs": logs}
+
+
 def _settle_status(execution: WorkflowExecution, using: str) -> None:
     """Running while any of its tasks can run; waiting when all that is left is parked."""
     if execution.status not in ACTIVE:
@@ -103,6 +117,7 @@ def complete_step(
     output: Any,
     duration_ms: int,
     using: str,
+    logs: list[dict[str, Any]] | None = None,
     waits: WaitEffects | None = None,
 ) -> None:
     """Record a successful attempt and advance the execution. Raises LeaseLost."""
@@ -113,8 +128,12 @@ def complete_step(
         apply_wait_effects(task, waits, using)
         task.delete()
         _attempt_row(task, claim.attempt, using).update(
-            status=StepStatus.COMPLETED, output=output, **_timing(now, duration_ms)
+            status=StepStatus.COMPLETED,
+            output=output,
+            **_timing(now, duration_ms),
+            **_logs(claim, task, logs, using),
         )
+        _step_event("step_completed", claim, task, using, duration_ms=duration_ms)
         if execution.status not in ACTIVE:
             return
         state = FlowState(
@@ -138,6 +157,7 @@ def park_step(
     effects: WaitEffects,
     duration_ms: int,
     using: str,
+    logs: list[dict[str, Any]] | None = None,
 ) -> None:
     """Record that the attempt is waiting and park its task until the wait is due or
     satisfied. Raises LeaseLost."""
@@ -149,10 +169,23 @@ def park_step(
             task.delete()
             return
         _attempt_row(task, claim.attempt, using).update(
-            status=StepStatus.WAITING, **_timing(now, duration_ms)
+            status=StepStatus.WAITING,
+            **_timing(now, duration_ms),
+            **_logs(claim, task, logs, using),
         )
         suspend_step(claim, task, execution, wait, effects, using=using)
         execution.save(using=using)
+        if execution.status == ExecutionStatus.WAITING:
+            send_on_commit(
+                lifecycle_event(
+                    "workflow_waiting",
+                    claim.workflow_id,
+                    claim.workflow_name,
+                    step=claim.step,
+                    wait={"kind": wait.kind, "name": wait.name},
+                ),
+                using,
+            )
 
 
 def fail_step(
@@ -163,6 +196,7 @@ def fail_step(
     retryable: bool,
     duration_ms: int,
     using: str,
+    logs: list[dict[str, Any]] | None = None,
     waits: WaitEffects | None = None,
 ) -> datetime | None:
     """Record a failed attempt; retry it after its backoff or fail the execution.
@@ -178,7 +212,10 @@ def fail_step(
         if waits is not None:
             task.token = {**task.token, "waits": waits.recorded}
         _attempt_row(task, claim.attempt, using).update(
-            status=StepStatus.FAILED, error=error, **_timing(now, duration_ms)
+            status=StepStatus.FAILED,
+            error=error,
+            **_timing(now, duration_ms),
+            **_logs(claim, task, logs, using),
         )
         if claim.kind == "compensate" and execution.status == ExecutionStatus.COMPENSATING:
             # A compensation this worker cannot even load (its workflow or step is unknown
@@ -196,10 +233,39 @@ def fail_step(
             _reschedule(task, run_at, using)
             _settle_status(execution, using)
             execution.save(using=using)
+            _step_event(
+                "step_retrying",
+                claim,
+                task,
+                using,
+                error=_brief(error),
+                retry_at=run_at.isoformat(),
+            )
             return run_at
         task.delete()
+        _step_event("step_failed", claim, task, using, error=_brief(error))
         fail_execution(execution, definition, error, using=using)
         return None
+
+
+def _brief(error: dict[str, Any]) -> dict[str, Any]:
+    return {"type": error.get("type"), "message": error.get("message")}
+
+
+def _step_event(name: str, claim: ClaimedTask, task: Task, using: str, **data: Any) -> None:
+    send_on_commit(
+        lifecycle_event(
+            name,
+            claim.workflow_id,
+            claim.workflow_name,
+            step=claim.step,
+            kind=claim.kind,
+            scope_key=attempt_scope_key(task),
+            attempt=claim.attempt,
+            **data,
+        ),
+        using,
+    )
 
 
 def _reschedule(task: Task, run_at: datetime, using: str) -> None:
@@ -222,6 +288,7 @@ def complete_compensation(
     retryable: bool,
     duration_ms: int,
     using: str,
+    logs: list[dict[str, Any]] | None = None,
     output: Any = None,
 ) -> None:
     """Record a compensation attempt (error=None: it succeeded) and run the next one."""
@@ -231,7 +298,11 @@ def complete_compensation(
         task = _take_task(claim, using)
         status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
         _attempt_row(task, claim.attempt, using).update(
-            status=status, error=error, output=output, **_timing(now, duration_ms)
+            status=status,
+            error=error,
+            output=output,
+            **_timing(now, duration_ms),
+            **_logs(claim, task, logs, using),
         )
         if execution.status != ExecutionStatus.COMPENSATING:
             task.delete()

@@ -28,6 +28,7 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
+from durable.signals import lifecycle_event, send_on_commit
 from durable.store.notify import announce
 from durable.store.records import ClaimedTask
 
@@ -38,12 +39,14 @@ def claim_tasks(
     """Claim up to `limit` due tasks of `queue`, highest priority first, then oldest."""
     if limit <= 0:
         return []
-    now = timezone.now()
     lease_token = uuid.uuid4()
     features = connections[using].features
     with transaction.atomic(using=using):
         if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
             return []
+        # Read the clock once the transaction holds its locks (SQLite may wait seconds for
+        # its write lock): a lease counted from before the wait could expire at once.
+        now = timezone.now()
         candidates = (
             Task.objects.using(using)
             .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=now)
@@ -70,7 +73,35 @@ def claim_tasks(
         _record_attempts_started(tasks, worker_id, now, using)
     claimed = [_claimed(task, lease_token, now) for task in tasks]
     _mark_running({c.execution_pk for c in claimed}, now, using)
+    _announce_starts(tasks, claimed, worker_id, using)
     return claimed
+
+
+def _announce_starts(
+    tasks: Sequence[Task], claimed: Sequence[ClaimedTask], worker_id: str, using: str
+) -> None:
+    started: set[int] = set()
+    for task, claim in zip(tasks, claimed, strict=True):
+        execution = task.execution
+        if execution.status == ExecutionStatus.PENDING and execution.pk not in started:
+            started.add(execution.pk)
+            send_on_commit(
+                lifecycle_event("workflow_started", claim.workflow_id, claim.workflow_name),
+                using,
+            )
+        send_on_commit(
+            lifecycle_event(
+                "step_started",
+                claim.workflow_id,
+                claim.workflow_name,
+                step=claim.step,
+                kind=claim.kind,
+                scope_key=attempt_scope_key(task),
+                attempt=claim.attempt,
+                worker_id=worker_id,
+            ),
+            using,
+        )
 
 
 def _record_attempts_started(
@@ -134,6 +165,7 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         context=view,
         deadline_at=execution.deadline_at,
         claimed_at=now,
+        expiries=task.expiries,
         recorded_waits=list(task.token.get("waits", [])),
         pending_wait=WaitSpec.from_json(task.wait) if task.wait else None,
     )
@@ -156,11 +188,10 @@ def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str
     held = Q()
     for claim in claims:
         held |= Q(id=claim.task_id, lease_token=claim.lease_token)
-    return (
-        Task.objects.using(using)
-        .filter(held)
-        .update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
-    )
+    with transaction.atomic(using=using):
+        # The clock is read once the write lock is ours (SQLite may wait for it).
+        expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+        return Task.objects.using(using).filter(held).update(lease_expires_at=expires_at)
 
 
 def release(claim: ClaimedTask, *, using: str) -> bool:
@@ -185,7 +216,7 @@ def reap_expired_leases(*, using: str) -> int:
             .select_for_update(skip_locked=_skip_locked(using))
             .filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=timezone.now())
         )
-        _unclaim(expired, using)
+        _unclaim(expired, using, expired_lease=True)
     return len(expired)
 
 
@@ -193,13 +224,17 @@ def _skip_locked(using: str) -> bool:
     return bool(connections[using].features.has_select_for_update_skip_locked)
 
 
-def _unclaim(tasks: Sequence[Task], using: str) -> None:
+def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) -> None:
     """Make claimed tasks claimable again; their attempt rows go back to `pending`, so no
     step shows as running on a worker that let go of it."""
     if not tasks:
         return
     Task.objects.using(using).filter(id__in=[t.id for t in tasks]).update(
-        status=TaskStatus.READY, lease_token=None, leased_by="", lease_expires_at=None
+        status=TaskStatus.READY,
+        lease_token=None,
+        leased_by="",
+        lease_expires_at=None,
+        expiries=F("expiries") + int(expired_lease),
     )
     for task in tasks:
         StepExecution.objects.using(using).filter(

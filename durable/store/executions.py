@@ -24,6 +24,7 @@ from durable.models import (
     Task,
     WorkflowExecution,
 )
+from durable.signals import lifecycle_event, send_on_commit
 from durable.store.notify import announce
 from durable.store.records import error_record
 
@@ -146,6 +147,15 @@ def enqueue_steps(
     announce({task.queue for task in tasks}, using)
 
 
+FINAL_EVENTS: dict[str, str] = {
+    ExecutionStatus.COMPLETED: "workflow_completed",
+    ExecutionStatus.FAILED: "workflow_failed",
+    ExecutionStatus.COMPENSATED: "workflow_failed",
+    ExecutionStatus.COMPENSATION_FAILED: "workflow_failed",
+    ExecutionStatus.CANCELLED: "workflow_cancelled",
+}
+
+
 def finish(
     execution: WorkflowExecution,
     status: str,
@@ -180,6 +190,18 @@ def finish(
     )
     if save:
         execution.save(using=using)
+    event = FINAL_EVENTS.get(status)
+    if event is not None:
+        send_on_commit(
+            lifecycle_event(
+                event,
+                execution.workflow_id,
+                execution.workflow_name,
+                status=status,
+                error=execution.error if status != ExecutionStatus.COMPLETED else None,
+            ),
+            using,
+        )
 
 
 def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:

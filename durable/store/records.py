@@ -32,6 +32,7 @@ class ClaimedTask:
     deadline_at: datetime | None
     claimed_at: datetime
     # Values of the waits this run of the step already passed, and the wait it is parked on.
+    expiries: int = 0  # how often a worker died holding this task before
     recorded_waits: list[Any] = field(default_factory=list)
     pending_wait: WaitSpec | None = None
 

@@ -106,10 +106,13 @@ def _ensure_pending_input(
     task: Task, execution: WorkflowExecution, wait: WaitSpec, using: str
 ) -> None:
     schema = wait.input_schema
-    existing = _inputs_of(task, using).filter(input_name=wait.name, wait_index=wait.index)
-    if existing.exists():
-        existing.filter(status=PendingInput.Status.PENDING).update(timeout_at=wait.deadline)
+    latest = _latest_input(task, wait, using)
+    if latest is not None and latest.status == PendingInput.Status.PENDING:
+        _inputs_of(task, using).filter(pk=latest.pk).update(timeout_at=wait.deadline)
         return
+    if latest is not None and latest.status == PendingInput.Status.COMPLETED:
+        return  # answered meanwhile: the step is woken at once
+    # None yet, or the last one timed out for an earlier attempt: a retry asks afresh.
     PendingInput.objects.using(using).create(
         execution=execution,
         input_name=wait.name,
@@ -138,13 +141,19 @@ def _satisfied_meanwhile(task: Task, wait: WaitSpec, effects: WaitEffects, using
             .exists()
         )
     if wait.kind == "input":
-        return (
-            _inputs_of(task, using)
-            .filter(input_name=wait.name, wait_index=wait.index)
-            .exclude(status=PendingInput.Status.PENDING)
-            .exists()
-        )
+        latest = _latest_input(task, wait, using)
+        return latest is not None and latest.status == PendingInput.Status.COMPLETED
     return False
+
+
+def _latest_input(task: Task, wait: WaitSpec, using: str) -> PendingInput | None:
+    """The newest input row of this wait (each attempt that timed out leaves one behind)."""
+    return (
+        _inputs_of(task, using)
+        .filter(input_name=wait.name, wait_index=wait.index)
+        .order_by("-id")
+        .first()
+    )
 
 
 def _wake(execution: WorkflowExecution, using: str, **wait_lookup: Any) -> None:
@@ -222,6 +231,12 @@ def resume(workflow_id: str, data: dict[str, Any], *, using: str) -> None:
                 f"cannot resume execution {workflow_id}: it is {execution.status}, not waiting"
             )
         execution.context = {**execution.context, **data}
+        # Branches of parallel/foreach blocks see their block's snapshot of the context, plus
+        # their own writes: the snapshots get the data too, so a resumed branch sees it.
+        execution.fanouts = {
+            name: {**fanout, "base": {**fanout["base"], **data}}
+            for name, fanout in execution.fanouts.items()
+        }
         now = timezone.now()
         parked = list(
             Task.objects.using(using).filter(execution=execution, status=TaskStatus.WAITING)

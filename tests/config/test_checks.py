@@ -76,7 +76,7 @@ def test_invalid_workflow_module_is_e005(monkeypatch):
     assert "durable.E005" in durable_ids()
 
 
-@pytest.mark.parametrize("key", ["LEASE_SECONDS", "POLL_INTERVAL"])
+@pytest.mark.parametrize("key", ["LEASE_SECONDS", "POLL_INTERVAL", "MAX_LEASE_EXPIRIES"])
 @pytest.mark.parametrize("value", [0, -1, "30", True])
 def test_non_positive_numbers_are_e006(key, value):
     with override_settings(DURABLE={key: value}):

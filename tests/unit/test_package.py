@@ -56,7 +56,9 @@ def test_public_names_are_pinned() -> None:
         "find_executions",
         "foreach",
         "get_execution",
+        "get_execution_logs",
         "get_metrics",
+        "get_step_logs",
         "list_executions",
         "loop",
         "on_decision",
@@ -66,6 +68,7 @@ def test_public_names_are_pinned() -> None:
         "send_event",
         "start",
         "step",
+        "stream_logs",
         "switch",
         "when_result",
     ]

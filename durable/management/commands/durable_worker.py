@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from durable.conf import durable_settings
 from durable.engine.worker import Worker
+from durable.scheduler import start_scheduler_thread
 
 LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
@@ -40,11 +41,31 @@ class Command(BaseCommand):
             "they are released for other workers.",
         )
         parser.add_argument(
+            "--max-tasks",
+            type=int,
+            default=None,
+            help="Drain and exit (status 0) after claiming this many tasks, for a supervisor "
+            "to start a fresh process.",
+        )
+        parser.add_argument(
+            "--max-memory",
+            type=float,
+            default=None,
+            metavar="MB",
+            help="Drain and exit (status 0) once resident memory exceeds this many MB.",
+        )
+        parser.add_argument(
             "--poll-interval",
             type=float,
             default=None,
             help="Seconds between polls when no wake-up arrives "
             "(default: DURABLE['POLL_INTERVAL']).",
+        )
+        parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="Do not run the cron scheduler in this worker "
+            "(DURABLE['SCHEDULER']['ENABLED'] = False turns it off in every worker).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -65,6 +86,9 @@ class Command(BaseCommand):
         poll_interval = options["poll_interval"]
         if poll_interval is not None and not poll_interval > 0:
             raise CommandError("--poll-interval must be > 0")
+        for option in ("max_tasks", "max_memory"):
+            if options[option] is not None and not options[option] > 0:
+                raise CommandError(f"--{option.replace('_', '-')} must be > 0")
         queues = {q: concurrency or durable_settings.queue_concurrency(q) for q in names}
         adapter = durable_settings.queue_adapter_class(
             using=durable_settings.DATABASE, options=dict(durable_settings.QUEUE_OPTIONS)
@@ -75,11 +99,16 @@ class Command(BaseCommand):
             lease_seconds=float(durable_settings.LEASE_SECONDS),
             poll_interval=poll_interval or float(durable_settings.POLL_INTERVAL),
             shutdown_timeout=options["shutdown_timeout"],
+            max_tasks=options["max_tasks"],
+            max_memory_mb=options["max_memory"],
         )
         self._install_signal_handlers(worker)
+        scheduler = None if options["no_scheduler"] else start_scheduler_thread()
         try:
             worker.run()
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             adapter.close()
         if worker.abandoned_steps:
             # Their claims were released (or already failed as timed out); waiting for the
@@ -108,6 +137,11 @@ class Command(BaseCommand):
 
     @staticmethod
     def _configure_logging(verbosity: int) -> None:
+        # Steps' INFO records are captured into their logs: let them through the root
+        # logger's level (which defaults to WARNING) without adding any console output.
+        root = logging.getLogger()
+        if root.level > logging.INFO:
+            root.setLevel(logging.INFO)
         logger = logging.getLogger("durable")
         logger.setLevel(LEVELS.get(verbosity, logging.DEBUG))
         if not logger.handlers:

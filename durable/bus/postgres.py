@@ -1,0 +1,80 @@
+"""`PostgresBus`: `pg_notify` to publish, LISTEN on a dedicated autocommit connection.
+
+Publishing goes through Durable's own database connection, so a message published inside a
+transaction is delivered when it commits, and never if it rolls back; so is a large
+message's payload row, which commits with it. NOTIFY payloads must be shorter than 8,000
+bytes: larger messages go by reference. A topic becomes a channel name of at most 63 bytes
+(PostgreSQL's identifier limit), a digest of the topic when it is longer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import psycopg
+from django.conf import settings
+from django.core.checks import CheckMessage, Error
+from django.db import connections
+from psycopg import sql
+
+from durable.bus.base import Capabilities, transport_name
+from durable.bus.polling import PollingBus
+from durable.conf import durable_settings
+
+MAX_IDENTIFIER_BYTES = 63
+
+
+class PostgresBus(PollingBus):
+    capabilities: ClassVar[Capabilities] = Capabilities(max_payload_bytes=7999)
+
+    def transport_name(self, topic: str) -> str:
+        return transport_name(topic, max_length=MAX_IDENTIFIER_BYTES)
+
+    def _send(self, topic: str, data: str) -> None:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [self.transport_name(topic), data])
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        params = connections[self.using].get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        params.pop("server_side_binding", None)
+        # Named, so pg_stat_activity tells an operator what this connection is.
+        params.setdefault("application_name", "durable-bus")
+        # Notice a peer that vanished without closing the socket, instead of waiting forever.
+        params.setdefault("keepalives", 1)
+        params.setdefault("keepalives_idle", 30)
+        params.setdefault("keepalives_interval", 10)
+        params.setdefault("keepalives_count", 3)
+        return psycopg.connect(**params, autocommit=True)
+
+    def _add(self, connection: psycopg.Connection[Any], name: str) -> None:
+        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
+
+    def _remove(self, connection: psycopg.Connection[Any], name: str) -> None:
+        connection.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(name)))
+
+    def _receive(
+        self, connection: psycopg.Connection[Any], timeout: float
+    ) -> Iterable[tuple[str, str]]:
+        return [(note.channel, note.payload) for note in connection.notifies(timeout=timeout)]
+
+    def _disconnect(self, connection: psycopg.Connection[Any]) -> None:
+        connection.close()
+
+    @classmethod
+    def check(cls, options: dict[str, Any]) -> list[CheckMessage]:
+        messages = super().check(options)
+        alias = durable_settings.DATABASE
+        engine = str(settings.DATABASES.get(alias, {}).get("ENGINE", ""))
+        if "postgresql" not in engine:
+            messages.append(
+                Error(
+                    f"PostgresBus needs PostgreSQL, but the database {alias!r} is "
+                    f"{engine or 'unset'}.",
+                    hint="use durable.bus.memory.InMemoryBus, or a broker-backed bus.",
+                    id="durable.E013",
+                )
+            )
+        return messages

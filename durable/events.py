@@ -1,0 +1,115 @@
+"""Lifecycle events on the message bus, and custom events of your own.
+
+The engine publishes each lifecycle event (see `durable.signals`) to the topic of its
+workflow, `workflow.<workflow_id>`; workflow-level events (started, waiting, completed,
+failed, cancelled) also go to the topic `workflows`, for views that list executions.
+
+    for event in durable.events.subscribe_workflow(wid):
+        print(event["event"], event.get("step"))   # ends after the workflow's final event
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from durable.bus import AsyncSubscription, Subscription, get_bus
+from durable.serialization import normalize
+from durable.signals import LIFECYCLE
+
+logger = logging.getLogger("durable.events")
+
+ALL_WORKFLOWS_TOPIC = "workflows"
+FINAL_EVENTS = frozenset({"workflow_completed", "workflow_failed", "workflow_cancelled"})
+WORKFLOW_EVENTS = frozenset({"workflow_started", "workflow_waiting"}) | FINAL_EVENTS
+
+
+def workflow_topic(workflow_id: str) -> str:
+    return f"workflow.{workflow_id}"
+
+
+def publish_workflow_event(
+    workflow_id: str, event: str, data: dict[str, Any] | None = None
+) -> None:
+    """Publish a custom event to the workflow's subscribers."""
+    if not isinstance(event, str) or not event:
+        raise ValueError(f"event must be a non-empty string, got {event!r}")
+    if event in LIFECYCLE:
+        raise ValueError(f"{event!r} is a lifecycle event; only the engine publishes it")
+    message = {
+        "event": event,
+        "workflow_id": str(workflow_id),
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": normalize(data or {}, "data"),
+    }
+    get_bus().publish(workflow_topic(str(workflow_id)), message)
+
+
+def subscribe_workflow(
+    workflow_id: str, *, until_finished: bool = True, timeout: float | None = None
+) -> Iterator[dict[str, Any]]:
+    """Subscribe now and return an iterator of the workflow's events from this moment on.
+
+    It stops after the workflow's final event (`until_finished`), or when `timeout`
+    seconds pass without an event.
+    """
+    subscription = get_bus().subscribe(workflow_topic(str(workflow_id)))
+    return _events(subscription, until_finished, timeout)
+
+
+def _events(
+    subscription: Subscription, until_finished: bool, timeout: float | None
+) -> Iterator[dict[str, Any]]:
+    try:
+        while True:
+            event = subscription.get(timeout=timeout)
+            if event is None:
+                return
+            yield event
+            if until_finished and event.get("event") in FINAL_EVENTS:
+                return
+    finally:
+        subscription.close()
+
+
+async def asubscribe_workflow(
+    workflow_id: str, *, until_finished: bool = True, timeout: float | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The async variant: `async for event in await asubscribe_workflow(wid): ...`."""
+    subscription = await get_bus().asubscribe(workflow_topic(str(workflow_id)))
+    return _aevents(subscription, until_finished, timeout)
+
+
+async def _aevents(
+    subscription: AsyncSubscription, until_finished: bool, timeout: float | None
+) -> AsyncIterator[dict[str, Any]]:
+    try:
+        while True:
+            event = await subscription.get(timeout=timeout)
+            if event is None:
+                return
+            yield event
+            if until_finished and event.get("event") in FINAL_EVENTS:
+                return
+    finally:
+        await subscription.aclose()
+
+
+def forward_to_bus(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
+    """Signal receiver: publish a lifecycle event. A bus that is down costs the events, never
+    the workflow."""
+    try:
+        bus = get_bus()
+        bus.publish(workflow_topic(event["workflow_id"]), event)
+        if event["event"] in WORKFLOW_EVENTS:
+            bus.publish(ALL_WORKFLOWS_TOPIC, event)
+    except Exception as exc:
+        logger.warning("could not publish %s of %s: %s", event["event"], event["workflow_id"], exc)
+
+
+def connect() -> None:
+    """Forward every lifecycle signal to the bus (called once, when the app is ready)."""
+    for signal in LIFECYCLE.values():
+        signal.connect(forward_to_bus, dispatch_uid="durable.events.forward_to_bus")

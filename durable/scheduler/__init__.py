@@ -1,0 +1,37 @@
+"""Cron schedules: declare them on workflow classes or manage them by hand, and fire each
+due tick exactly once however many schedulers (workers) run.
+
+    from durable import scheduler
+    scheduler.schedule("nightly-export", ExportData, "0 2 * * *", timezone="Europe/London")
+    scheduler.unschedule("nightly-export")
+"""
+
+from __future__ import annotations
+
+from durable.scheduler.runner import (
+    Fired,
+    SchedulerThread,
+    run_forever,
+    start_scheduler_thread,
+    tick,
+)
+from durable.scheduler.schedules import (
+    SyncResult,
+    schedule,
+    schedule_all_crons,
+    schedule_problems,
+    unschedule,
+)
+
+__all__ = [
+    "Fired",
+    "SchedulerThread",
+    "SyncResult",
+    "run_forever",
+    "schedule",
+    "schedule_all_crons",
+    "schedule_problems",
+    "start_scheduler_thread",
+    "tick",
+    "unschedule",
+]

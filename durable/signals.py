@@ -1,0 +1,64 @@
+"""Django signals for workflow lifecycle events, sent after the change commits.
+
+Connect a receiver for in-process hooks; each gets `event`, a JSON dict such as
+`{"event": "step_completed", "workflow_id": ..., "workflow_name": ..., "step": ...,
+"attempt": 1, "status": ..., "timestamp": ...}`. The same events are published on the
+message bus (see `durable.events`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger("durable.signals")
+
+workflow_started = Signal()
+step_started = Signal()
+step_completed = Signal()
+step_failed = Signal()
+step_retrying = Signal()
+workflow_waiting = Signal()
+workflow_completed = Signal()
+workflow_failed = Signal()
+workflow_cancelled = Signal()
+
+LIFECYCLE: dict[str, Signal] = {
+    "workflow_started": workflow_started,
+    "step_started": step_started,
+    "step_completed": step_completed,
+    "step_failed": step_failed,
+    "step_retrying": step_retrying,
+    "workflow_waiting": workflow_waiting,
+    "workflow_completed": workflow_completed,
+    "workflow_failed": workflow_failed,
+    "workflow_cancelled": workflow_cancelled,
+}
+
+
+def lifecycle_event(name: str, workflow_id: str, workflow_name: str, **data: Any) -> dict[str, Any]:
+    return {
+        "event": name,
+        "workflow_id": workflow_id,
+        "workflow_name": workflow_name,
+        "timestamp": datetime.now(UTC).isoformat(),
+        **data,
+    }
+
+
+def send_now(event: dict[str, Any]) -> None:
+    """Send `event` to its signal's receivers; a failing receiver never breaks the engine."""
+    for receiver, response in LIFECYCLE[event["event"]].send_robust(sender=None, event=event):
+        if isinstance(response, Exception):
+            logger.warning(
+                "lifecycle receiver %r failed on %s: %s", receiver, event["event"], response
+            )
+
+
+def send_on_commit(event: dict[str, Any], using: str) -> None:
+    """Send `event` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: send_now(event), using=using)
