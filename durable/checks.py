@@ -133,29 +133,33 @@ def _check_dicts() -> list[CheckMessage]:
 
 
 def _check_adapter() -> list[CheckMessage]:
-    path = durable_settings.queue_adapter_path
-    try:
-        cls = import_string(path)
-    except ImportError as exc:
-        return [
-            Error(
-                f"DURABLE['QUEUE_ADAPTER'] = {path!r} cannot be imported: {exc}", id="durable.E002"
-            )
-        ]
-    if not (isinstance(cls, type) and issubclass(cls, QueueAdapter)):
-        return [
-            Error(
-                f"DURABLE['QUEUE_ADAPTER'] = {path!r} is not a QueueAdapter subclass.",
-                id="durable.E002",
-            )
-        ]
-    options = durable_settings.QUEUE_OPTIONS
-    return cls.check(options if isinstance(options, dict) else {})
+    return _check_plugin(
+        "QUEUE_ADAPTER",
+        durable_settings.queue_adapter_path,
+        QueueAdapter,
+        durable_settings.QUEUE_OPTIONS,
+        import_id="durable.E002",
+        extra_id="durable.E014",
+    )
 
 
 @register("durable")
 def check_message_bus(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    path = durable_settings.bus_path
+    return _check_plugin(
+        "MESSAGE_BUS",
+        durable_settings.bus_path,
+        MessageBus,
+        durable_settings.MESSAGE_BUS_OPTIONS,
+        import_id="durable.E011",
+        extra_id="durable.E012",
+    )
+
+
+def _check_plugin(
+    setting: str, path: str, base: type[Any], options: Any, *, import_id: str, extra_id: str
+) -> list[CheckMessage]:
+    """An adapter named by an import string: importable, of the right kind, with its client
+    library installed (naming the extra that installs it), and its own checks."""
     try:
         cls = import_string(path)
     except ImportError as exc:
@@ -164,24 +168,22 @@ def check_message_bus(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         if extra is not None:
             return [
                 Error(
-                    f"DURABLE['MESSAGE_BUS'] = {path!r} needs the {missing!r} package, "
+                    f"DURABLE[{setting!r}] = {path!r} needs the {missing!r} package, "
                     "which is not installed.",
                     hint=f"pip install durable[{extra}]",
-                    id="durable.E012",
+                    id=extra_id,
                 )
             ]
-        return [
-            Error(f"DURABLE['MESSAGE_BUS'] = {path!r} cannot be imported: {exc}", id="durable.E011")
-        ]
-    if not (isinstance(cls, type) and issubclass(cls, MessageBus)):
+        return [Error(f"DURABLE[{setting!r}] = {path!r} cannot be imported: {exc}", id=import_id)]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         return [
             Error(
-                f"DURABLE['MESSAGE_BUS'] = {path!r} is not a MessageBus subclass.",
-                id="durable.E011",
+                f"DURABLE[{setting!r}] = {path!r} is not a {base.__name__} subclass.",
+                id=import_id,
             )
         ]
-    options = durable_settings.MESSAGE_BUS_OPTIONS
-    return cls.check(options if isinstance(options, dict) else {})
+    plugin: Any = cls  # a QueueAdapter or MessageBus subclass: both have `check`
+    return list(plugin.check(options if isinstance(options, dict) else {}))
 
 
 @register("durable")

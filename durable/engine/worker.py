@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -20,11 +21,12 @@ from dataclasses import dataclass, field
 from django.db import close_old_connections
 from django.utils import timezone
 
+from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.engine.executor import execute
 from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
-from durable.store import checkpoints, claims
+from durable.store import checkpoints, claims, retention
 from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
@@ -98,6 +100,10 @@ class Worker:
         )
         self._next_heartbeat = 0.0
         self._next_reap = 0.0
+        # Retention runs off the main loop (it may delete many batches) with some jitter,
+        # so a fleet of workers started together does not clean up in lockstep.
+        self._next_cleanup = time.monotonic() + random.uniform(30, 90)
+        self._cleanup_thread: threading.Thread | None = None
         # Step threads still running when `run` returned (released or timed out): the
         # process must exit without joining them.
         self.abandoned_steps = 0
@@ -246,11 +252,35 @@ class Worker:
                 held = [e.claim for e in self._in_flight.values() if not e.timed_out]
             claims.heartbeat(held, lease_seconds=self.lease_seconds, using=self.adapter.using)
             self._next_heartbeat = now + self.lease_seconds / 3
+        if now >= self._next_cleanup:
+            self._start_cleanup()
+            config = durable_settings.RETENTION
+            interval = float(
+                (config if isinstance(config, dict) else {}).get("INTERVAL_SECONDS", 3600)
+            )
+            self._next_cleanup = now + interval * random.uniform(0.9, 1.1)
         if now >= self._next_reap:
             retaken = claims.reap_expired_leases(using=self.adapter.using)
             if retaken:
                 logger.warning("retook %d task(s) whose worker stopped heartbeating", retaken)
             self._next_reap = now + max(self.lease_seconds / 2, 1.0)
+
+    def _start_cleanup(self) -> None:
+        if self._cleanup_thread is not None and self._cleanup_thread.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                deleted = retention.cleanup_from_settings(self.adapter.using)
+                if any(deleted.values()):
+                    logger.info("retention cleanup deleted %s", deleted)
+            except Exception:
+                logger.exception("retention cleanup failed; it runs again next interval")
+            finally:
+                close_old_connections()
+
+        self._cleanup_thread = threading.Thread(target=run, name="durable-cleanup", daemon=True)
+        self._cleanup_thread.start()
 
     def _fail_timed_out_steps(self, now: float) -> None:
         with self._lock:

@@ -22,14 +22,13 @@ from durable.flow.router import FlowError, FlowState, Router
 from durable.flow.waits import WaitSpec
 from durable.models import (
     ExecutionStatus,
-    StepExecution,
     StepStatus,
     Task,
     TaskStatus,
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
-from durable.store.claims import attempt_kind, attempt_scope_key
+from durable.store.claims import attempt_rows, step_event
 from durable.store.executions import (
     apply_advance,
     enqueue_compensation,
@@ -63,18 +62,6 @@ def _take_task(claim: ClaimedTask, using: str) -> Task:
     return task
 
 
-def _attempt_row(task: Task, attempt: int, using: str) -> Any:
-    # Derived from the task row exactly as the claim derived it when it inserted the row
-    # (a compensation's scope lives in its token, not in a routing token).
-    return StepExecution.objects.using(using).filter(
-        execution_id=task.execution_id,
-        step=task.step,
-        scope_key=attempt_scope_key(task),
-        kind=attempt_kind(task),
-        attempt=attempt,
-    )
-
-
 def _timing(finished_at: datetime, duration_ms: int) -> dict[str, Any]:
     return {"completed_at": finished_at, "duration_ms": duration_ms}
 
@@ -87,7 +74,7 @@ def _logs(
     if logs is None:
         return {}
     if claim.pending_wait is not None or claim.recorded_waits:
-        earlier = _attempt_row(task, claim.attempt, using).values_list("logs", flat=True).first()
+        earlier = attempt_rows(task, claim.attempt, using).values_list("logs", flat=True).first()
         return {"logs": [*(earlier or []), *logs]}
     return {"logs": logs}
 
@@ -127,13 +114,13 @@ def complete_step(
         task = _take_task(claim, using)
         apply_wait_effects(task, waits, using)
         task.delete()
-        _attempt_row(task, claim.attempt, using).update(
+        attempt_rows(task, claim.attempt, using).update(
             status=StepStatus.COMPLETED,
             output=output,
             **_timing(now, duration_ms),
             **_logs(claim, task, logs, using),
         )
-        _step_event("step_completed", claim, task, using, duration_ms=duration_ms)
+        step_event("step_completed", claim, task, using, duration_ms=duration_ms)
         if execution.status not in ACTIVE:
             return
         state = FlowState(
@@ -168,7 +155,7 @@ def park_step(
         if execution.status not in ACTIVE:
             task.delete()
             return
-        _attempt_row(task, claim.attempt, using).update(
+        attempt_rows(task, claim.attempt, using).update(
             status=StepStatus.WAITING,
             **_timing(now, duration_ms),
             **_logs(claim, task, logs, using),
@@ -211,7 +198,7 @@ def fail_step(
         apply_wait_effects(task, waits, using)
         if waits is not None:
             task.token = {**task.token, "waits": waits.recorded}
-        _attempt_row(task, claim.attempt, using).update(
+        attempt_rows(task, claim.attempt, using).update(
             status=StepStatus.FAILED,
             error=error,
             **_timing(now, duration_ms),
@@ -233,7 +220,7 @@ def fail_step(
             _reschedule(task, run_at, using)
             _settle_status(execution, using)
             execution.save(using=using)
-            _step_event(
+            step_event(
                 "step_retrying",
                 claim,
                 task,
@@ -243,29 +230,13 @@ def fail_step(
             )
             return run_at
         task.delete()
-        _step_event("step_failed", claim, task, using, error=_brief(error))
+        step_event("step_failed", claim, task, using, error=_brief(error))
         fail_execution(execution, definition, error, using=using)
         return None
 
 
 def _brief(error: dict[str, Any]) -> dict[str, Any]:
     return {"type": error.get("type"), "message": error.get("message")}
-
-
-def _step_event(name: str, claim: ClaimedTask, task: Task, using: str, **data: Any) -> None:
-    send_on_commit(
-        lifecycle_event(
-            name,
-            claim.workflow_id,
-            claim.workflow_name,
-            step=claim.step,
-            kind=claim.kind,
-            scope_key=attempt_scope_key(task),
-            attempt=claim.attempt,
-            **data,
-        ),
-        using,
-    )
 
 
 def _reschedule(task: Task, run_at: datetime, using: str) -> None:
@@ -297,7 +268,7 @@ def complete_compensation(
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
         status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
-        _attempt_row(task, claim.attempt, using).update(
+        attempt_rows(task, claim.attempt, using).update(
             status=status,
             error=error,
             output=output,

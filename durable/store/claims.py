@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
 from durable.flow.ops import apply_ops, copy_json
@@ -89,19 +90,24 @@ def _announce_starts(
                 lifecycle_event("workflow_started", claim.workflow_id, claim.workflow_name),
                 using,
             )
-        send_on_commit(
-            lifecycle_event(
-                "step_started",
-                claim.workflow_id,
-                claim.workflow_name,
-                step=claim.step,
-                kind=claim.kind,
-                scope_key=attempt_scope_key(task),
-                attempt=claim.attempt,
-                worker_id=worker_id,
-            ),
-            using,
-        )
+        step_event("step_started", claim, task, using, worker_id=worker_id)
+
+
+def step_event(name: str, claim: ClaimedTask, task: Task, using: str, **data: Any) -> None:
+    """Send a step lifecycle event for `claim` once the current transaction commits."""
+    send_on_commit(
+        lifecycle_event(
+            name,
+            claim.workflow_id,
+            claim.workflow_name,
+            step=claim.step,
+            kind=claim.kind,
+            scope_key=attempt_scope_key(task),
+            attempt=claim.attempt,
+            **data,
+        ),
+        using,
+    )
 
 
 def _record_attempts_started(
@@ -136,6 +142,17 @@ def attempt_scope_key(task: Task) -> str:
     if task.kind == "compensate":
         return str(task.token.get("scope_key", ""))
     return Token.from_json(task.token).scope_key()
+
+
+def attempt_rows(task: Task, attempt: int, using: str) -> QuerySet[StepExecution]:
+    """The StepExecution row of `task`'s attempt, keyed exactly as the claim inserted it."""
+    return StepExecution.objects.using(using).filter(
+        execution_id=task.execution_id,
+        step=task.step,
+        scope_key=attempt_scope_key(task),
+        kind=attempt_kind(task),
+        attempt=attempt,
+    )
 
 
 def attempt_kind(task: Task) -> str:
@@ -237,14 +254,9 @@ def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) 
         expiries=F("expiries") + int(expired_lease),
     )
     for task in tasks:
-        StepExecution.objects.using(using).filter(
-            execution_id=task.execution_id,
-            step=task.step,
-            scope_key=attempt_scope_key(task),
-            kind=attempt_kind(task),
-            attempt=task.attempt,
-            status=StepStatus.RUNNING,
-        ).update(status=StepStatus.PENDING, worker_id="")
+        attempt_rows(task, task.attempt, using).filter(status=StepStatus.RUNNING).update(
+            status=StepStatus.PENDING, worker_id=""
+        )
     announce({t.queue for t in tasks}, using)
 
 

@@ -50,8 +50,12 @@ class ProcessOrder(Workflow):
             raise NonRetryable(ValueError("an order needs at least one item"))
         ctx.put("reserved_items", [item["sku"] for item in items])
 
-    @step(retry=Retry(max_attempts=3, backoff="exponential", base=1, max_backoff=5),
-          timeout=minutes(2), compensate="refund_charge", queue="payments")
+    @step(
+        retry=Retry(max_attempts=3, backoff="exponential", base=1, max_backoff=5),
+        timeout=minutes(2),
+        compensate="refund_charge",
+        queue="payments",
+    )
     def charge_payment(self, ctx: Any) -> dict[str, Any]:
         pause()
         if ctx.attempt == 1 and ctx.input.get("flaky_payment"):
@@ -69,16 +73,19 @@ class ProcessOrder(Workflow):
 
     with on_decision(check_order_value):
         with when_result("high_value"):
+
             @step
             def flag_for_review(self, ctx: Any) -> None:
                 ctx.put("review", "flagged")
 
         with when_result("standard"):
+
             @step
             def auto_approve(self, ctx: Any) -> None:
                 ctx.put("review", "auto")
 
     with parallel("provision"):
+
         @step
         def send_confirmation_email(self, ctx: Any) -> None:
             pause()
@@ -90,6 +97,7 @@ class ProcessOrder(Workflow):
             ctx.append("notifications", "warehouse")
 
     with foreach("pack_items", items=lambda ctx: ctx.input["items"], concurrency=2):
+
         @step
         def pack_item(self, ctx: Any, item: dict[str, Any]) -> None:
             pause()
@@ -97,6 +105,7 @@ class ProcessOrder(Workflow):
             ctx.increment("parcels", item.get("qty", 1))
 
     with loop("book_courier", while_=lambda ctx: not ctx.get("courier"), max_iterations=5):
+
         @step
         def request_courier(self, ctx: Any) -> None:
             pause()
@@ -106,11 +115,13 @@ class ProcessOrder(Workflow):
 
     with switch("choose_shipping", on=lambda ctx: ctx.input.get("country", "US")):
         with case_match("US"):
+
             @step
             def ship_domestic(self, ctx: Any) -> str:
                 return "ground"
 
         with default():
+
             @step
             def ship_international(self, ctx: Any) -> str:
                 return "air"
@@ -155,6 +166,7 @@ class SendNewsletter(Workflow):
         ctx.put("recipients", [f"user{i}@example.com" for i in range(ctx.input.get("n", 5))])
 
     with foreach("deliver", items=lambda ctx: ctx["recipients"]):
+
         @step
         def send_one(self, ctx: Any, item: str) -> None:
             pause()

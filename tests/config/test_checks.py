@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.checks import run_checks
@@ -34,7 +36,8 @@ def test_durable_not_a_dict_is_e001():
 def test_unknown_key_is_w001_naming_the_key():
     with override_settings(DURABLE={"QUEUS": {}}):
         messages = [m for m in run_checks(tags=["durable"]) if m.id == "durable.W001"]
-    assert messages and "QUEUS" in messages[0].msg
+    assert messages
+    assert "QUEUS" in messages[0].msg
 
 
 @pytest.mark.parametrize(
@@ -105,3 +108,12 @@ def test_sqlite_without_immediate_transactions_is_w002(monkeypatch):
     monkeypatch.setitem(config, "ENGINE", "django.db.backends.sqlite3")
     monkeypatch.setitem(config, "OPTIONS", {})
     assert "durable.W002" in durable_ids()
+
+
+def test_queue_adapter_whose_client_is_missing_is_e014_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pika", None)  # what `import pika` sees when absent
+    monkeypatch.delitem(sys.modules, "tests.config.pika_queue", raising=False)
+    with override_settings(DURABLE={"QUEUE_ADAPTER": "tests.config.pika_queue.PikaQueue"}):
+        messages = [m for m in run_checks(tags=["durable"]) if m.id == "durable.E014"]
+    assert messages
+    assert messages[0].hint == "pip install durable[rabbitmq]"

@@ -33,7 +33,8 @@ def test_an_invalid_workflow_module_is_reported_by_checks_not_raised():
             autodiscover()  # must not raise
             errors = [m for m in run_checks(tags=["durable"]) if m.id == "durable.E005"]
         text = "\n".join(m.msg for m in errors)
-        assert "discovery_broken" in text and "no_such_method" in text
+        assert "discovery_broken" in text
+        assert "no_such_method" in text
         assert "tests.config.does_not_exist" in text
     finally:
         autodiscover()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from django.test import override_settings
 
 from durable.conf import DATABASE_QUEUE, DEFAULTS, POSTGRES_QUEUE, durable_settings
@@ -14,7 +15,7 @@ def test_defaults_apply_with_no_durable_setting_at_all(settings):
     assert durable_settings.QUEUES == {"default": {"concurrency": 10}}
     assert durable_settings.LEASE_SECONDS == 30
     assert durable_settings.WORKFLOW_MODULES == []
-    assert durable_settings.RETENTION == DEFAULTS["RETENTION"]
+    assert DEFAULTS["RETENTION"] == durable_settings.RETENTION
 
 
 def test_user_values_override_defaults_key_by_key():
@@ -27,7 +28,7 @@ def test_override_settings_is_seen_and_reverted():
     before = durable_settings.LEASE_SECONDS
     with override_settings(DURABLE={"LEASE_SECONDS": 7}):
         assert durable_settings.LEASE_SECONDS == 7
-    assert durable_settings.LEASE_SECONDS == before
+    assert before == durable_settings.LEASE_SECONDS
 
 
 def test_queue_adapter_defaults_to_the_database_vendor(db):
@@ -47,9 +48,5 @@ def test_queue_adapter_import_string_is_resolved_once_and_reset_on_change():
 
 
 def test_unknown_setting_name_is_an_attribute_error():
-    try:
+    with pytest.raises(AttributeError, match="NOT_A_SETTING"):
         durable_settings.NOT_A_SETTING  # noqa: B018
-    except AttributeError as exc:
-        assert "NOT_A_SETTING" in str(exc)
-    else:
-        raise AssertionError("expected AttributeError")

@@ -47,7 +47,8 @@ def test_signals_fire_in_order_after_each_commit():
     assert sequence(received) == EXPECTED
     assert {e["workflow_id"] for e in received} == {wid}
     retry = received[4]
-    assert retry["attempt"] == 1 and retry["error"]["message"] == "flaky"
+    assert retry["attempt"] == 1
+    assert retry["error"]["message"] == "flaky"
     assert received[-1]["status"] == "completed"
 
 

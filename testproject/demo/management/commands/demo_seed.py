@@ -19,9 +19,14 @@ ITEMS = [
 
 def start_examples() -> list[str]:
     return [
-        durable.start("process_order", {"items": random.sample(ITEMS, 2),
-                                        "country": random.choice(["US", "DE"]),
-                                        "flaky_payment": random.random() < 0.5}),
+        durable.start(
+            "process_order",
+            {
+                "items": random.sample(ITEMS, 2),
+                "country": random.choice(["US", "DE"]),
+                "flaky_payment": random.random() < 0.5,
+            },
+        ),
         durable.start("book_trip", {"car_available": random.random() < 0.6}),
         durable.start("send_newsletter", {"n": random.randint(3, 8)}),
     ]
@@ -31,8 +36,12 @@ class Command(BaseCommand):
     help = "Start example workflows for the demo."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--every", type=float, default=0,
-                            help="Keep starting a batch every N seconds (0: once).")
+        parser.add_argument(
+            "--every",
+            type=float,
+            default=0,
+            help="Keep starting a batch every N seconds (0: once).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         while True:
