@@ -37,6 +37,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_queues()
     messages += _check_numbers()
     messages += _check_dicts()
+    messages += _check_retention()
     messages += _check_adapter()
     return messages
 
@@ -129,6 +130,35 @@ def _check_dicts() -> list[CheckMessage]:
     for key in ("QUEUE_OPTIONS", "MESSAGE_BUS_OPTIONS", "SCHEDULER", "RETENTION"):
         if not isinstance(getattr(durable_settings, key), dict):
             messages.append(Error(f"DURABLE[{key!r}] must be a dict.", id="durable.E009"))
+    return messages
+
+
+def _check_retention() -> list[CheckMessage]:
+    config = durable_settings.RETENTION
+    if not isinstance(config, dict):
+        return []  # reported as E009
+    messages: list[CheckMessage] = []
+    for key in ("COMPLETED_DAYS", "FAILED_DAYS"):
+        value = config.get(key, 0)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+        ):
+            messages.append(
+                Error(
+                    f"DURABLE['RETENTION'][{key!r}] must be a number of days >= 0, or None to "
+                    f"keep forever; got {value!r}.",
+                    id="durable.E015",
+                )
+            )
+    interval = config.get("INTERVAL_SECONDS", 3600)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        messages.append(
+            Error(
+                f"DURABLE['RETENTION']['INTERVAL_SECONDS'] must be a positive number of seconds; "
+                f"got {interval!r}.",
+                id="durable.E015",
+            )
+        )
     return messages
 
 

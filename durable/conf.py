@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     # A step whose worker died this many times while running it (an OOM kill, a crash in
     # native code) fails instead of taking down worker after worker.
     "MAX_LEASE_EXPIRIES": 10,
-    # Characters of captured log text kept per step attempt; the rest is counted, not kept.
+    # Bytes (UTF-8) of captured log text kept per step attempt; the rest is counted, not kept.
     "STEP_LOG_MAX_BYTES": 64_000,
     # How often an idle worker looks for due work when no wake-up arrives.
     "POLL_INTERVAL": 1.0,

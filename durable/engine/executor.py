@@ -23,6 +23,7 @@ from durable.dsl import registry
 from durable.dsl.nodes import Definition, StepNode
 from durable.engine.async_runner import run_coroutine
 from durable.engine.logcapture import StepLog, capturing
+from durable.engine.progress import ProgressReporter
 from durable.engine.waits import StepWaits
 from durable.exceptions import (
     LeaseLost,
@@ -166,6 +167,9 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         current_step=step.name,
         attempt=claim.attempt,
         waits=waits,
+        progress_hook=ProgressReporter(
+            claim.execution_pk, step.name, claim.token.scope_key(), claim.attempt, using
+        ),
     )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)

@@ -41,12 +41,13 @@ class StepLog:
     ) -> None:
         """Add one entry; `keep` adds it even over the cap (a failure's traceback)."""
         message = storable_text(message)
+        size = len(message.encode("utf-8"))
         with self._lock:
-            if not keep and self._size + len(message) > self.max_bytes:
+            if not keep and self._size + size > self.max_bytes:
                 self._dropped_lines += 1
-                self._dropped_bytes += len(message)
+                self._dropped_bytes += size
                 return
-            self._size += len(message)
+            self._size += size
             self.entries.append(
                 {
                     "timestamp": datetime.now(UTC).isoformat(),
@@ -84,7 +85,7 @@ class StepLog:
                     "timestamp": datetime.now(UTC).isoformat(),
                     "level": "WARNING",
                     "message": f"log truncated: {self._dropped_lines} more line(s), "
-                    f"{self._dropped_bytes} characters, over the {self.max_bytes}-character "
+                    f"{self._dropped_bytes} bytes, over the {self.max_bytes}-byte "
                     "cap per attempt (DURABLE['STEP_LOG_MAX_BYTES'])",
                     "logger": "durable",
                     "stream": TRUNCATED_STREAM,

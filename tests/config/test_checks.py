@@ -117,3 +117,17 @@ def test_queue_adapter_whose_client_is_missing_is_e014_naming_the_extra(monkeypa
         messages = [m for m in run_checks(tags=["durable"]) if m.id == "durable.E014"]
     assert messages
     assert messages[0].hint == "pip install durable[rabbitmq]"
+
+
+@pytest.mark.parametrize(
+    "retention",
+    [{"COMPLETED_DAYS": -1}, {"FAILED_DAYS": "90"}, {"INTERVAL_SECONDS": 0}],
+)
+def test_bad_retention_values_are_e015(retention):
+    with override_settings(DURABLE={"RETENTION": retention}):
+        assert "durable.E015" in durable_ids()
+
+
+def test_retention_none_keeps_forever_and_passes():
+    with override_settings(DURABLE={"RETENTION": {"COMPLETED_DAYS": None, "FAILED_DAYS": 7}}):
+        assert "durable.E015" not in durable_ids()
