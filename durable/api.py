@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import registry
-from durable.dsl.nodes import Definition
 from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound
 from durable.models import (
@@ -42,14 +41,8 @@ PERIODS = {
 WorkflowRef = type | str
 
 
-def resolve_workflow(workflow: Any) -> Definition:
-    """A Workflow subclass or a registered workflow name -> its definition."""
-    if isinstance(workflow, str):
-        return registry.get(workflow)
-    definition = getattr(workflow, "_definition", None) if isinstance(workflow, type) else None
-    if isinstance(definition, Definition) and not getattr(workflow, "abstract", True):
-        return definition
-    raise TypeError(f"expected a Workflow subclass or a workflow name, got {workflow!r}")
+# A Workflow subclass or a registered workflow name -> its definition.
+resolve_workflow = registry.resolve
 
 
 def _using() -> str:

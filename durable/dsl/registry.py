@@ -50,3 +50,15 @@ def get(name: str) -> Definition:
 def all_definitions() -> list[Definition]:
     with _lock:
         return list(_definitions.values())
+
+
+def resolve(workflow: Any) -> Definition:
+    """A Workflow subclass, a registered workflow name or a definition -> the definition."""
+    if isinstance(workflow, Definition):
+        return workflow
+    if isinstance(workflow, str):
+        return get(workflow)
+    definition = getattr(workflow, "_definition", None) if isinstance(workflow, type) else None
+    if isinstance(definition, Definition) and not getattr(workflow, "abstract", True):
+        return definition
+    raise TypeError(f"expected a Workflow subclass or a workflow name, got {workflow!r}")

@@ -31,8 +31,10 @@ FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 class Command(BaseCommand):
-    help = "Print a workflow's graph (optionally with one execution's state) as DOT, Mermaid, "
-    "Cytoscape.js JSON, SVG or the graph's own JSON."
+    help = (
+        "Print a workflow's graph (optionally with one execution's state) as DOT, Mermaid, "
+        "Cytoscape.js JSON, SVG or the graph's own JSON."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("workflow", help="A registered workflow name.")
