@@ -20,6 +20,7 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound
+from durable.flow.waits import MAX_NAME_LENGTH
 from durable.models import (
     FINISHED_STATUSES,
     ExecutionStatus,
@@ -198,8 +199,10 @@ def cancel(workflow_id: str, reason: str = "cancelled") -> None:
 
 
 def _event_or_input_name(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{kind} name must be a string of 1 to {MAX_NAME_LENGTH} characters, got {name!r}"
+        )
     return name
 
 

@@ -115,6 +115,8 @@ class StepExecution(models.Model):
     error = models.JSONField(null=True, blank=True)
     logs = models.JSONField(default=list, blank=True)
     worker_id = models.CharField(max_length=200, blank=True, default="")
+    # What a running attempt last reported through `ctx.progress(done, total)`.
+    progress = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -280,6 +282,13 @@ class Task(models.Model):
                 fields=["queue", "-priority", "run_at", "id"],
                 condition=Q(status__in=["ready", "waiting"]),
                 name="durable_task_ready_idx",
+            ),
+            # The next due time an idle worker sleeps until: one short index scan per queue,
+            # however many tasks are parked far in the future.
+            models.Index(
+                fields=["queue", "run_at"],
+                condition=Q(status__in=["ready", "waiting"]),
+                name="durable_task_due_idx",
             ),
             # Taking over work whose worker stopped heartbeating.
             models.Index(

@@ -57,6 +57,10 @@ def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         _execute(claim, adapter)
     except LeaseLost as exc:
         logger.warning("checkpoint rejected: %s", exc)
+    except WaitConflict as exc:
+        # An expected race (two branches took one event): the run is handed back to retry.
+        logger.info("%s; running it again", exc)
+        _release(claim, adapter)
     except Exception:
         # The checkpoint itself failed (database gone, say): hand the claim back. If even
         # that fails, the lease expires and another worker retakes the task.
@@ -66,17 +70,21 @@ def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             claim.step,
             claim.workflow_id,
         )
-        try:
-            adapter.nack(claim)
-        except Exception:
-            logger.exception(
-                "could not release %s %r of %s; its lease will expire",
-                claim.kind,
-                claim.step,
-                claim.workflow_id,
-            )
+        _release(claim, adapter)
     finally:
         _close_stale_connections()
+
+
+def _release(claim: ClaimedTask, adapter: QueueAdapter) -> None:
+    try:
+        adapter.nack(claim)
+    except Exception:
+        logger.exception(
+            "could not release %s %r of %s; its lease will expire",
+            claim.kind,
+            claim.step,
+            claim.workflow_id,
+        )
 
 
 # Failures of the connection, not of the data: the checkpoint may work on a retry, so the
@@ -186,14 +194,30 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             outcome = _invoke(method, args, step, log)
     except Suspend as suspend:
         duration_ms = int((time.monotonic() - started) * 1000)
-        checkpoints.park_step(
-            claim,
-            wait=suspend.wait,
-            effects=waits.effects,
-            duration_ms=duration_ms,
-            using=using,
-            logs=log.finish(),
-        )
+        try:
+            checkpoints.park_step(
+                claim,
+                wait=suspend.wait,
+                effects=waits.effects,
+                duration_ms=duration_ms,
+                using=using,
+                logs=log.finish(),
+            )
+        except _TRANSIENT:
+            raise
+        except Exception as exc:
+            # Handing the claim back would park it again and again; fail it instead.
+            failure = Failure(_unstorable(f"the wait of step {step.name!r}", claim, exc), False)
+            checkpoints.fail_step(
+                claim,
+                definition,
+                error=failure.error,
+                retryable=False,
+                duration_ms=duration_ms,
+                using=using,
+                logs=_with_failure(log, failure),
+            )
+            return
         adapter.ack(claim)
         logger.info("step %s of %s is %s", step.name, claim.workflow_id, suspend)
         return

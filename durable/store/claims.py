@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F, Min, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from durable.flow.ops import apply_ops, copy_json
@@ -262,11 +262,14 @@ def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) 
 
 def next_due_at(queues: Sequence[str], *, using: str) -> datetime | None:
     """When the earliest not-yet-due task of `queues` (a retry, a sleep) becomes due."""
-    due: datetime | None = (
+    now = timezone.now()
+    firsts = [
         Task.objects.using(using)
-        .filter(
-            queue__in=list(queues), status__in=CLAIMABLE_TASK_STATUSES, run_at__gt=timezone.now()
-        )
-        .aggregate(at=Min("run_at"))["at"]
-    )
-    return due
+        .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__gt=now)
+        .order_by("run_at")
+        .values_list("run_at", flat=True)
+        .first()
+        for queue in queues
+    ]
+    due = [at for at in firsts if at is not None]
+    return min(due) if due else None
