@@ -1,9 +1,22 @@
-"""Admin registrations. Read-mostly views of executions, steps, inputs, schedules, queues."""
+"""Admin registrations: executions (cancel), pending inputs (answer them), schedules
+(enable, disable, run now) and queues (pause, resume, stats)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+import copy
+from typing import Any
 
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+import durable.api
+import durable.queues
+from durable.conf import durable_settings
+from durable.exceptions import DurableError
 from durable.models import (
     PendingInput,
     QueueState,
@@ -11,6 +24,9 @@ from durable.models import (
     StepExecution,
     WorkflowExecution,
 )
+from durable.web.access import RESPOND_PERMISSION
+from durable.web.forms import PendingInputForm
+from durable.web.presenters import error_text, pretty_json
 
 
 class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -25,12 +41,37 @@ class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
         "status",
         "started_at",
         "duration_ms",
-        "error",
+        "error_summary",
+        "log_lines",
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request: object, obj: object = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="error")
+    def error_summary(self, row: StepExecution) -> str:
+        return error_text(row.error)
+
+    @admin.display(description="logs")
+    def log_lines(self, row: StepExecution) -> str:
+        if not row.logs:
+            return ""
+        return format_html(
+            '<pre style="max-height:16em;overflow:auto;white-space:pre-wrap;margin:0">{}</pre>',
+            format_html_join(
+                "\n",
+                "{} {} {}",
+                (
+                    (
+                        str(line.get("timestamp", ""))[11:23],
+                        line.get("level", ""),
+                        line.get("message", ""),
+                    )
+                    for line in row.logs
+                ),
+            ),
+        )
 
 
 @admin.register(WorkflowExecution)
@@ -46,15 +87,103 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     )
     list_filter = ("status", "workflow_name", "queue", "created_at")
     search_fields = ("workflow_id", "idempotency_key")
-    readonly_fields = [f.name for f in WorkflowExecution._meta.fields]
+    readonly_fields = [f.name for f in WorkflowExecution._meta.fields] + ["dashboard"]
     inlines = [StepExecutionInline]
     date_hierarchy = "created_at"
+    actions = ["cancel_executions"]
+
+    @admin.display(description="dashboard")
+    def dashboard(self, execution: WorkflowExecution) -> str:
+        url = reverse("durable:execution-detail", kwargs={"workflow_id": execution.workflow_id})
+        return format_html('<a href="{}">live graph, timeline and logs</a>', url)
+
+    @admin.action(description="Cancel selected executions", permissions=["change"])
+    def cancel_executions(
+        self, request: HttpRequest, queryset: QuerySet[WorkflowExecution]
+    ) -> None:
+        cancelled, refused = 0, []
+        for execution in queryset:
+            try:
+                durable.api.cancel(execution.workflow_id, reason=f"cancelled by {request.user}")
+            except DurableError as exc:
+                refused.append(f"{execution.workflow_id}: {exc}")
+            else:
+                cancelled += 1
+        if cancelled:
+            self.message_user(request, f"Cancelled {cancelled} execution(s).", messages.SUCCESS)
+        for problem in refused:
+            self.message_user(request, f"Not cancelled: {problem}", messages.WARNING)
 
 
 @admin.register(PendingInput)
 class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only rows; the change page of a pending input holds its response form."""
+
     list_display = ("input_name", "step_name", "execution", "status", "timeout_at", "created_at")
     list_filter = ("status", "type")
+    search_fields = ("execution__workflow_id", "input_name")
+    change_form_template = "durable/admin/pendinginput_change_form.html"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in PendingInput._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        pending = self.get_object(request, object_id) if object_id else None
+        can_respond = request.user.has_perm(RESPOND_PERMISSION)
+        form = None
+        if pending is not None and pending.status == PendingInput.Status.PENDING:
+            if request.method == "POST" and "_respond" in request.POST:
+                if not (can_respond and self.has_view_permission(request, pending)):
+                    raise PermissionDenied
+                form = PendingInputForm(pending, request.POST)
+                if self._respond(request, pending, form):
+                    return HttpResponseRedirect(request.path)
+                # Show the page again with the errors (the admin would save a POST).
+                request = copy.copy(request)
+                request.method = "GET"
+                request.POST = QueryDict()
+            else:
+                form = PendingInputForm(pending)
+        context = {
+            **(extra_context or {}),
+            "respond_form": form,
+            "can_respond": can_respond,
+            "schema_json": pretty_json(
+                {"fields": pending.fields, "choices": pending.choices} if pending else {}
+            ),
+        }
+        return super().changeform_view(request, object_id, form_url, context)
+
+    def _respond(self, request: HttpRequest, pending: PendingInput, form: PendingInputForm) -> bool:
+        if not form.is_valid():
+            return False
+        try:
+            durable.api.provide_input(
+                pending.execution.workflow_id,
+                pending.input_name,
+                form.response(),
+                user=request.user,
+            )
+        except ValidationError as exc:
+            form.add_validation_error(exc)
+            return False
+        except DurableError as exc:
+            form.add_error(None, str(exc))
+            return False
+        self.message_user(request, f"Answered {pending.input_name!r}.", messages.SUCCESS)
+        return True
 
 
 @admin.register(ScheduledWorkflow)
@@ -64,13 +193,90 @@ class ScheduledWorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "workflow_name",
         "cron_expression",
         "timezone",
+        "queue",
         "enabled",
         "next_run_at",
         "last_run_at",
     )
-    list_filter = ("enabled",)
+    list_filter = ("enabled", "source")
+    search_fields = ("name", "workflow_name")
+    actions = ["enable", "disable", "run_now"]
+
+    @admin.action(description="Enable selected schedules", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[ScheduledWorkflow]) -> None:
+        count = queryset.update(enabled=True)
+        self.message_user(request, f"Enabled {count} schedule(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable selected schedules", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[ScheduledWorkflow]) -> None:
+        count = queryset.update(enabled=False)
+        self.message_user(request, f"Disabled {count} schedule(s).", messages.SUCCESS)
+
+    @admin.action(description="Run selected schedules now", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[ScheduledWorkflow]) -> None:
+        for schedule in queryset:
+            try:
+                wid = durable.api.start(
+                    schedule.workflow_name, schedule.input, queue=schedule.queue
+                )
+            except (DurableError, TypeError, ValueError) as exc:
+                self.message_user(request, f"{schedule.name}: not started: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{schedule.name}: started {wid}.", messages.SUCCESS)
 
 
 @admin.register(QueueState)
 class QueueStateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("name", "paused", "updated_at")
+    """One row per configured queue, with its live counts."""
+
+    list_display = ("name", "paused", "running", "pending", "concurrency", "updated_at")
+    readonly_fields = ("name", "paused", "updated_at")
+    actions = ["pause", "resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        using = durable_settings.DATABASE
+        for name in durable_settings.queue_names():
+            QueueState.objects.using(using).get_or_create(name=name)
+        return super().changelist_view(request, extra_context)
+
+    def _stat(self, state: QueueState, key: str) -> Any:
+        try:
+            return durable.queues.get_stats(state.name)[key]
+        except ValueError:  # a queue no longer configured
+            return "-"
+
+    @admin.display(description="running")
+    def running(self, state: QueueState) -> Any:
+        return self._stat(state, "running")
+
+    @admin.display(description="pending")
+    def pending(self, state: QueueState) -> Any:
+        return self._stat(state, "pending")
+
+    @admin.display(description="concurrency")
+    def concurrency(self, state: QueueState) -> Any:
+        return self._stat(state, "concurrency")
+
+    @admin.action(description="Pause selected queues", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[QueueState]) -> None:
+        self._apply(request, queryset, durable.queues.pause, "Paused")
+
+    @admin.action(description="Resume selected queues", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[QueueState]) -> None:
+        self._apply(request, queryset, durable.queues.resume, "Resumed")
+
+    def _apply(
+        self, request: HttpRequest, queryset: QuerySet[QueueState], change: Any, verb: str
+    ) -> None:
+        for state in queryset:
+            try:
+                change(state.name)
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{verb} queue {state.name}.", messages.SUCCESS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The embedded demo: SQLite, a worker, example workflows started every few seconds, and
-# the web UI on http://127.0.0.1:${DEMO_PORT:-8000}/ (log in as admin / admin).
+# the dashboard on http://127.0.0.1:${DEMO_PORT:-8000}/ (log in as admin / admin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -23,5 +23,6 @@ trap cleanup EXIT INT TERM
 $PY manage.py durable_worker --verbosity 1 & pids+=($!)
 $PY manage.py demo_seed --every "${DEMO_EVERY:-15}" & pids+=($!)
 echo "Durable demo: http://127.0.0.1:$PORT/  (user admin, password admin)"
-$PY manage.py runserver "127.0.0.1:$PORT" --noreload & pids+=($!)
+# daphne serves HTTP and the dashboard's WebSockets; static files come from Django (DEBUG).
+.venv/bin/daphne -b 127.0.0.1 -p "$PORT" testproject.asgi:application & pids+=($!)
 wait -n "${pids[@]}"

@@ -20,12 +20,15 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
 INSTALLED_APPS = [
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
     "durable",
     "testproject.demo",
 ]
@@ -38,6 +41,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "testproject.urls"
@@ -58,6 +62,17 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "testproject.wsgi.application"
+ASGI_APPLICATION = "testproject.asgi.application"
+
+# The dashboard's live updates go over Channels; one process needs no broker.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+    }
+    if os.environ.get("REDIS_URL")
+    else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+}
 
 DATABASES = {
     "default": dburl.parse(os.environ["DATABASE_URL"], BASE_DIR)
@@ -70,6 +85,8 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+LOGIN_URL = "admin:login"
 
 DURABLE = {
     "QUEUES": {
@@ -78,11 +95,10 @@ DURABLE = {
         "high_priority": {"concurrency": 4},
     },
     "LEASE_SECONDS": float(os.environ.get("DURABLE_LEASE_SECONDS", "30")),
+    "MAX_LEASE_EXPIRIES": int(os.environ.get("DURABLE_MAX_LEASE_EXPIRIES", "10")),
     "POLL_INTERVAL": float(os.environ.get("DURABLE_POLL_INTERVAL", "0.5")),
     # Tests hand worker processes their own workflow modules through the environment.
-    "WORKFLOW_MODULES": [
-        m for m in os.environ.get("DURABLE_WORKFLOW_MODULES", "").split(",") if m
-    ],
+    "WORKFLOW_MODULES": [m for m in os.environ.get("DURABLE_WORKFLOW_MODULES", "").split(",") if m],
 }
 
 LOGGING = {

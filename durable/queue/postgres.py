@@ -68,6 +68,7 @@ class PostgresQueue(DatabaseQueue):
 
     def _listen_forever(self) -> None:
         backoff = 0.5
+        lost = False
         while not self._stop.is_set():
             try:
                 with self._connect() as conn:
@@ -76,6 +77,9 @@ class PostgresQueue(DatabaseQueue):
                     probe_sent = time.monotonic()
                     self.listening = True
                     backoff = 0.5
+                    if lost:
+                        lost = False
+                        logger.info("LISTEN connection re-established on channel %s", CHANNEL)
                     # Anything may have been announced while we were not listening.
                     self._wake_waiters()
                     while not self._stop.is_set():
@@ -86,6 +90,7 @@ class PostgresQueue(DatabaseQueue):
                 # psycopg errors (a lost connection) and bad connection settings alike:
                 # the worker keeps polling meanwhile, so keep trying instead of dying.
                 self.listening = False
+                lost = True
                 if self._stop.is_set():
                     return
                 logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, backoff)

@@ -31,11 +31,14 @@ def test_database_url() -> str:
 
 
 def worker_env(
-    *, lease_seconds: float = 30, workflow_modules: str = "tests.e2e.workflows"
+    *,
+    lease_seconds: float = 30,
+    workflow_modules: str = "tests.e2e.workflows",
+    database_url: str | None = None,
 ) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url or test_database_url(),
         "DURABLE_POLL_INTERVAL": "0.1",
         "DURABLE_LEASE_SECONDS": str(lease_seconds),
         "DURABLE_WORKFLOW_MODULES": workflow_modules,
@@ -85,6 +88,13 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes where it is (no heartbeats) until `resume`."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def terminate(self, timeout: float = 15) -> int:
         """SIGTERM, then SIGKILL if the worker has not exited within `timeout`."""
         if self.process.poll() is None:
@@ -112,10 +122,23 @@ class WorkerPool:
         workflow_modules: str = "tests.e2e.workflows",
         extra_args: tuple[str, ...] = (),
         wait_ready: bool = True,
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
     ) -> list[WorkerProcess]:
-        """Start `count` workers; by default return once each is claiming work."""
+        """Start `count` workers; by default return once each is claiming work.
+
+        `env` adds to the workers' environment; `database_url` points them at another
+        database than the test database.
+        """
         started = []
-        env = worker_env(lease_seconds=lease_seconds, workflow_modules=workflow_modules)
+        env = {
+            **worker_env(
+                lease_seconds=lease_seconds,
+                workflow_modules=workflow_modules,
+                database_url=database_url,
+            ),
+            **(env or {}),
+        }
         for _ in range(count):
             index = len(self.processes)
             log = self.log_dir / f"worker-{index}.log"
@@ -164,6 +187,7 @@ class WorkerPool:
         """SIGTERM every live worker at once (a second SIGTERM would skip the drain)."""
         running = [w for w in self.processes if w.process.poll() is None]
         for worker in running:
+            worker.resume()  # a paused worker would not act on SIGTERM
             worker.process.send_signal(signal.SIGTERM)
         for worker in running:
             try:

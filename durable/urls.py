@@ -1,0 +1,28 @@
+"""The staff dashboard: `path("durable/", include("durable.urls"))`."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from durable.web import views
+
+app_name = "durable"
+
+urlpatterns = [
+    path("", views.execution_list, name="execution-list"),
+    path("start/", views.start_workflow, name="start-workflow"),
+    path("metrics/", views.metrics, name="metrics"),
+    path("executions/<str:workflow_id>/", views.execution_detail, name="execution-detail"),
+    path(
+        "executions/<str:workflow_id>/regions/<str:region>/",
+        views.execution_region,
+        name="execution-region",
+    ),
+    path("executions/<str:workflow_id>/cancel/", views.cancel_execution, name="cancel"),
+    path("executions/<str:workflow_id>/events/", views.send_event, name="send-event"),
+    path(
+        "executions/<str:workflow_id>/inputs/<int:input_pk>/respond/",
+        views.respond,
+        name="respond",
+    ),
+]

@@ -1,0 +1,1 @@
+"""The staff dashboard: views, filters, forms and the WebSocket consumers behind it."""

@@ -1,0 +1,176 @@
+"""WebSocket consumers that keep the dashboard live, sending htmx out-of-band fragments.
+
+Each consumer re-reads what its page shows and sends the regions that changed. It wakes on
+the message bus when the bus reaches other processes (workers), and polls the database
+otherwise; it polls in both cases, since progress reports do not go over the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from durable.bus import AsyncSubscription, get_bus
+from durable.conf import durable_settings
+from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
+from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
+from durable.web.access import is_staff
+from durable.web.presenters import execution_view, percent
+
+logger = logging.getLogger("durable.web")
+
+FORBIDDEN = 4003
+POLL_SECONDS = 0.5
+# With a bus that wakes us, polling only picks up progress reports.
+POLL_SECONDS_WITH_BUS = 1.0
+EXECUTION_REGIONS = ("summary", "graph", "timeline", "attempts", "context")
+
+
+class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    topic = ""
+
+    async def connect(self) -> None:
+        if not is_staff(self.scope.get("user")):
+            await self.close(code=FORBIDDEN)
+            return
+        self._sent: dict[str, str] = {}
+        self._subscription: AsyncSubscription | None = None
+        await self.accept()
+        self._task = asyncio.create_task(self._run())
+
+    async def disconnect(self, code: int) -> None:
+        task = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if getattr(self, "_subscription", None) is not None:
+            await self._subscription.aclose()  # type: ignore[union-attr]
+            self._subscription = None
+
+    async def _subscribe(self) -> None:
+        try:
+            bus = get_bus()
+            if bus.capabilities.delivers_across_processes:
+                self._subscription = await bus.asubscribe(self.topic)
+        except Exception as exc:  # the bus is an optimisation; polling still works
+            logger.warning("live updates fall back to polling: %s", exc)
+
+    async def _run(self) -> None:
+        await self._subscribe()
+        interval = POLL_SECONDS if self._subscription is None else POLL_SECONDS_WITH_BUS
+        while True:
+            fragments, done = await database_sync_to_async(self.changes)()
+            if fragments:
+                await self.send(text_data=fragments)
+            if done:
+                return
+            if self._subscription is None:
+                await asyncio.sleep(interval)
+            else:
+                await self._subscription.get(timeout=interval)
+
+    def changed(self, key: str, html: str) -> str:
+        """`html` if it differs from what was last sent under `key`, else ""."""
+        if self._sent.get(key) == html:
+            return ""
+        self._sent[key] = html
+        return html
+
+    def changes(self) -> tuple[str, bool]:
+        """The fragments to send now, and whether nothing will ever change again."""
+        raise NotImplementedError
+
+
+class ExecutionConsumer(LiveConsumer):
+    """One execution's page: summary, graph, timeline, logs, context, inputs, controls."""
+
+    async def connect(self) -> None:
+        self.workflow_id = str(self.scope["url_route"]["kwargs"]["workflow_id"])
+        self.topic = workflow_topic(self.workflow_id)
+        self._first = True
+        await super().connect()
+
+    def changes(self) -> tuple[str, bool]:
+        using = durable_settings.DATABASE
+        execution = (
+            WorkflowExecution.objects.using(using).filter(workflow_id=self.workflow_id).first()
+        )
+        if execution is None:
+            return "", True
+        view = execution_view(execution)
+        parts = []
+        for region in EXECUTION_REGIONS:
+            html = render_to_string(f"durable/partials/{region}.html", {"view": view, "oob": True})
+            parts.append(self.changed(region, html))
+        # Regions with forms are fetched over HTTP (they need the CSRF token).
+        pending = tuple(
+            PendingInput.objects.using(using)
+            .filter(execution=execution, status=PendingInput.Status.PENDING)
+            .values_list("pk", flat=True)
+        )
+        keys = {"inputs": repr(pending), "controls": repr(execution.is_finished)}
+        for region, key in keys.items():
+            if self.changed(f"key:{region}", key) and not self._first:
+                url = reverse(
+                    "durable:execution-region",
+                    kwargs={"workflow_id": self.workflow_id, "region": region},
+                )
+                parts.append(
+                    f'<div id="region-{region}" hx-swap-oob="true" hx-get="{url}" '
+                    'hx-trigger="load" hx-swap="outerHTML"></div>'
+                )
+        self._first = False
+        # Keep going a little after the end: the last checkpoint may still be settling.
+        done = execution.is_finished and bool(
+            execution.completed_at
+            and timezone.now() - execution.completed_at > timedelta(seconds=5)
+        )
+        return "".join(parts), done
+
+
+class ExecutionListConsumer(LiveConsumer):
+    """The execution list: status, current step and progress of rows as they change."""
+
+    topic = ALL_WORKFLOWS_TOPIC
+
+    async def connect(self) -> None:
+        # Rows the page rendered may change between its render and this connection.
+        self._cursor: datetime = timezone.now() - timedelta(seconds=5)
+        await super().connect()
+
+    def changes(self) -> tuple[str, bool]:
+        using = durable_settings.DATABASE
+        rows = list(
+            WorkflowExecution.objects.using(using)
+            .filter(updated_at__gte=self._cursor)
+            .order_by("updated_at")[:200]
+        )
+        progress: dict[int, Any] = dict(
+            StepExecution.objects.using(using)
+            .filter(status=StepStatus.RUNNING, progress__isnull=False)
+            .values_list("execution_id", "progress")[:500]
+        )
+        if rows:
+            self._cursor = rows[-1].updated_at
+        if progress:
+            rows += list(
+                WorkflowExecution.objects.using(using).filter(
+                    pk__in=set(progress) - {r.pk for r in rows}
+                )
+            )
+        parts = []
+        for execution in rows:
+            html = render_to_string(
+                "durable/partials/execution_cells.html",
+                {"e": execution, "percent": percent(progress.get(execution.pk)), "oob": True},
+            )
+            parts.append(self.changed(str(execution.pk), html))
+        return "".join(parts), False

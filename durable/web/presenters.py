@@ -1,0 +1,171 @@
+"""What the execution page shows, computed from the database: step states, timeline bars,
+the graph, attempts with their logs. Shared by the views and the WebSocket consumers."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from durable.conf import durable_settings
+from durable.dsl import registry
+from durable.exceptions import WorkflowNotFound
+from durable.models import PendingInput, StepExecution, WorkflowExecution
+
+_CSS_SAFE_ID = re.compile(r"[\w.-]+", re.ASCII)
+
+
+@dataclass
+class StepState:
+    name: str
+    status: str = "pending"
+    attempts: int = 0
+    runs: int = 0
+    duration_ms: int | None = None
+    progress: dict[str, Any] | None = None
+
+    @property
+    def percent(self) -> int | None:
+        return percent(self.progress)
+
+
+@dataclass
+class Bar:
+    row: StepExecution
+    left: float
+    width: float
+
+
+@dataclass
+class ExecutionView:
+    execution: WorkflowExecution
+    steps: list[StepState]
+    attempts: list[StepExecution]
+    bars: list[Bar]
+    graph_svg: SafeString | None
+    node_style: SafeString
+    pending_inputs: list[PendingInput]
+    context_json: str
+    foreach_progress: list[tuple[str, int]]
+
+
+def percent(progress: dict[str, Any] | None) -> int | None:
+    if not progress or not progress.get("total"):
+        return None
+    done, total = float(progress.get("done") or 0), float(progress["total"])
+    return max(0, min(100, round(100 * done / total)))
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON; the template escapes it."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _graph_module() -> Any:
+    """`durable.graph` when it is installed with the functions the page uses."""
+    try:
+        module = importlib.import_module("durable.graph")
+    except ImportError:
+        return None
+    wanted = ("with_execution", "to_svg")
+    return module if all(hasattr(module, name) for name in wanted) else None
+
+
+def step_states(execution: WorkflowExecution, rows: list[StepExecution]) -> list[StepState]:
+    """One entry per step of the definition (declaration order), with its latest state."""
+    try:
+        names = [s.name for s in registry.get(execution.workflow_name).steps()]
+    except WorkflowNotFound:
+        names = []
+    states = {name: StepState(name) for name in names}
+    for row in rows:
+        if row.kind != "step":
+            continue
+        state = states.setdefault(row.step, StepState(row.step))
+        state.status = row.status
+        state.attempts = max(state.attempts, row.attempt)
+        state.runs += 1 if row.attempt == 1 else 0
+        state.duration_ms = row.duration_ms
+        state.progress = row.progress if row.status == "running" else None
+    return list(states.values())
+
+
+def timeline(execution: WorkflowExecution, rows: list[StepExecution]) -> list[Bar]:
+    """Gantt bars: each attempt's start and end as percentages of the run so far."""
+    now = timezone.now()
+    spans = [(r, r.started_at, r.completed_at or now) for r in rows if r.started_at is not None]
+    if not spans:
+        return []
+    begin = min([execution.started_at or execution.created_at, *(s for _, s, _ in spans)])
+    end = max([execution.completed_at or now, *(e for _, _, e in spans)])
+    total = max((end - begin).total_seconds(), 0.001)
+
+    def at(moment: datetime) -> float:
+        return round(100 * (moment - begin).total_seconds() / total, 2)
+
+    return [Bar(row, at(start), max(at(stop) - at(start), 0.5)) for row, start, stop in spans]
+
+
+def _graph(
+    execution: WorkflowExecution,
+) -> tuple[SafeString | None, SafeString, list[tuple[str, int]]]:
+    """The SVG, CSS rules colouring its nodes by state, and foreach progress bars."""
+    graph = _graph_module()
+    if graph is None:
+        return None, mark_safe(""), []
+    try:
+        workflow = registry.get(execution.workflow_name).workflow_class
+    except WorkflowNotFound:
+        return None, mark_safe(""), []
+    g = graph.with_execution(workflow, execution.workflow_id)
+    rules: list[str] = []
+    progress: list[tuple[str, int]] = []
+    for node in g.get("nodes", []):
+        state = node.get("execution_state") or {}
+        node_id = str(node.get("id", ""))
+        status = str(state.get("status") or "")
+        if _CSS_SAFE_ID.fullmatch(node_id) and _CSS_SAFE_ID.fullmatch(status):
+            rules.append(
+                f'#graph [data-node-id="{node_id}"] :is(rect,ellipse,polygon,circle,path)'
+                f"{{fill:var(--st-{status}-bg);stroke:var(--st-{status})}}"
+            )
+        value = percent(node.get("progress"))
+        if value is not None:
+            progress.append((str(node.get("label") or node_id), value))
+    # to_svg escapes what it draws; only ids matching _CSS_SAFE_ID reach the style rules.
+    return mark_safe(str(graph.to_svg(g))), mark_safe("\n".join(rules)), progress
+
+
+def execution_view(execution: WorkflowExecution) -> ExecutionView:
+    using = durable_settings.DATABASE
+    rows = list(StepExecution.objects.using(using).filter(execution=execution).order_by("id"))
+    svg, style, foreach_progress = _graph(execution)
+    return ExecutionView(
+        execution=execution,
+        steps=step_states(execution, rows),
+        attempts=rows,
+        bars=timeline(execution, rows),
+        graph_svg=svg,
+        node_style=style,
+        pending_inputs=list(
+            PendingInput.objects.using(using).filter(
+                execution=execution, status=PendingInput.Status.PENDING
+            )
+        ),
+        context_json=pretty_json(execution.context),
+        foreach_progress=foreach_progress,
+    )
+
+
+def error_text(error: Any) -> str:
+    if not error:
+        return ""
+    if isinstance(error, dict):
+        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    return str(error)

@@ -1,0 +1,96 @@
+"""The dashboard's WebSockets: who may connect, and what they are sent."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+import durable
+from durable.routing import websocket_urlpatterns
+from durable.testing import run_until_idle
+from tests.web.workflows import WebSteps
+
+ROUTER = URLRouter(websocket_urlpatterns)
+
+
+async def _connect(path: str, user):
+    communicator = WebsocketCommunicator(ROUTER, path)
+    communicator.scope["user"] = user
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+@pytest.mark.parametrize("path", ["/ws/durable/executions/", "/ws/durable/executions/abc/"])
+@pytest.mark.parametrize("who", ["anonymous", "outsider", "inactive_staff"])
+@pytest.mark.django_db
+def test_connections_of_anonymous_and_non_staff_users_are_refused(path, who, outsider, viewer):
+    user = {"anonymous": AnonymousUser(), "outsider": outsider, "inactive_staff": viewer}[who]
+    if who == "inactive_staff":
+        viewer.is_active = False
+
+    async def run():
+        communicator, connected, code = await _connect(path, user)
+        await communicator.disconnect()
+        return connected, code
+
+    assert async_to_sync(run)() == (False, 4003)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_receive_the_execution_regions_as_out_of_band_fragments(viewer):
+    wid = durable.start(WebSteps, {"label": "<b>x</b>"})
+    run_until_idle()
+
+    async def run():
+        communicator, connected, _ = await _connect(f"/ws/durable/executions/{wid}/", viewer)
+        assert connected
+        message = await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    message = async_to_sync(run)()
+    for region in ("summary", "graph", "timeline", "attempts", "context"):
+        assert f'id="region-{region}" class' in message or f'id="region-{region}"' in message
+    assert message.count('hx-swap-oob="true"') >= 5
+    assert 'data-step="finish" data-status="completed"' in message
+    assert "&lt;b&gt;x&lt;/b&gt;" in message
+    assert "<b>x</b>" not in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_list_socket_sends_status_changes(viewer):
+    def run_workflow() -> int:
+        wid = durable.start(WebSteps)
+        run_until_idle()
+        return durable.get_execution(wid).pk
+
+    async def run():
+        communicator, connected, _ = await _connect("/ws/durable/executions/", viewer)
+        assert connected
+        pk = await sync_to_async(run_workflow)()
+        text = ""
+        while 'class="st st-completed"' not in text:
+            text += await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return pk, text
+
+    pk, text = async_to_sync(run)()
+    assert f'id="exec-{pk}-status" hx-swap-oob="true"' in text
+
+
+@pytest.mark.django_db
+def test_the_asgi_application_refuses_foreign_origins(superuser):
+    from testproject.asgi import application
+
+    async def run():
+        communicator = WebsocketCommunicator(
+            application, "/ws/durable/executions/", headers=[(b"origin", b"http://evil.example")]
+        )
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(run)() is False
