@@ -317,7 +317,7 @@ def test_send_event_without_payload_sends_null() -> None:
     [
         (["nope", "shipped"], "no execution with id 'nope'"),
         (["WID", "shipped", "--payload", "{oops"], "--payload is not valid JSON"),
-        (["WID", ""], "event name must be a non-empty string"),
+        (["WID", ""], "event name must be a string of 1 to 200 characters"),
         (["DONE", "shipped"], "execution .* is completed"),
     ],
 )
