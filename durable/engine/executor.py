@@ -70,6 +70,8 @@ def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             claim.step,
             claim.workflow_id,
         )
+        # The release must not reuse the connection that just broke.
+        _close_stale_connections()
         _release(claim, adapter)
     finally:
         _close_stale_connections()

@@ -7,12 +7,13 @@ attempt as running. Only the holder of the current token can checkpoint a task.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -32,6 +33,8 @@ from durable.models import (
 from durable.signals import lifecycle_event, send_on_commit
 from durable.store.notify import announce
 from durable.store.records import ClaimedTask
+
+logger = logging.getLogger("durable.store")
 
 
 def claim_tasks(
@@ -73,8 +76,13 @@ def claim_tasks(
         )
         _record_attempts_started(tasks, worker_id, now, using)
     claimed = [_claimed(task, lease_token, now) for task in tasks]
-    _mark_running({c.execution_pk for c in claimed}, now, using)
-    _announce_starts(tasks, claimed, worker_id, using)
+    try:
+        _mark_running({c.execution_pk for c in claimed}, now, using)
+        _announce_starts(tasks, claimed, worker_id, using)
+    except DatabaseError as exc:
+        # The claim is committed: run the tasks anyway. A status still `pending` is settled
+        # by their checkpoints; only the start events are lost.
+        logger.warning("claimed %d task(s) but could not mark them started: %s", len(tasks), exc)
     return claimed
 
 
