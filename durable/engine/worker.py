@@ -17,6 +17,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -30,6 +31,10 @@ from durable.store import checkpoints, claims, retention
 from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
+
+
+# Seconds an idle worker trusts its cached next due time without a wake-up.
+NEXT_DUE_REFRESH = 30.0
 
 
 def resident_memory_mb() -> float:
@@ -100,6 +105,13 @@ class Worker:
         )
         self._next_heartbeat = 0.0
         self._next_reap = 0.0
+        # The next delayed task's due time, looked up again only when something may have
+        # changed it (work claimed or finished, a wake-up) or it passed: an idle worker
+        # polls with the claim query alone. Due work is found by that claim within one
+        # poll interval anyway; this only lets the worker wake up earlier for it.
+        self._next_due: datetime | None = None
+        self._next_due_checked = -float("inf")
+        self._next_due_stale = True
         # Retention runs off the main loop (it may delete many batches) with some jitter,
         # so a fleet of workers started together does not clean up in lockstep.
         self._next_cleanup = time.monotonic() + random.uniform(30, 90)
@@ -131,8 +143,12 @@ class Worker:
                 backoff = min(backoff * 2, 10.0)
                 continue
             self._check_recycle()
+            if claimed:
+                self._next_due_stale = True
             if idle_timeout is not None and not self.stopping.is_set():
                 self.adapter.wait_for_work(list(self.queues), idle_timeout, self.wake)
+                if self.wake.is_set():
+                    self._next_due_stale = True
         self._drain()
 
     def stop(self) -> None:
@@ -216,6 +232,7 @@ class Worker:
             self._running[claim.queue] -= 1
             self._in_flight.pop(claim.task_id, None)
             self.stats.finished += 1
+            self._next_due_stale = True  # a finished step may have queued a retry
         self.wake.set()
 
     @staticmethod
@@ -237,9 +254,17 @@ class Worker:
             self.poll_interval,
             max(min(self._next_heartbeat, self._next_reap) - time.monotonic(), 0.0),
         )
-        due = claims.next_due_at(list(self.queues), using=self.adapter.using)
-        if due is not None:
-            timeout = min(timeout, max((due - timezone.now()).total_seconds(), 0.0))
+        now = time.monotonic()
+        if (
+            self._next_due_stale
+            or now - self._next_due_checked > NEXT_DUE_REFRESH
+            or (self._next_due is not None and self._next_due <= timezone.now())
+        ):
+            self._next_due = claims.next_due_at(list(self.queues), using=self.adapter.using)
+            self._next_due_checked = now
+            self._next_due_stale = False
+        if self._next_due is not None:
+            timeout = min(timeout, max((self._next_due - timezone.now()).total_seconds(), 0.0))
         return timeout
 
     # -- housekeeping --------------------------------------------------------------------
