@@ -208,16 +208,8 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         except _TRANSIENT:
             raise
         except Exception as exc:
-            # Handing the claim back would park it again and again; fail it instead.
-            failure = Failure(_unstorable(f"the wait of step {step.name!r}", claim, exc), False)
-            checkpoints.fail_step(
-                claim,
-                definition,
-                error=failure.error,
-                retryable=False,
-                duration_ms=duration_ms,
-                using=using,
-                logs=_with_failure(log, failure),
+            _fail_unstorable(
+                f"the wait of step {step.name!r}", claim, definition, exc, log, duration_ms, using
             )
             return
         adapter.ack(claim)
@@ -264,19 +256,33 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
     except _TRANSIENT:
         raise
     except Exception as exc:
-        failure = Failure(_unstorable(f"step {step.name!r}", claim, exc), retryable=False)
-        checkpoints.fail_step(
-            claim,
-            definition,
-            error=failure.error,
-            retryable=False,
-            duration_ms=duration_ms,
-            using=using,
-            logs=_with_failure(log, failure),
-        )
+        _fail_unstorable(f"step {step.name!r}", claim, definition, exc, log, duration_ms, using)
         return
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+
+
+def _fail_unstorable(
+    what: str,
+    claim: ClaimedTask,
+    definition: Definition,
+    exc: Exception,
+    log: StepLog,
+    duration_ms: int,
+    using: str,
+) -> None:
+    """Fail an attempt whose outcome the database refused. Handing the claim back instead
+    would run (or park) it again and again, since a release counts no attempt."""
+    failure = Failure(_unstorable(what, claim, exc), retryable=False)
+    checkpoints.fail_step(
+        claim,
+        definition,
+        error=failure.error,
+        retryable=False,
+        duration_ms=duration_ms,
+        using=using,
+        logs=_with_failure(log, failure),
+    )
 
 
 def _with_failure(log: StepLog, failure: Failure) -> list[dict[str, Any]]:
