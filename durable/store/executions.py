@@ -248,14 +248,14 @@ def fail_execution(
 ) -> None:
     """Fail the (locked) execution; start compensating the completed steps, newest first."""
     pending = compensations_due(execution, definition, using=using) if definition else []
-    if not pending:
+    if definition is None or not pending:
         finish(execution, ExecutionStatus.FAILED, using=using, error=error)
         return
     Task.objects.using(using).filter(execution=execution).delete()
     execution.status = ExecutionStatus.COMPENSATING
     execution.error = error
     execution.fanouts = {}
-    enqueue_compensation(execution, definition, pending, failed=False, using=using)  # type: ignore[arg-type]
+    enqueue_compensation(execution, definition, pending, failed=False, using=using)
     execution.save(using=using)
 
 
