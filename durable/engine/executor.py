@@ -107,12 +107,20 @@ def _unstorable(what: str, claim: ClaimedTask, exc: Exception) -> dict[str, Any]
 
 
 def _close_stale_connections() -> None:
-    """Django's close_old_connections, minus connections inside an atomic block: those are
-    in use by the caller (a test's transaction, inline runs), and closing one mid-transaction
-    breaks every later query on it."""
+    """Close this thread's connections that broke (or were left mid-transaction), and keep
+    the others open whatever CONN_MAX_AGE says: a worker thread runs step after step, and a
+    new connection per step would cost more than most steps. Connections inside an atomic
+    block are the caller's (a test's transaction, inline runs) and are left alone."""
     for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close_if_unusable_or_obsolete()
+        if connection.in_atomic_block or connection.connection is None:
+            continue
+        if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
+            connection.close()
+        elif connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()
 
 
 def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
