@@ -134,14 +134,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             f"this worker cannot run {claim.kind} {claim.step!r} of "
             f"workflow {claim.workflow_name!r}: {exc}"
         )
-        checkpoints.fail_step(
-            claim,
-            None,
-            error=error_record(problem, with_traceback=False),
-            retryable=False,
-            duration_ms=0,
-            using=using,
-        )
+        _fail_unrun(claim, None, error_record(problem, with_traceback=False), using)
         return
     limit = int(durable_settings.MAX_LEASE_EXPIRIES)
     if claim.expiries >= limit:
@@ -151,14 +144,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             f"(DURABLE['MAX_LEASE_EXPIRIES'] = {limit})"
         )
         error = {**error_record(lost, with_traceback=False), "non_retryable": True}
-        if claim.kind == "compensate":
-            checkpoints.complete_compensation(
-                claim, definition, error=error, retryable=False, duration_ms=0, using=using
-            )
-        else:
-            checkpoints.fail_step(
-                claim, definition, error=error, retryable=False, duration_ms=0, using=using
-            )
+        _fail_unrun(claim, definition, error, using)
         return
     if claim.kind == "compensate":
         _compensate(claim, definition, step, adapter, started)
@@ -168,14 +154,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             f"workflow {definition.name!r} passed its timeout of "
             f"{definition.timeout:g}s before step {step.name!r}"
         )
-        checkpoints.fail_step(
-            claim,
-            definition,
-            error=error_record(timeout, with_traceback=False),
-            retryable=False,
-            duration_ms=0,
-            using=using,
-        )
+        _fail_unrun(claim, definition, error_record(timeout, with_traceback=False), using)
         return
     waits = StepWaits(claim, using)
     ctx = Context(
@@ -268,6 +247,21 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         return
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+
+
+def _fail_unrun(
+    claim: ClaimedTask, definition: Definition | None, error: dict[str, Any], using: str
+) -> None:
+    """Fail an attempt without running it (nothing to retry, no traceback of ours). A
+    compensation goes on to the next one; unloadable ones are ended by `fail_step`."""
+    if claim.kind == "compensate" and definition is not None:
+        checkpoints.complete_compensation(
+            claim, definition, error=error, retryable=False, duration_ms=0, using=using
+        )
+    else:
+        checkpoints.fail_step(
+            claim, definition, error=error, retryable=False, duration_ms=0, using=using
+        )
 
 
 def _fail_unstorable(

@@ -30,19 +30,18 @@ from durable.models import (
 from durable.signals import lifecycle_event, send_on_commit
 from durable.store.claims import attempt_rows, step_event
 from durable.store.executions import (
+    ACTIVE,
     apply_advance,
     enqueue_compensation,
     fail_execution,
     finish,
     lock_execution,
     mark_step_rows,
+    settle_status,
 )
 from durable.store.notify import announce
 from durable.store.records import ClaimedTask, WaitEffects, error_record
 from durable.store.waits import apply_wait_effects, suspend_step
-
-# Statuses in which steps may still checkpoint and move the execution on.
-ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
 
 logger = logging.getLogger("durable.store")
 
@@ -77,23 +76,6 @@ def _logs(
         earlier = attempt_rows(task, claim.attempt, using).values_list("logs", flat=True).first()
         return {"logs": [*(earlier or []), *logs]}
     return {"logs": logs}
-
-
-def _settle_status(execution: WorkflowExecution, using: str) -> None:
-    """Running while any of its tasks can run; waiting when all that is left is parked."""
-    if execution.status not in ACTIVE:
-        return
-    runnable = (
-        Task.objects.using(using)
-        .filter(execution_id=execution.pk)
-        .exclude(status=TaskStatus.WAITING)
-        .exists()
-    )
-    parked = Task.objects.using(using).filter(execution_id=execution.pk).exists()
-    if runnable or not parked:
-        execution.status = ExecutionStatus.RUNNING
-    else:
-        execution.status = ExecutionStatus.WAITING
 
 
 def complete_step(
@@ -133,7 +115,7 @@ def complete_step(
             return
         execution.context, execution.fanouts = state.context, state.fanouts
         apply_advance(execution, definition, advance, using=using, output=output)
-        _settle_status(execution, using)
+        settle_status(execution, using)
         execution.save(using=using)
 
 
@@ -218,7 +200,7 @@ def fail_step(
         if retryable and retry is not None and claim.attempt < retry.max_attempts:
             run_at = now + timedelta(seconds=retry.delay_after(claim.attempt))
             _reschedule(task, run_at, using)
-            _settle_status(execution, using)
+            settle_status(execution, using)
             execution.save(using=using)
             step_event(
                 "step_retrying",

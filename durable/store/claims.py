@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from durable.flow.ops import apply_ops, copy_json
@@ -198,11 +199,10 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
 
 def _mark_running(execution_pks: Iterable[int], now: datetime, using: str) -> None:
     # A separate statement after the claim commits: the claim never waits on execution rows.
-    executions = WorkflowExecution.objects.using(using).filter(pk__in=list(execution_pks))
-    executions.filter(status=ExecutionStatus.PENDING).update(
-        status=ExecutionStatus.RUNNING, started_at=now
-    )
-    executions.filter(status=ExecutionStatus.WAITING).update(status=ExecutionStatus.RUNNING)
+    # One statement for both: a pending execution starts now, a waiting one keeps its start.
+    WorkflowExecution.objects.using(using).filter(
+        pk__in=list(execution_pks), status__in=[ExecutionStatus.PENDING, ExecutionStatus.WAITING]
+    ).update(status=ExecutionStatus.RUNNING, started_at=Coalesce("started_at", Value(now)))
 
 
 def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str) -> int:

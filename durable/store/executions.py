@@ -22,6 +22,7 @@ from durable.models import (
     StepExecution,
     StepStatus,
     Task,
+    TaskStatus,
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
@@ -145,6 +146,26 @@ def enqueue_steps(
         )
     Task.objects.using(using).bulk_create(tasks)
     announce({task.queue for task in tasks}, using)
+
+
+# Statuses in which steps may still checkpoint and move the execution on.
+ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+
+
+def settle_status(execution: WorkflowExecution, using: str) -> None:
+    """Running while any of its tasks can run; waiting when all that is left is parked."""
+    if execution.status not in ACTIVE:
+        return
+    statuses = set(
+        Task.objects.using(using)
+        .filter(execution_id=execution.pk)
+        .values_list("status", flat=True)
+        .distinct()
+    )
+    if statuses == {TaskStatus.WAITING}:
+        execution.status = ExecutionStatus.WAITING
+    else:
+        execution.status = ExecutionStatus.RUNNING
 
 
 FINAL_EVENTS: dict[str, str] = {

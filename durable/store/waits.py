@@ -27,7 +27,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.store.claims import attempt_scope_key
-from durable.store.executions import lock_execution
+from durable.store.executions import lock_execution, settle_status
 from durable.store.notify import announce
 from durable.store.records import ClaimedTask, WaitEffects
 
@@ -91,14 +91,7 @@ def suspend_step(
     task.save(using=using)
     if task.run_at <= now:
         announce({task.queue}, using)
-    busy = (
-        Task.objects.using(using)
-        .filter(execution_id=execution.pk)
-        .exclude(status=TaskStatus.WAITING)
-        .exclude(id=task.id)
-        .exists()
-    )
-    execution.status = ExecutionStatus.RUNNING if busy else ExecutionStatus.WAITING
+    settle_status(execution, using)
     execution.current_step = task.step
 
 
