@@ -21,6 +21,7 @@ from django_tasks.base import Task
 from django_tasks.exceptions import InvalidTaskBackendError
 
 from durable.dsl import Definition, Retry, Workflow, registry, step
+from durable.dsl.retry import Backoff
 from durable.exceptions import WorkflowNotFound
 from durable.flow.context import Context
 
@@ -56,7 +57,7 @@ class TaskWorkflow(Workflow):
 def retry(
     *,
     max_attempts: int = 3,
-    backoff: str = "exponential",
+    backoff: Backoff = "exponential",
     base: float = 2,
     max_backoff: float = 3600,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -66,12 +67,14 @@ def retry(
     @retry(max_attempts=5, backoff="constant", base=10)
     def sync_inventory(): ...
     """
-    policy = Retry(max_attempts=max_attempts, backoff=backoff, base=base, max_backoff=max_backoff)  # type: ignore[arg-type]
+    policy = Retry(max_attempts=max_attempts, backoff=backoff, base=base, max_backoff=max_backoff)
     problems = policy.problems()
     if problems:
         raise ValueError(f"invalid retry policy: {'; '.join(problems)}")
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(func, Task):
+            raise TypeError("@retry(...) goes under @task, on the function itself")
         setattr(func, RETRY_ATTRIBUTE, policy)
         return func
 

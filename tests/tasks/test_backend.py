@@ -285,6 +285,8 @@ def test_retry_policy_is_validated():
         retry(max_attempts=0)
     with pytest.raises(ValueError, match="backoff must be one of"):
         retry(backoff="sometimes")
+    with pytest.raises(TypeError, match="goes under @task"):
+        retry(max_attempts=2)(t.noop_task)
 
 
 def test_between_attempts_a_task_is_ready_again(tmp_path):
