@@ -51,3 +51,14 @@ def test_the_admin_lists_and_finds_task_executions(client):
     assert NAME in response.content.decode()
     response = client.get(reverse("admin:durable_workflowexecution_changelist"), {"q": result.id})
     assert result.id in response.content.decode()
+
+
+def test_the_list_filters_by_task(client):
+    echo = t.echo.enqueue("hello")
+    noop = t.noop_task.enqueue()
+    registry.unregister(NAME)
+    response = client.get(reverse("durable:execution-list"), {"workflow_name": NAME})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert echo.id in page
+    assert noop.id not in page
