@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
 
 
@@ -17,3 +19,8 @@ class DurableConfig(AppConfig):
 
         events.connect()
         autodiscover()
+        if importlib.util.find_spec("django_tasks") is not None:
+            # Workflows of django-tasks tasks are made from their names (durable.tasks).
+            from durable.tasks.workflows import install
+
+            install()

@@ -101,6 +101,15 @@ DURABLE = {
     "WORKFLOW_MODULES": [m for m in os.environ.get("DURABLE_WORKFLOW_MODULES", "").split(",") if m],
 }
 
+# Django's Tasks API (django-tasks) on Durable workers; used by tests/tasks.
+TASKS = {
+    "default": {"BACKEND": "durable.tasks.DurableBackend"},
+    "retrying": {
+        "BACKEND": "durable.tasks.DurableBackend",
+        "OPTIONS": {"max_attempts": 3, "backoff": "constant", "base": 0},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from durable.dsl.nodes import Definition
@@ -12,6 +13,9 @@ _lock = threading.Lock()
 _definitions: dict[str, Definition] = {}
 # Problems found while importing workflow modules, reported by the system checks.
 import_errors: list[str] = []
+# Families of workflows made on demand from their name, by name prefix (durable.tasks makes
+# one per django-tasks task): a worker meets the name before anything defined the class.
+_resolvers: dict[str, Callable[[str], Definition]] = {}
 
 
 def register(definition: Definition) -> str | None:
@@ -39,10 +43,25 @@ def _same_class(a: type[Any], b: type[Any]) -> bool:
     return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
 
 
+def add_resolver(prefix: str, resolve: Callable[[str], Definition]) -> None:
+    """`resolve(name)` makes (and registers) the definition of an unknown name that starts
+    with `prefix`, or raises WorkflowNotFound."""
+    with _lock:
+        _resolvers[prefix] = resolve
+
+
+def find(name: str) -> Definition | None:
+    """The registered definition of `name`, without asking the resolvers."""
+    return _definitions.get(name)
+
+
 def get(name: str) -> Definition:
     try:
         return _definitions[name]
     except KeyError:
+        for prefix, resolve in list(_resolvers.items()):
+            if name.startswith(prefix):
+                return resolve(name)
         known = ", ".join(sorted(_definitions)) or "none"
         raise WorkflowNotFound(f"no workflow named {name!r} (registered: {known})") from None
 
