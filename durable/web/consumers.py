@@ -23,7 +23,7 @@ from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
 from durable.web.access import is_staff
-from durable.web.presenters import execution_view, percent
+from durable.web.presenters import execution_view, with_progress
 
 logger = logging.getLogger("durable.web")
 
@@ -137,13 +137,15 @@ class ExecutionConsumer(LiveConsumer):
 
 
 class ExecutionListConsumer(LiveConsumer):
-    """The execution list: status, current step and progress of rows as they change."""
+    """The execution list: status, current step and progress of rows as they change, and a
+    signal that makes the first page refetch itself when new executions appear."""
 
     topic = ALL_WORKFLOWS_TOPIC
 
     async def connect(self) -> None:
         # Rows the page rendered may change between its render and this connection.
         self._cursor: datetime = timezone.now() - timedelta(seconds=5)
+        self._newest: datetime = self._cursor
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -167,10 +169,17 @@ class ExecutionListConsumer(LiveConsumer):
                 )
             )
         parts = []
-        for execution in rows:
+        for execution in with_progress(rows, progress):
             html = render_to_string(
-                "durable/partials/execution_cells.html",
-                {"e": execution, "percent": percent(progress.get(execution.pk)), "oob": True},
+                "durable/partials/execution_cells.html", {"e": execution, "oob": True}
             )
             parts.append(self.changed(str(execution.pk), html))
+        newest = max((r.created_at for r in rows), default=self._newest)
+        if newest > self._newest:
+            self._newest = newest
+            parts.append(
+                render_to_string(
+                    "durable/partials/list_signal.html", {"newest": newest.isoformat()}
+                )
+            )
         return "".join(parts), False
