@@ -11,6 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -143,9 +144,13 @@ class ExecutionListConsumer(LiveConsumer):
     topic = ALL_WORKFLOWS_TOPIC
 
     async def connect(self) -> None:
-        # Rows the page rendered may change between its render and this connection.
+        # Rows the page rendered may change between its render and this connection. The
+        # page says when it was rendered (`?since=`): executions created after that are new.
         self._cursor: datetime = timezone.now() - timedelta(seconds=5)
-        self._newest: datetime = self._cursor
+        self._newest: datetime = _since(self.scope.get("query_string", b"")) or self._cursor
+        # Not further back than a few minutes: a reconnecting old page needs the signal
+        # (it refetches its rows), not every change since.
+        self._cursor = max(min(self._cursor, self._newest), self._cursor - timedelta(minutes=5))
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -183,3 +188,15 @@ class ExecutionListConsumer(LiveConsumer):
                 )
             )
         return "".join(parts), False
+
+
+def _since(query_string: bytes) -> datetime | None:
+    """The `since` parameter: an aware ISO datetime no later than now, else None."""
+    values = parse_qs(query_string.decode("latin-1")).get("since", [])
+    try:
+        moment = datetime.fromisoformat(values[0]) if values else None
+    except ValueError:
+        return None
+    if moment is None or timezone.is_naive(moment):
+        return None
+    return min(moment, timezone.now())

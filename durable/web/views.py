@@ -72,6 +72,7 @@ def execution_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "bulk_actions": bulk.allowed(request.user),
         "filter_query": _filter_query(request.GET),
+        "rendered_at": timezone.now().isoformat(),
         "start_form": StartWorkflowForm(),
         "can_start": request.user.has_perm(access.START_PERMISSION),
     }

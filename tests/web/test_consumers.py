@@ -110,6 +110,6 @@ def test_the_list_socket_signals_new_executions_once(viewer):
 
     text, later = async_to_sync(run)()
     assert 'id="execution-list-signal" hx-swap-oob="true"' in text
-    assert "htmx.trigger('#execution-table', 'durable-refresh')" in text
+    assert "htmx.trigger(document.body, 'durable-refresh')" in text
     assert 'class="st st-pending"' in text
     assert later  # the same execution does not signal again

@@ -138,6 +138,7 @@ def test_htmx_requests_get_the_partial_and_responses_vary_on_hx_request(superuse
     full = client.get(reverse("durable:execution-list"))
     partial = client.get(reverse("durable:execution-list"), headers={"HX-Request": "true"})
     assert "<html" in full.content.decode()
+    assert "{#" not in full.content.decode()  # template comments stay in the template
     assert "<html" not in partial.content.decode()
     assert 'id="execution-table"' in partial.content.decode()
     for response in (full, partial):
