@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from durable.web import access, bulk
@@ -77,5 +78,10 @@ def bulk_perform(request: HttpRequest, action: str) -> HttpResponse:
 @require_GET
 @access.staff_required()
 def bulk_dismiss(request: HttpRequest) -> HttpResponse:
-    """The empty confirmation region: "keep them" closes the confirmation."""
-    return HttpResponse('<div id="bulk"></div>')
+    """The empty confirmation region: "keep them" closes the confirmation (without htmx:
+    back to the list)."""
+    if not _partial(request):
+        return redirect("durable:execution-list")
+    response = HttpResponse('<div id="bulk"></div>')
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -219,3 +219,12 @@ def test_another_action_is_one_entry(superuser, monkeypatch):
     )
     assert resumed == [wid]
     assert "Noted 1 execution." in [str(m) for m in response.context["messages"]]
+
+
+def test_keeping_them_closes_the_confirmation(superuser):
+    client = client_for(superuser)
+    url = reverse("durable:bulk-dismiss")
+    response = client.get(url, headers={"HX-Request": "true"})
+    assert response.content.decode() == '<div id="bulk"></div>'
+    assert "HX-Request" in response["Vary"]
+    assert client.get(url)["Location"] == reverse("durable:execution-list")
