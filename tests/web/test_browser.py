@@ -143,6 +143,7 @@ def test_dashboard_end_to_end(web_server, browser_page, workers: WorkerPool):
     page.evaluate("window.__notReloaded = true")
     page.wait_for_selector("#region-graph progress")  # crunch reports progress live
     page.wait_for_selector("#node-crunch g.progress")  # ... on its graph node too
+    _screenshot(page, "execution-running")
     page.wait_for_selector('[data-step="finish"][data-status="completed"]')
     page.wait_for_selector('#execution-status[data-status="completed"]')
     for step in ("fetch", "crunch", "finish"):
