@@ -148,6 +148,9 @@ def test_dashboard_end_to_end(web_server, browser_page, workers: WorkerPool):
     page.wait_for_selector('#execution-status[data-status="completed"]')
     for step in ("fetch", "crunch", "finish"):
         assert page.is_visible(f'li[data-step="{step}"][data-status="completed"]')
+        # The SVG graph's node, recoloured in place.
+        page.wait_for_selector(f"#graph #node-{step}.status-completed")
+    assert page.locator("#node-crunch g.progress").count() == 0  # done: no bar
     assert page.evaluate("window.__notReloaded") is True
     assert page.locator(".gantt-bar.st-completed").count() == 3
     # The attempt's captured logs.
