@@ -168,8 +168,10 @@ class _Builder:
             branch_exits, box = self.branch(body, labelled(key_label(key)))
             outs += branch_exits
             boxes.append(box)
-        # A result no branch matches continues after the block.
+        # A result no branch matches continues after the block, down an empty column of
+        # its own in the middle, so its edge and label run clear of the branches.
         outs += labelled("otherwise")
+        boxes.insert(len(boxes) // 2, _Box())
         return outs, _side_by_side(boxes)
 
     def switch(self, node: SwitchNode, exits: list[Exit]) -> tuple[list[Exit], _Box]:
@@ -185,6 +187,7 @@ class _Builder:
             boxes.append(box)
         if node.default is None:
             outs.append((node.name, "otherwise"))
+            boxes.insert(len(boxes) // 2, _Box())
         return outs, _stack([_cell(node.name), _side_by_side(boxes)])
 
     def parallel(self, node: ParallelNode, exits: list[Exit]) -> tuple[list[Exit], _Box]:

@@ -6,9 +6,10 @@ that inlines the SVG can find and restyle nodes; colours live in the `<style>` b
 
 from __future__ import annotations
 
+import itertools
 import re
 from html import escape
-from typing import Any
+from typing import Any, TypeAlias
 
 from durable.graph.build import CELL_HEIGHT, CELL_WIDTH
 from durable.graph.export import STATUS_COLOURS
@@ -48,6 +49,8 @@ def _style() -> str:
         ".edge text{font:10px sans-serif;fill:#374151;text-anchor:middle;"
         "paint-order:stroke;stroke:#ffffff;stroke-width:3px}",
         ".arrowhead{fill:#9ca3af}",
+        ".progress .track{fill:#e5e7eb}",
+        ".progress .bar{fill:#2563eb}",
     ]
     for status, (fill, stroke) in STATUS_COLOURS.items():
         rules.append(f".node.status-{status} .shape{{fill:{fill};stroke:{stroke}}}")
@@ -159,16 +162,89 @@ class _Canvas:
         return False
 
 
+Box: TypeAlias = tuple[float, float, float, float]  # left, top, right, bottom
+
+# Edge labels are 10px sans-serif: a conservative box for their text.
+_LABEL_CHAR_WIDTH = 6.2
+_LABEL_HEIGHT = 13.0
+_LABEL_PAD = 3.0
+
+
+def node_box(node: dict[str, Any]) -> Box:
+    hw, hh = _half(node)
+    x, y = node["position"]["x"], node["position"]["y"]
+    return (x - hw, y - hh, x + hw, y + hh)
+
+
+def label_size(text: str) -> tuple[float, float]:
+    return len(text) * _LABEL_CHAR_WIDTH + 2 * _LABEL_PAD, _LABEL_HEIGHT + _LABEL_PAD
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _points(d: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML](-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def _label_spots(d: str, width: float) -> list[tuple[float, float]]:
+    """Where a label may sit along path `d`, best first: on its longest segments, nearer
+    the middle first, then beside them."""
+    points = _points(d)
+    segments = sorted(
+        itertools.pairwise(points),
+        key=lambda seg: -(abs(seg[1][0] - seg[0][0]) + abs(seg[1][1] - seg[0][1])),
+    )
+    on, beside = [], []
+    for (x0, y0), (x1, y1) in segments:
+        for t in (0.5, 0.35, 0.65, 0.2, 0.8, 0.1, 0.9):
+            x, y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+            on.append((x, y))
+            if x0 == x1:  # a vertical run: the label may also sit to its right or left
+                beside += [(x + width / 2 + 2, y), (x - width / 2 - 2, y)]
+    return on + beside
+
+
+class Drawing:
+    """Paths and label positions for every edge: labels clear of nodes and each other."""
+
+    def __init__(self, g: dict[str, Any]) -> None:
+        self.canvas = _Canvas(g)
+        self.nodes = [node_box(n) for n in g["nodes"]]
+        self.edges: list[tuple[dict[str, Any], str, tuple[float, float] | None]] = []
+        self.labels: list[Box] = []
+        for edge in g["edges"]:
+            d, lx, ly = self.canvas.edge_path(edge)
+            text = " ".join(edge["label"].split())
+            spot = self._place(text, d, (lx, ly)) if text else None
+            self.edges.append((edge, d, spot))
+
+    def _place(self, text: str, d: str, fallback: tuple[float, float]) -> tuple[float, float]:
+        width, height = label_size(text)
+        for x, y in [*_label_spots(d, width), fallback]:
+            box = (x - width / 2, y - height / 2, x + width / 2, y + height / 2)
+            if x - width / 2 < 0 or any(overlaps(box, b) for b in [*self.nodes, *self.labels]):
+                continue
+            self.labels.append(box)
+            self.canvas.right = max(self.canvas.right, box[2])
+            return x, y
+        x, y = fallback
+        self.labels.append((x - width / 2, y - height / 2, x + width / 2, y + height / 2))
+        return fallback
+
+
 def to_svg(g: dict[str, Any]) -> str:
     """The graph as an `<svg>` element, with its styles inlined."""
-    canvas = _Canvas(g)
+    drawing = Drawing(g)
+    canvas = drawing.canvas
     edges = []
-    for edge in g["edges"]:
-        d, lx, ly = canvas.edge_path(edge)
+    for edge, d, spot in drawing.edges:
         kind = "edge back" if edge.get("back") else "edge"
         label = ""
-        if edge["label"]:
-            label = f'<text x="{lx}" y="{ly}">{escape(" ".join(edge["label"].split()))}</text>'
+        if spot is not None:
+            text = escape(" ".join(edge["label"].split()))
+            label = f'<text x="{round(spot[0], 1)}" y="{round(spot[1], 1)}">{text}</text>'
         edges.append(
             f'<g class="{kind}" data-from="{_attr(edge["from"])}" '
             f'data-to="{_attr(edge["to"])}"><path d="{d}" marker-end="url(#durable-arrow)"/>'
@@ -188,10 +264,13 @@ def to_svg(g: dict[str, Any]) -> str:
         title = node["label"]
         if state.get("status"):
             title += f" ({state['status']})"
+        bar = _progress_bar(node)
+        text_y = y - 6 if bar else y
         nodes.append(
             f'<g id="{element_id}" class="{" ".join(classes)}" '
             f'data-node-id="{_attr(node["id"])}"><title>{escape(title)}</title>'
-            f"{_shape(node, x, y)}{_text(node['label'], x, y, 2 * _half(node)[0])}</g>"
+            f"{_shape(node, x, y)}{_text(node['label'], x, text_y, 2 * _half(node)[0])}"
+            f"{bar}</g>"
         )
     width = round(canvas.right + _MARGIN)
     height = round(max((n["position"]["y"] for n in g["nodes"]), default=0) + CELL_HEIGHT / 2)
@@ -204,6 +283,43 @@ def to_svg(g: dict[str, Any]) -> str:
         '<path class="arrowhead" d="M0,0 L10,5 L0,10 z"/></marker></defs>'
         f'<g class="edges">{"".join(edges)}</g><g class="nodes">{"".join(nodes)}</g></svg>'
     )
+
+
+def progress_fraction(progress: Any) -> float | None:
+    """`{"done", "total"}` as a fraction in [0, 1]; None without a usable total."""
+    if not isinstance(progress, dict):
+        return None
+    try:
+        done, total = float(progress.get("done") or 0), float(progress.get("total") or 0)
+    except (TypeError, ValueError):
+        return None
+    if total <= 0:
+        return None
+    return max(0.0, min(1.0, done / total))
+
+
+def _progress_bar(node: dict[str, Any]) -> str:
+    """A bar along the bottom of a step or foreach node: `progress` done / total."""
+    fraction = progress_fraction(node.get("progress"))
+    if fraction is None or node["type"] in _HALF:
+        return ""
+    x, y = node["position"]["x"], node["position"]["y"]
+    hw = _half(node)[0] - 22 if node["type"] == "foreach" else _half(node)[0] - 12
+    done, total = node["progress"].get("done"), node["progress"]["total"]
+    caption = f"{_number(done)} / {_number(total)}"
+    return (
+        f'<g class="progress" data-done="{_number(done)}" data-total="{_number(total)}">'
+        f"<title>{escape(caption)}</title>"
+        f'<rect class="track" x="{x - hw}" y="{y + 9}" width="{2 * hw}" height="6" rx="3"/>'
+        f'<rect class="bar" x="{x - hw}" y="{y + 9}" width="{round(2 * hw * fraction, 1)}" '
+        f'height="6" rx="3"/></g>'
+    )
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return escape(str(value))
 
 
 def _attr(text: str) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -23,7 +24,7 @@ from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
 from durable.web.access import is_staff
-from durable.web.presenters import execution_view, percent
+from durable.web.presenters import execution_view, with_progress
 
 logger = logging.getLogger("durable.web")
 
@@ -137,13 +138,19 @@ class ExecutionConsumer(LiveConsumer):
 
 
 class ExecutionListConsumer(LiveConsumer):
-    """The execution list: status, current step and progress of rows as they change."""
+    """The execution list: status, current step and progress of rows as they change, and a
+    signal that makes the first page refetch itself when new executions appear."""
 
     topic = ALL_WORKFLOWS_TOPIC
 
     async def connect(self) -> None:
-        # Rows the page rendered may change between its render and this connection.
+        # Rows the page rendered may change between its render and this connection. The
+        # page says when it was rendered (`?since=`): executions created after that are new.
         self._cursor: datetime = timezone.now() - timedelta(seconds=5)
+        self._newest: datetime = _since(self.scope.get("query_string", b"")) or self._cursor
+        # Not further back than a few minutes: a reconnecting old page needs the signal
+        # (it refetches its rows), not every change since.
+        self._cursor = max(min(self._cursor, self._newest), self._cursor - timedelta(minutes=5))
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -167,10 +174,29 @@ class ExecutionListConsumer(LiveConsumer):
                 )
             )
         parts = []
-        for execution in rows:
+        for execution in with_progress(rows, progress):
             html = render_to_string(
-                "durable/partials/execution_cells.html",
-                {"e": execution, "percent": percent(progress.get(execution.pk)), "oob": True},
+                "durable/partials/execution_cells.html", {"e": execution, "oob": True}
             )
             parts.append(self.changed(str(execution.pk), html))
+        newest = max((r.created_at for r in rows), default=self._newest)
+        if newest > self._newest:
+            self._newest = newest
+            parts.append(
+                render_to_string(
+                    "durable/partials/list_signal.html", {"newest": newest.isoformat()}
+                )
+            )
         return "".join(parts), False
+
+
+def _since(query_string: bytes) -> datetime | None:
+    """The `since` parameter: an aware ISO datetime no later than now, else None."""
+    values = parse_qs(query_string.decode("latin-1")).get("since", [])
+    try:
+        moment = datetime.fromisoformat(values[0]) if values else None
+    except ValueError:
+        return None
+    if moment is None or timezone.is_naive(moment):
+        return None
+    return min(moment, timezone.now())

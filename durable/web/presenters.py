@@ -113,9 +113,10 @@ def timeline(execution: WorkflowExecution, rows: list[StepExecution]) -> list[Ba
 
 
 def _graph(
-    execution: WorkflowExecution,
+    execution: WorkflowExecution, steps: list[StepState]
 ) -> tuple[SafeString | None, SafeString, list[tuple[str, int]]]:
-    """The SVG, CSS rules colouring its nodes by state, and foreach progress bars."""
+    """The SVG (with progress bars on running steps and foreach blocks), CSS rules
+    colouring its nodes by state, and foreach progress bars."""
     graph = _graph_module()
     if graph is None:
         return None, mark_safe(""), []
@@ -124,6 +125,7 @@ def _graph(
     except WorkflowNotFound:
         return None, mark_safe(""), []
     g = graph.with_execution(workflow, execution.workflow_id)
+    reported = {step.name: step.progress for step in steps if step.progress}
     rules: list[str] = []
     progress: list[tuple[str, int]] = []
     for node in g.get("nodes", []):
@@ -132,10 +134,12 @@ def _graph(
         status = str(state.get("status") or "")
         if _CSS_SAFE_ID.fullmatch(node_id) and _CSS_SAFE_ID.fullmatch(status):
             rules.append(
-                f'#graph [data-node-id="{node_id}"] :is(rect,ellipse,polygon,circle,path)'
+                f'#graph [data-node-id="{node_id}"] .shape'
                 f"{{fill:var(--st-{status}-bg);stroke:var(--st-{status})}}"
             )
-        value = percent(node.get("progress"))
+        if node.get("type") == "step" and node_id in reported:
+            node["progress"] = reported[node_id]
+        value = percent(node.get("progress")) if node.get("type") == "foreach" else None
         if value is not None:
             progress.append((str(node.get("label") or node_id), value))
     # to_svg escapes what it draws; only ids matching _CSS_SAFE_ID reach the style rules.
@@ -145,10 +149,11 @@ def _graph(
 def execution_view(execution: WorkflowExecution) -> ExecutionView:
     using = durable_settings.DATABASE
     rows = list(StepExecution.objects.using(using).filter(execution=execution).order_by("id"))
-    svg, style, foreach_progress = _graph(execution)
+    steps = step_states(execution, rows)
+    svg, style, foreach_progress = _graph(execution, steps)
     return ExecutionView(
         execution=execution,
-        steps=step_states(execution, rows),
+        steps=steps,
         attempts=rows,
         bars=timeline(execution, rows),
         graph_svg=svg,
@@ -169,3 +174,48 @@ def error_text(error: Any) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'Error')}: {error.get('message', '')}"
     return str(error)
+
+
+def fanout_progress(execution: WorkflowExecution) -> dict[str, Any] | None:
+    """Items done / total over the execution's open foreach fan-outs, if any."""
+    records = [r for r in (execution.fanouts or {}).values() if isinstance(r, dict)]
+    total = sum(int(r.get("total") or 0) for r in records)
+    if not total:
+        return None
+    return {"done": sum(len(r.get("done") or {}) for r in records), "total": total}
+
+
+def list_progress(
+    executions: list[WorkflowExecution], reported: dict[int, Any] | None = None
+) -> dict[int, int]:
+    """The percentage to show on each unfinished execution's row: its running step's own
+    report (`ctx.progress`) first, else its open foreach blocks' items done / total.
+    `reported` maps execution pks to their running step's progress when already known."""
+    if reported is None:
+        unfinished = [e.pk for e in executions if not e.is_finished]
+        reported = dict(
+            StepExecution.objects.using(durable_settings.DATABASE)
+            .filter(execution_id__in=unfinished, status="running", progress__isnull=False)
+            .values_list("execution_id", "progress")
+        )
+    out: dict[int, int] = {}
+    for execution in executions:
+        if execution.is_finished:
+            continue
+        value = percent(reported.get(execution.pk))
+        if value is None:
+            value = percent(fanout_progress(execution))
+        if value is not None:
+            out[execution.pk] = value
+    return out
+
+
+def with_progress(
+    executions: Any, reported: dict[int, Any] | None = None
+) -> list[WorkflowExecution]:
+    """The executions, each with `progress_percent` (None when it reports none) for its row."""
+    rows = list(executions)
+    values = list_progress(rows, reported)
+    for execution in rows:
+        execution.progress_percent = values.get(execution.pk)
+    return rows

@@ -10,11 +10,13 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncHour
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 import durable.api
 import durable.queues
@@ -22,11 +24,11 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import DurableError
 from durable.models import PendingInput, WorkflowExecution
-from durable.web import access
+from durable.web import access, bulk
 from durable.web.charts import Point, bar_chart, hbar_chart
 from durable.web.filters import ExecutionFilter
 from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
-from durable.web.presenters import execution_view
+from durable.web.presenters import execution_view, with_progress
 
 PAGE_SIZE = 25
 # Regions of the execution page that hold forms: rendered over HTTP (they need the
@@ -47,6 +49,14 @@ def _render(
     return response
 
 
+def _filter_query(query: QueryDict) -> str:
+    """The list's filters as a query string, without the page number."""
+    filters = query.copy()
+    for name in ("page", "workflow_id", "csrfmiddlewaretoken"):
+        filters.pop(name, None)
+    return filters.urlencode()
+
+
 def _executions() -> QuerySet[WorkflowExecution]:
     return WorkflowExecution.objects.using(durable_settings.DATABASE)
 
@@ -56,9 +66,13 @@ def _executions() -> QuerySet[WorkflowExecution]:
 def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    with_progress(page.object_list)
     context = {
         "filter": filterset,
         "page": page,
+        "bulk_actions": bulk.allowed(request.user),
+        "filter_query": _filter_query(request.GET),
+        "rendered_at": timezone.now().isoformat(),
         "start_form": StartWorkflowForm(),
         "can_start": request.user.has_perm(access.START_PERMISSION),
     }
@@ -82,7 +96,14 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Started {form.cleaned_data['workflow']}.")
+            if _partial(request):
+                return HttpResponseClientRedirect(
+                    reverse("durable:execution-detail", kwargs={"workflow_id": wid})
+                )
             return redirect("durable:execution-detail", workflow_id=wid)
+    if _partial(request):
+        # htmx swaps 2xx responses only: the form with its errors, in place.
+        return render(request, "durable/partials/start_form.html", {"start_form": form})
     filterset = ExecutionFilter({}, queryset=_executions().order_by("-created_at", "-id"))
     context = {
         "filter": filterset,
@@ -208,7 +229,14 @@ def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpRespon
             return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
     context = page_context(request, execution)
     context.update(region_context(request, execution, {pending.pk: form}))
-    return render(request, "durable/execution_detail.html", context, status=400)
+    # htmx swaps 2xx responses only: it gets the page body with the form's errors.
+    return _render(
+        request,
+        "durable/execution_detail.html",
+        "durable/partials/execution_body.html",
+        context,
+        status=200 if _partial(request) else 400,
+    )
 
 
 @require_GET

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from durable.graph import generate, to_cytoscape, to_dot, to_mermaid, to_svg
+from durable.graph.build import CELL_WIDTH
+from durable.graph.svg import Drawing, overlaps
 from testproject.demo.workflows import ProcessOrder
 from tests.graph.examples import ALL
 from tests.graph.tools import dot_binary, mermaid_parser
@@ -145,3 +150,54 @@ def test_svg_colours_nodes_by_status_with_classes() -> None:
     assert nodes[2].get("class") == "node type-step status-running active"
     assert ".durable-graph .node.status-failed .shape{fill:" in svg
     assert "marker-end" in svg
+
+
+@pytest.mark.parametrize("workflow", ALL, ids=lambda cls: cls.definition().name)
+def test_no_edge_label_overlaps_a_node_or_another_label(workflow: type[Any]) -> None:
+    drawing = Drawing(generate(workflow))
+    labelled = [edge for edge in generate(workflow)["edges"] if edge["label"].strip()]
+
+    assert len(drawing.labels) == len(labelled)
+    for a, b in itertools.combinations(drawing.labels, 2):
+        assert not overlaps(a, b), (a, b)
+    for label in drawing.labels:
+        for node in drawing.nodes:
+            assert not overlaps(label, node), (label, node)
+
+
+def test_the_otherwise_way_has_a_column_of_its_own() -> None:
+    g = generate(ProcessOrder)
+    at = {node["id"]: node["position"] for node in g["nodes"]}
+
+    # Straight down from the decision to the block after it, between the two branches.
+    assert at["check_order_value"]["x"] == at["provision"]["x"]
+    assert at["flag_for_review"]["x"] == at["check_order_value"]["x"] - CELL_WIDTH
+    assert at["auto_approve"]["x"] == at["check_order_value"]["x"] + CELL_WIDTH
+
+
+def test_overlaps_is_strict_about_boxes() -> None:
+    assert overlaps((0, 0, 10, 10), (5, 5, 15, 15))
+    assert not overlaps((0, 0, 10, 10), (10, 0, 20, 10))
+    assert not overlaps((0, 0, 10, 10), (0, 11, 10, 20))
+
+
+def test_svg_draws_progress_bars_on_nodes_that_report_progress() -> None:
+    g = generate(ProcessOrder)
+    nodes = {node["id"]: node for node in g["nodes"]}
+    nodes["charge_payment"]["progress"] = {"done": 3, "total": 4}
+    nodes["pack_items"]["progress"] = {"done": 1.0, "total": 5}
+    nodes["validate_inventory"]["progress"] = {"done": 2, "total": None}  # no total: no bar
+    drawn = {n.get("data-node-id"): n for n in svg_nodes(to_svg(g))}
+
+    def bar(node_id: str) -> Any:
+        return next(
+            (g for g in drawn[node_id].iter(f"{SVG}g") if g.get("class") == "progress"), None
+        )
+
+    assert bar("validate_inventory") is None
+    assert bar("book_courier") is None
+    charge = bar("charge_payment")
+    assert (charge.get("data-done"), charge.get("data-total")) == ("3", "4")
+    track, done = charge.findall(f"{SVG}rect")
+    assert float(done.get("width")) == pytest.approx(0.75 * float(track.get("width")), abs=0.1)
+    assert bar("pack_items").get("data-done") == "1"

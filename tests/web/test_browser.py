@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 
 import durable
-from durable.models import PendingInput
+from durable.models import PendingInput, WorkflowExecution
 from tests.support.workers import REPO, WorkerPool, wait_until, worker_env
 
 pytestmark = pytest.mark.e2e
@@ -142,10 +142,15 @@ def test_dashboard_end_to_end(web_server, browser_page, workers: WorkerPool):
     wid = page.get_attribute("#execution", "data-workflow-id")
     page.evaluate("window.__notReloaded = true")
     page.wait_for_selector("#region-graph progress")  # crunch reports progress live
+    page.wait_for_selector("#node-crunch g.progress")  # ... on its graph node too
+    _screenshot(page, "execution-running")
     page.wait_for_selector('[data-step="finish"][data-status="completed"]')
     page.wait_for_selector('#execution-status[data-status="completed"]')
     for step in ("fetch", "crunch", "finish"):
         assert page.is_visible(f'li[data-step="{step}"][data-status="completed"]')
+        # The SVG graph's node, recoloured in place.
+        page.wait_for_selector(f"#graph #node-{step}.status-completed")
+    assert page.locator("#node-crunch g.progress").count() == 0  # done: no bar
     assert page.evaluate("window.__notReloaded") is True
     assert page.locator(".gantt-bar.st-completed").count() == 3
     # The attempt's captured logs.
@@ -164,6 +169,13 @@ def test_dashboard_end_to_end(web_server, browser_page, workers: WorkerPool):
     page.goto(f"{web_server}/durable/")
     assert page.locator(f'tr[data-workflow-id="{wid}"]').count() == 1
     page.evaluate("window.__notReloaded = true")
+    # A new execution appears on the open list, its progress and status follow it live.
+    fresh = durable.start("web_steps", {"label": "live", "delay": 0.8})
+    page.wait_for_selector(f'tr[data-workflow-id="{fresh}"]')
+    pk = WorkflowExecution.objects.get(workflow_id=fresh).pk
+    page.wait_for_selector(f"#exec-{pk}-progress progress")
+    page.wait_for_selector(f'#exec-{pk}-status[data-status="completed"]')
+    assert page.evaluate("window.__notReloaded") is True
     page.select_option("#id_status", "waiting")
     page.wait_for_selector(f'tr[data-workflow-id="{wid}"]', state="detached")
     assert page.locator(f'tr[data-workflow-id="{review}"]').count() == 1
@@ -181,6 +193,25 @@ def test_dashboard_end_to_end(web_server, browser_page, workers: WorkerPool):
     page.wait_for_selector('[data-step="after"][data-status="completed"]')
     assert '"amount": 5' in page.inner_text("#context-json")
     assert PendingInput.objects.get(execution__workflow_id=review).responded_by.username == "admin"
+
+    # Cancel every waiting review in bulk: the confirmation counts them, acting reports.
+    reviews = [durable.start("web_review") for _ in range(2)]
+    wait_until(
+        lambda: PendingInput.objects.filter(execution__workflow_id__in=reviews).count() == 2,
+        timeout=20,
+        message="the reviews never asked for input",
+    )
+    page.goto(f"{web_server}/durable/?status=waiting&workflow_name=web_review")
+    assert page.locator("tr[data-workflow-id]").count() == 2
+    page.evaluate("window.__notReloaded = true")
+    page.click('.bulk-link[data-action="cancel"]')
+    assert page.inner_text("#bulk-count") == "2"
+    _screenshot(page, "bulk")
+    page.click("#bulk-form button[type=submit]")
+    page.wait_for_selector("#messages li:has-text('Cancelled 2 executions.')")
+    page.wait_for_selector("#execution-table td.empty")  # the list refetched: none waits now
+    assert page.evaluate("window.__notReloaded") is True
+    assert {WorkflowExecution.objects.get(workflow_id=w).status for w in reviews} == {"cancelled"}
 
     page.goto(f"{web_server}/durable/metrics/")
     page.wait_for_selector("svg.chart")

@@ -94,3 +94,22 @@ def test_the_asgi_application_refuses_foreign_origins(superuser):
         return connected
 
     assert async_to_sync(run)() is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_list_socket_signals_new_executions_once(viewer):
+    async def run():
+        communicator, connected, _ = await _connect("/ws/durable/executions/", viewer)
+        assert connected
+        assert await communicator.receive_nothing(timeout=1.5)  # nothing new yet
+        await sync_to_async(durable.start)(WebSteps)
+        text = await communicator.receive_from(timeout=5)
+        later = await communicator.receive_nothing(timeout=1.5)
+        await communicator.disconnect()
+        return text, later
+
+    text, later = async_to_sync(run)()
+    assert 'id="execution-list-signal" hx-swap-oob="true"' in text
+    assert "htmx.trigger(document.body, 'durable-refresh')" in text
+    assert 'class="st st-pending"' in text
+    assert later  # the same execution does not signal again

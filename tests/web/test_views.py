@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 import durable
-from durable.models import PendingInput, WorkflowExecution
+from durable.models import PendingInput, StepExecution, WorkflowExecution
 from durable.testing import run_until_idle
 from tests.web.conftest import client_for
 from tests.web.workflows import WebReview, WebSteps
@@ -137,6 +138,7 @@ def test_htmx_requests_get_the_partial_and_responses_vary_on_hx_request(superuse
     full = client.get(reverse("durable:execution-list"))
     partial = client.get(reverse("durable:execution-list"), headers={"HX-Request": "true"})
     assert "<html" in full.content.decode()
+    assert "{#" not in full.content.decode()  # template comments stay in the template
     assert "<html" not in partial.content.decode()
     assert 'id="execution-table"' in partial.content.decode()
     for response in (full, partial):
@@ -196,3 +198,94 @@ def test_the_metrics_page_draws_inline_svg_charts(superuser):
     assert html.count("<svg") >= 4
     assert "web_steps" in html
     assert '<script src="http' not in html
+
+
+def _reporting(done: int, total: int) -> WorkflowExecution:
+    """An execution whose `crunch` step is running and has reported done / total."""
+    wid = durable.start(WebSteps)
+    execution = WorkflowExecution.objects.get(workflow_id=wid)
+    execution.status = "running"
+    execution.current_step = "crunch"
+    execution.save()
+    StepExecution.objects.create(
+        execution=execution,
+        step="crunch",
+        status="running",
+        started_at=timezone.now(),
+        progress={"done": done, "total": total},
+    )
+    return execution
+
+
+def test_the_list_shows_progress_of_running_steps_and_foreach_blocks(superuser):
+    reporting = _reporting(1, 4)
+    fanned = WorkflowExecution.objects.get(workflow_id=durable.start(WebSteps))
+    fanned.fanouts = {"f1": {"block": "items", "total": 5, "done": {"0": 1, "1": 1}}}
+    fanned.save()
+    plain = WorkflowExecution.objects.get(workflow_id=durable.start(WebSteps))
+    html = client_for(superuser).get(reverse("durable:execution-list")).content.decode()
+
+    def cell(execution: WorkflowExecution) -> str:
+        return html.split(f'id="exec-{execution.pk}-progress">')[1].split("</span>")[0]
+
+    assert '<progress max="100" value="25">' in cell(reporting)
+    assert '<progress max="100" value="40">' in cell(fanned)
+    assert "<progress" not in cell(plain)
+
+
+def test_the_graph_draws_a_progress_bar_on_the_running_step(superuser):
+    execution = _reporting(3, 4)
+    html = (
+        client_for(superuser)
+        .get(reverse("durable:execution-detail", args=[execution.workflow_id]))
+        .content.decode()
+    )
+    node = html.split('id="node-crunch"')[1].split("</g></g>")[0]
+    assert 'class="progress" data-done="3" data-total="4"' in node
+    assert 'class="progress"' not in html.split('id="node-fetch"')[1].split("</g>")[0]
+
+
+def test_htmx_start_redirects_the_browser_or_returns_the_form_with_errors(superuser):
+    client = client_for(superuser)
+    url = reverse("durable:start-workflow")
+    hx = {"HX-Request": "true"}
+    bad = client.post(url, {"workflow": "web_steps", "input": "[1"}, headers=hx)
+    assert bad.status_code == 200  # htmx swaps 2xx only
+    assert 'id="start"' in bad.content.decode()
+    assert "not valid JSON" in bad.content.decode()
+    assert "<html" not in bad.content.decode()
+    assert not WorkflowExecution.objects.exists()
+
+    good = client.post(url, {"workflow": "web_steps", "input": "{}"}, headers=hx)
+    wid = WorkflowExecution.objects.get().workflow_id
+    assert good["HX-Redirect"] == reverse("durable:execution-detail", args=[wid])
+
+
+def test_htmx_answers_get_the_page_body_with_errors_or_the_messages(waiting, superuser):
+    route = _routes(waiting)["respond"]
+    client = client_for(superuser)
+    hx = {"HX-Request": "true"}
+    bad = client.post(route[1], {"input-note": "x"}, headers=hx)
+    assert bad.status_code == 200
+    assert "<html" not in bad.content.decode()
+    assert 'id="execution"' in bad.content.decode()
+    assert "This field is required." in bad.content.decode()
+
+    good = client.post(route[1], route[2], headers=hx, follow=True)
+    html = good.content.decode()
+    assert "<html" not in html  # the redirect is followed as an htmx request
+    assert 'id="messages" hx-swap-oob="true"' in html
+    assert "Answered &#x27;review&#x27;." in html
+
+
+@pytest.mark.parametrize("name", ["cancel", "event", "respond"])
+def test_execution_page_actions_post_over_htmx_and_keep_the_csrf_token(waiting, superuser, name):
+    html = (
+        client_for(superuser)
+        .get(reverse("durable:execution-detail", args=[waiting.workflow_id]))
+        .content.decode()
+    )
+    url = _routes(waiting)[name][1]
+    form = html.split(f'action="{url}"')[1].split("</form>")[0]
+    assert f'hx-post="{url}"' in form
+    assert 'name="csrfmiddlewaretoken"' in form

@@ -1,0 +1,110 @@
+"""Bulk actions on the executions matching the list's filters: cancel (and, later, retry).
+
+Two requests. The confirmation (GET) takes the filters, counts the eligible executions
+and shows them with their ids in the form; acting (POST) takes those ids, and only those.
+An execution that started matching the filters after the confirmation is not touched; one
+that stopped being eligible (it finished, say) or was deleted in between is skipped and
+reported. So the user acts on exactly what they confirmed, never on more.
+
+One confirmation covers at most `LIMIT` executions, newest first; the page says when more
+match, and running the action again takes the next ones.
+
+An action is one `BulkAction` entry in `ACTIONS`: its permission, the statuses it applies
+to, and the function applied to each execution id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+import durable.api
+from durable.conf import durable_settings
+from durable.exceptions import DurableError
+from durable.models import FINISHED_STATUSES, ExecutionStatus, WorkflowExecution
+from durable.web import access
+
+LIMIT = 500
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    name: str
+    verb: str  # "Cancel": the button
+    done: str  # "cancelled": the report
+    permission: str
+    statuses: frozenset[str]
+    apply: Callable[[str, Any], None]  # (workflow id, user)
+
+
+def _cancel(workflow_id: str, user: Any) -> None:
+    durable.api.cancel(workflow_id, reason=f"cancelled in bulk by {user}")
+
+
+ACTIONS: dict[str, BulkAction] = {
+    action.name: action
+    for action in (
+        BulkAction(
+            name="cancel",
+            verb="Cancel",
+            done="cancelled",
+            permission=access.CANCEL_PERMISSION,
+            statuses=frozenset(ExecutionStatus.values) - FINISHED_STATUSES,
+            apply=_cancel,
+        ),
+    )
+}
+
+
+def allowed(user: Any) -> list[BulkAction]:
+    """The actions `user` may take, in declaration order."""
+    return [a for a in ACTIONS.values() if user.has_perm(a.permission)]
+
+
+def eligible(
+    action: BulkAction, matching: QuerySet[WorkflowExecution]
+) -> QuerySet[WorkflowExecution]:
+    return matching.filter(status__in=action.statuses)
+
+
+@dataclass
+class Report:
+    action: BulkAction
+    done: list[str] = field(default_factory=list)
+    # workflow id -> why it was skipped
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = f"{self.action.done.capitalize()} {len(self.done)} execution"
+        text += "" if len(self.done) == 1 else "s"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)} that changed since the confirmation"
+        return text + "."
+
+
+def perform(action: BulkAction, workflow_ids: Iterable[str], user: Any) -> Report:
+    """Apply `action` to each of `workflow_ids` that is still eligible; report the rest."""
+    ids = list(dict.fromkeys(str(w) for w in workflow_ids))
+    statuses = dict(
+        WorkflowExecution.objects.using(durable_settings.DATABASE)
+        .filter(workflow_id__in=ids)
+        .values_list("workflow_id", "status")
+    )
+    report = Report(action)
+    for wid in ids:
+        status = statuses.get(wid)
+        if status is None:
+            report.skipped[wid] = "no longer exists"
+        elif status not in action.statuses:
+            report.skipped[wid] = f"now {status}"
+        else:
+            try:
+                action.apply(wid, user)
+            except DurableError as exc:  # changed between our read and the action
+                report.skipped[wid] = str(exc)
+            else:
+                report.done.append(wid)
+    return report
