@@ -181,3 +181,42 @@ def test_set_result_takes_json_only() -> None:
     assert ctx.ops == []
     with pytest.raises(RuntimeError, match="start_child"):
         ctx.start_child(wf.Double, {})
+
+
+def test_an_async_step_starts_and_waits_for_a_child() -> None:
+    parent = run_workflow(wf.AsyncParent, {"n": 8})
+    assert parent.status == "completed", parent.error
+    assert parent.result == {"doubled": 16}
+
+
+def test_a_wait_for_a_child_times_out() -> None:
+    wid = durable.start(wf.WaitWithTimeout, {})
+    run_until_idle()
+    assert durable.get_execution(wid).status == "waiting"
+
+    advance_time(timedelta(seconds=61))
+    run_until_idle()
+
+    parent = durable.get_execution(wid)
+    assert parent.status == "failed"
+    assert parent.error["type"] == "durable.exceptions.WaitTimeout"
+    (child,) = children_of(wid)
+    assert child.status == "waiting"
+
+
+def test_children_inherit_the_parents_priority_and_outlive_a_finished_parent() -> None:
+    parent = run_workflow(wf.FireAndForget, {}, priority=7)
+
+    assert parent.status == "completed"
+    (child,) = children_of(parent.workflow_id)
+    assert (child.status, child.priority) == ("waiting", 7)
+    with pytest.raises(durable.InvalidTransition):
+        durable.cancel(parent.workflow_id)
+    child.refresh_from_db()
+    assert child.status == "waiting"
+
+
+def test_a_step_that_fails_does_not_set_the_result() -> None:
+    execution = run_workflow(wf.FailAfterSetResult, {})
+    assert execution.status == "failed"
+    assert execution.result == "from first"

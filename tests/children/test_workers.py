@@ -76,3 +76,31 @@ def test_cancelling_a_parent_cancels_children_and_grandchildren_on_workers(
     assert assert_workflow_completed(durable.start(wf.Parent, {"n": 1}), timeout=60).result == {
         "doubled": 2
     }
+
+
+def test_many_parents_and_cancels_racing_with_children_on_two_workers(
+    workers: WorkerPool,
+) -> None:
+    # Children end while their parents park, and cancels land while children end: every
+    # wake-up must arrive, and the locks (child before parent) must never deadlock.
+    workers.start(2, workflow_modules=MODULES, concurrency=4)
+    kept = [durable.start(wf.Parent, {"n": n}) for n in range(10)]
+    doomed = [durable.start(wf.StartThenSleep, {"sleep": 0}) for _ in range(10)]
+    refused = 0
+    for wid in doomed:
+        try:
+            durable.cancel(wid)
+        except durable.InvalidTransition:
+            refused += 1  # it finished first
+
+    for n, wid in enumerate(kept):
+        assert assert_workflow_completed(wid, timeout=60).result == {"doubled": 2 * n}
+    for wid in doomed:
+        execution = wait_for_finish(wid, timeout=60)
+        children = children_of(wid)
+        if execution.status == "cancelled":
+            assert all(c.status in ("completed", "cancelled") for c in children)
+        else:
+            assert execution.status == "completed", execution.error
+    assert refused == sum(durable.get_execution(w).status == "completed" for w in doomed)
+    assert "Traceback" not in workers.logs()

@@ -183,3 +183,44 @@ class BadChild(Workflow):
             ctx.start_child(Double, {"n": 1}, queue="nowhere")
         elif how == "not_a_child":
             ctx.wait_for_child(ctx.input["other"])
+
+
+class AsyncParent(Workflow):
+    """An `async def` step starts and waits for a child (looked up off the event loop)."""
+
+    name = "cw_async_parent"
+
+    @step
+    async def delegate(self, ctx: Any) -> Any:
+        return ctx.wait_for_child(ctx.start_child(Double, {"n": ctx.input["n"]}))
+
+
+class WaitWithTimeout(Workflow):
+    name = "cw_wait_with_timeout"
+
+    @step(retry=Retry(max_attempts=1))
+    def delegate(self, ctx: Any) -> None:
+        ctx.wait_for_child(ctx.start_child(Forever), timeout=60)
+
+
+class FireAndForget(Workflow):
+    """Starts a child and ends without waiting for it."""
+
+    name = "cw_fire_and_forget"
+
+    @step
+    def spawn(self, ctx: Any) -> None:
+        ctx.put("child", ctx.start_child(Forever))
+
+
+class FailAfterSetResult(Workflow):
+    name = "cw_fail_after_set_result"
+
+    @step
+    def first(self, ctx: Any) -> None:
+        ctx.set_result("from first")
+
+    @step(retry=Retry(max_attempts=1))
+    def second(self, ctx: Any) -> None:
+        ctx.set_result("from second")
+        raise NonRetryable("no")
