@@ -31,8 +31,7 @@ def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None
         if start.workflow_id in existing:
             continue
         create_execution(
-            # Validated when the step started it; a deploy since then may have removed it,
-            # which fails this checkpoint like any value the database refuses.
+            # Resolved by ctx.start_child() earlier in this run, in this process.
             registry.get(start.workflow_name),
             start.input,
             using=using,
