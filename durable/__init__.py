@@ -23,6 +23,7 @@ from durable.dsl import (
     when_result,
 )
 from durable.exceptions import (
+    ChildWorkflowFailed,
     DefinitionError,
     DurableError,
     ExecutionNotFound,
@@ -67,6 +68,7 @@ _API = {
 }
 
 __all__ = [
+    "ChildWorkflowFailed",
     "DefinitionError",
     "DurableError",
     "ExecutionNotFound",

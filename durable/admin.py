@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 import durable.api
 import durable.queues
@@ -86,8 +87,11 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "duration_ms",
     )
     list_filter = ("status", "workflow_name", "queue", "created_at")
-    search_fields = ("workflow_id", "idempotency_key")
-    readonly_fields = [f.name for f in WorkflowExecution._meta.fields] + ["dashboard"]
+    search_fields = ("workflow_id", "idempotency_key", "parent__workflow_id")
+    readonly_fields = [f.name for f in WorkflowExecution._meta.fields] + [
+        "dashboard",
+        "child_workflows",
+    ]
     inlines = [StepExecutionInline]
     date_hierarchy = "created_at"
     actions = ["cancel_executions"]
@@ -96,6 +100,24 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def dashboard(self, execution: WorkflowExecution) -> str:
         url = reverse("durable:execution-detail", kwargs={"workflow_id": execution.workflow_id})
         return format_html('<a href="{}">live graph, timeline and logs</a>', url)
+
+    @admin.display(description="child workflows")
+    def child_workflows(self, execution: WorkflowExecution) -> str:
+        # Parents link through the `parent` field; children are listed (first 100) here.
+        children = execution.children.order_by("id")[:100]
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a> {} ({})',
+            (
+                (
+                    reverse("admin:durable_workflowexecution_change", args=[child.pk]),
+                    child.workflow_id,
+                    child.workflow_name,
+                    child.status,
+                )
+                for child in children
+            ),
+        )
 
     @admin.action(description="Cancel selected executions", permissions=["change"])
     def cancel_executions(

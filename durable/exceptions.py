@@ -68,3 +68,20 @@ class WorkerLost(DurableError):
 
 class LeaseLost(DurableError):
     """A worker tried to commit work whose claim another worker has taken over."""
+
+
+class ChildWorkflowFailed(DurableError):
+    """`ctx.wait_for_child` found the child ended without completing (failed, compensated,
+    compensation_failed or cancelled). Carries the child's id, status and error."""
+
+    def __init__(self, workflow_id: str, status: str, error: dict[str, object] | None) -> None:
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        super().__init__(f"child workflow {workflow_id} ended {status}{detail}")
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[ChildWorkflowFailed], tuple[str, str, dict[str, object] | None]]:
+        return (type(self), (self.workflow_id, self.status, self.error))

@@ -76,6 +76,12 @@ class WorkflowExecution(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)
     # Open parallel/foreach fan-outs: the context snapshot, parent token and finished branches.
     fanouts = models.JSONField(default=dict, blank=True)
+    # Composition (ctx.start_child / ctx.set_result): the execution that started this one
+    # from a step, and whether a step set `result` (then the last step's output does not).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    result_explicit = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -9,9 +9,10 @@ from typing import Any
 from django.utils import timezone
 
 from durable.dsl import registry
+from durable.engine.children import Children, child_id, child_start
 from durable.exceptions import WorkflowNotFound
 from durable.flow.ops import copy_json
-from durable.flow.waits import WaitSpec
+from durable.flow.waits import ChildOutcome, WaitSpec
 from durable.models import PendingInput, WorkflowEvent
 from durable.store.records import ClaimedTask, WaitEffects
 
@@ -34,9 +35,11 @@ class StepWaits:
         self._scope_key = claim.token.scope_key()
         self._events: list[tuple[int, str, Any]] | None = None
         self._inputs: list[PendingInput] | None = None
-        if _is_async_step(claim):
+        is_async = _is_async_step(claim)
+        if is_async:
             self._events = list(self._open_events().values_list("id", "name", "payload"))
             self._inputs = list(self._step_inputs())
+        self._children = Children(claim.execution_pk, using, preload=is_async)
 
     def now(self) -> datetime:
         return timezone.now()
@@ -71,6 +74,24 @@ class StepWaits:
 
     def input_timed_out(self, name: str) -> None:
         self.effects.timed_out_inputs.append((name, len(self.effects.recorded)))
+
+    def start_child(
+        self, workflow: Any, input: Any, queue: str | None, priority: int | None
+    ) -> str:
+        claim = self.claim
+        wid = child_id(
+            claim.workflow_id,
+            claim.step,
+            self._scope_key,
+            claim.attempt,
+            len(self.effects.children),
+        )
+        self.effects.children.append(child_start(wid, workflow, input, queue, priority))
+        self._children.started.add(wid)
+        return wid
+
+    def child_outcome(self, workflow_id: str) -> ChildOutcome | None:
+        return self._children.outcome(workflow_id)
 
     def _open_events(self) -> Any:
         return (

@@ -7,12 +7,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from durable.exceptions import WaitTimeout
+from durable.exceptions import ChildWorkflowFailed, WaitTimeout
 from durable.flow.inputs import build_schema
 from durable.flow.ops import Op, apply_op, copy_json
+from durable.flow.result import result_op
 from durable.flow.waits import (
     MAX_NAME_LENGTH,
     NO_VALUE,
+    ChildOutcome,
     Suspend,
     WaitKind,
     WaitRuntime,
@@ -80,12 +82,15 @@ class Context:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _record(self, op: Op) -> None:
+    def _writable(self) -> None:
         if self._read_only:
             raise ReadOnlyContextError(
                 "the context is read-only here; write to it from a step, not from on=, items= "
                 "or while_="
             )
+
+    def _record(self, op: Op) -> None:
+        self._writable()
         apply_op(self._data, op)
         self.ops.append(op)
 
@@ -136,6 +141,12 @@ class Context:
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise TypeError(f"increment amount must be a number, got {amount!r}")
         self._record(["increment", key, normalize(amount, f"context[{key!r}]")])
+
+    def set_result(self, value: Any) -> None:
+        """Make `value` the workflow's result (instead of its last step's output); it takes
+        effect when this step completes."""
+        self._writable()
+        self.ops.append(result_op(normalize(value, "result")))
 
     # -- facts and reporting -------------------------------------------------------------
 
@@ -228,21 +239,65 @@ class Context:
             return self._timed_out(runtime, f"input {name!r}", timeout_value)
         raise Suspend(WaitSpec("input", index, name, deadline, schema))
 
-    def _next_wait(self) -> tuple[WaitRuntime, int, bool, Any]:
+    # -- child workflows (see durable/store/children.py) ---------------------------------
+
+    def start_child(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> str:
+        """Start `workflow` (a Workflow class or name) as a child of this workflow and return
+        its id. It is created when this step's run is checkpointed; the same call in a re-run
+        of the step (after a wait or a crash) returns the same id, a retry starts a new one."""
+        runtime = self._runtime("start_child()")
+        return runtime.start_child(workflow, input, queue, priority)
+
+    def wait_for_child(self, workflow_id: str, *, timeout: timedelta | float | None = None) -> Any:
+        """Return the result of the child `workflow_id`, waiting for it to finish; raise
+        `ChildWorkflowFailed` if it ended any other way than completed."""
+        if not isinstance(workflow_id, str) or not 0 < len(workflow_id) <= MAX_NAME_LENGTH:
+            raise ValueError(f"wait_for_child() takes a child's workflow id, got {workflow_id!r}")
+        limit = self._timeout(timeout)
+        runtime, index, done, value = self._next_wait()
+        if done:
+            recorded = read_child_marker(value)
+            if recorded is None:
+                return value  # a value given by durable.resume()
+            if recorded[0] == workflow_id:
+                return _child_result(workflow_id, recorded[1])
+            # Recorded for another child: this is a retry that started a new one.
+            runtime.forget(index)
+        outcome = runtime.child_outcome(workflow_id)
+        if outcome is not None:
+            runtime.record(child_marker(workflow_id, outcome))
+            return _child_result(workflow_id, outcome)
+        deadline = self._deadline(runtime, "child", workflow_id, index, limit)
+        if deadline is not None and runtime.now() >= deadline:
+            return self._timed_out(runtime, f"child workflow {workflow_id}", NO_VALUE)
+        raise Suspend(WaitSpec("child", index, workflow_id, deadline))
+
+    def _runtime(self, what: str) -> WaitRuntime:
         if self._waits is None:
-            raise RuntimeError("waits can only be used inside a step run by Durable")
+            raise RuntimeError(f"{what} can only be used inside a step run by Durable")
+        return self._waits
+
+    def _next_wait(self) -> tuple[WaitRuntime, int, bool, Any]:
+        runtime = self._runtime("waits")
         index = self._wait_index
         self._wait_index += 1
-        recorded = self._waits.recorded()
+        recorded = runtime.recorded()
         if index < len(recorded):
             timed_out = read_timed_out_marker(recorded[index])
             if timed_out is None:
-                return self._waits, index, True, copy_json(recorded[index])
+                return runtime, index, True, copy_json(recorded[index])
             attempt, message = timed_out
             if attempt == self.attempt:
                 raise WaitTimeout(message)
-            self._waits.forget(index)  # a retry: this wait, and those after it, wait afresh
-        return self._waits, index, False, None
+            runtime.forget(index)  # a retry: this wait, and those after it, wait afresh
+        return runtime, index, False, None
 
     @staticmethod
     def _deadline(
@@ -290,3 +345,32 @@ class Context:
         if seconds is None or not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"timeout must be a finite duration >= 0, got {timeout!r}")
         return timedelta(seconds=seconds)
+
+
+# How a child wait is recorded, so a re-run of the step returns (or raises) the same again.
+_CHILD = "__durable_child__"
+
+
+def child_marker(workflow_id: str, outcome: ChildOutcome) -> dict[str, Any]:
+    return {
+        _CHILD: {
+            "id": workflow_id,
+            "status": outcome.status,
+            "result": outcome.result,
+            "error": outcome.error,
+        }
+    }
+
+
+def read_child_marker(value: Any) -> tuple[str, ChildOutcome] | None:
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_CHILD), dict):
+        marker = value[_CHILD]
+        outcome = ChildOutcome(marker["status"], marker.get("result"), marker.get("error"))
+        return str(marker["id"]), outcome
+    return None
+
+
+def _child_result(workflow_id: str, outcome: ChildOutcome) -> Any:
+    if outcome.status != "completed":
+        raise ChildWorkflowFailed(workflow_id, outcome.status, outcome.error)
+    return copy_json(outcome.result)

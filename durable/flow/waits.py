@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-WaitKind = Literal["sleep", "event", "input"]
+WaitKind = Literal["sleep", "event", "input", "child"]
 
 NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
 
@@ -124,6 +124,24 @@ class WaitRuntime(Protocol):
     def input_timed_out(self, name: str) -> None:
         """Mark the pending input `name` as timed out."""
         ...
+
+    def start_child(
+        self, workflow: Any, input: Any, queue: str | None, priority: int | None
+    ) -> str:
+        """Validate and note a child workflow to create at the step's checkpoint; its id."""
+        ...
+
+    def child_outcome(self, workflow_id: str) -> ChildOutcome | None:
+        """How the child `workflow_id` ended, or None while it runs. Raises ValueError
+        when it is not a child of this execution."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    status: str  # a finished status: completed, failed, cancelled, compensated, ...
+    result: Any
+    error: dict[str, Any] | None
 
 
 def duration(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from durable.dsl.nodes import Definition
 from durable.exceptions import LeaseLost
 from durable.flow.ops import Op
+from durable.flow.result import take_result
 from durable.flow.router import FlowError, FlowState, Router
 from durable.flow.waits import WaitSpec
 from durable.models import (
@@ -105,6 +106,9 @@ def complete_step(
         step_event("step_completed", claim, task, using, duration_ms=duration_ms)
         if execution.status not in ACTIVE:
             return
+        ops, result = take_result(ops)
+        if result is not None:
+            execution.result, execution.result_explicit = result[1], True
         state = FlowState(
             execution.context, execution.fanouts, execution.workflow_id, execution.input
         )

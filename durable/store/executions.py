@@ -26,6 +26,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
+from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.notify import announce
 from durable.store.records import error_record
 
@@ -41,8 +42,11 @@ def create_execution(
     priority: int = 0,
     scheduled_at: datetime | None = None,
     idempotency_key: str | None = None,
+    workflow_id: str | None = None,
+    parent_id: int | None = None,
 ) -> WorkflowExecution:
-    """Insert an execution and its first ready tasks; return the existing one for a known key."""
+    """Insert an execution and its first ready tasks; return the existing one for a known key.
+    `workflow_id` and `parent_id` are given for a child workflow (durable/store/children.py)."""
     cls = definition.workflow_class
     now = timezone.now()
     with transaction.atomic(using=using):
@@ -65,7 +69,10 @@ def create_execution(
             scheduled_at=scheduled_at,
             idempotency_key=idempotency_key,
             definition_version=str(definition.version),
+            parent_id=parent_id,
         )
+        if workflow_id is not None:
+            execution.workflow_id = workflow_id
         if definition.timeout is not None:
             execution.deadline_at = (scheduled_at or now) + timedelta(seconds=definition.timeout)
         try:
@@ -117,7 +124,8 @@ def apply_advance(
         enqueue_steps(execution, definition, advance.ready, using=using, run_at=run_at)
         execution.current_step = advance.ready[-1].node
     if advance.completed:
-        execution.result = output
+        if not execution.result_explicit:  # ctx.set_result() wins over the last output
+            execution.result = output
         finish(execution, ExecutionStatus.COMPLETED, using=using, save=False)
 
 
@@ -211,6 +219,7 @@ def finish(
     )
     if save:
         execution.save(using=using)
+    notify_parent(execution, using)
     event = FINAL_EVENTS.get(status)
     if event is not None:
         send_on_commit(
@@ -244,7 +253,11 @@ def _no_key(using: str) -> bool:
 
 
 def cancel_execution(workflow_id: str, reason: str, *, using: str) -> WorkflowExecution:
+    """Cancel an unfinished execution and its unfinished child workflows, recursively."""
     with transaction.atomic(using=using):
+        pk = WorkflowExecution.objects.using(using).filter(workflow_id=workflow_id).values("pk")
+        # Descendants are locked before the execution itself (see durable/store/lineage.py).
+        descendants = lock_unfinished_descendants(pk[0]["pk"], using) if pk else []
         execution = lock_execution(workflow_id, using)
         if execution.status in FINISHED_STATUSES:
             raise InvalidTransition(
@@ -257,6 +270,14 @@ def cancel_execution(workflow_id: str, reason: str, *, using: str) -> WorkflowEx
             using=using,
             error={"type": "Cancelled", "message": reason, "reason": reason},
         )
+        for child in descendants:
+            message = f"an ancestor workflow ({workflow_id}) was cancelled: {reason}"
+            finish(
+                child,
+                ExecutionStatus.CANCELLED,
+                using=using,
+                error={"type": "Cancelled", "message": message, "reason": reason},
+            )
     return execution
 
 

@@ -45,6 +45,7 @@ class WaitEffects:
     consumed_events: list[int] = field(default_factory=list)
     seen_event_id: int = 0  # the newest event the waits looked at
     timed_out_inputs: list[tuple[str, int]] = field(default_factory=list)  # (name, index)
+    children: list[ChildStart] = field(default_factory=list)
 
 
 def error_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
@@ -72,3 +73,14 @@ def error_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str
 def storable_text(text: str) -> str:
     """`text` with what PostgreSQL cannot store (NUL, lone UTF-16 surrogates) escaped."""
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass
+class ChildStart:
+    """A child workflow a step run started (`ctx.start_child`), created at its checkpoint."""
+
+    workflow_id: str
+    workflow_name: str
+    input: dict[str, Any]
+    queue: str | None
+    priority: int | None

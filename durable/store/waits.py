@@ -26,6 +26,7 @@ from durable.models import (
     WorkflowEvent,
     WorkflowExecution,
 )
+from durable.store.children import child_finished, start_children
 from durable.store.claims import attempt_scope_key
 from durable.store.executions import lock_execution, settle_status
 from durable.store.notify import announce
@@ -36,10 +37,12 @@ FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def apply_wait_effects(task: Task, effects: WaitEffects | None, using: str) -> None:
-    """Consume the events the run took and time out the inputs it gave up on."""
+    """Consume the events the run took, time out the inputs it gave up on and create the
+    child workflows it started."""
     if effects is None:
         return
     now = timezone.now()
+    start_children(task, effects.children, using)
     if effects.consumed_events:
         taken = (
             WorkflowEvent.objects.using(using)
@@ -136,6 +139,8 @@ def _satisfied_meanwhile(task: Task, wait: WaitSpec, effects: WaitEffects, using
     if wait.kind == "input":
         latest = _latest_input(task, wait, using)
         return latest is not None and latest.status == PendingInput.Status.COMPLETED
+    if wait.kind == "child":
+        return child_finished(wait.name, using)
     return False
 
 

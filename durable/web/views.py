@@ -28,6 +28,7 @@ from durable.web import access, bulk
 from durable.web.charts import Point, bar_chart, hbar_chart
 from durable.web.filters import ExecutionFilter
 from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
+from durable.web.lineage import lineage
 from durable.web.presenters import execution_view, with_progress
 
 PAGE_SIZE = 25
@@ -123,6 +124,7 @@ def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str
         "view": execution_view(execution),
         "execution": execution,
         "ws_path": f"/ws/durable/executions/{execution.workflow_id}/",
+        "lineage": lineage(execution),
         **region_context(request, execution),
     }
 

@@ -37,6 +37,7 @@ def test_import_durable_works_without_django_settings() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(durable.__all__) == [
+        "ChildWorkflowFailed",
         "DefinitionError",
         "DurableError",
         "ExecutionNotFound",

@@ -1,0 +1,50 @@
+"""Creating the child workflows a step run started (`ctx.start_child`), in the run's
+checkpoint transaction: a child exists exactly when the run that started it is recorded.
+A re-run of the step names the same children (durable/engine/children.py), so those that
+exist already are skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from durable.dsl import registry
+from durable.models import FINISHED_STATUSES, Task, WorkflowExecution
+from durable.store.executions import create_execution
+from durable.store.records import ChildStart
+
+
+def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None:
+    if not starts:
+        return
+    existing = set(
+        WorkflowExecution.objects.using(using)
+        .filter(workflow_id__in=[start.workflow_id for start in starts])
+        .values_list("workflow_id", flat=True)
+    )
+    parent_priority = (
+        WorkflowExecution.objects.using(using)
+        .filter(pk=task.execution_id)
+        .values_list("priority", flat=True)
+        .get()
+    )
+    for start in starts:
+        if start.workflow_id in existing:
+            continue
+        create_execution(
+            # Resolved by ctx.start_child() earlier in this run, in this process.
+            registry.get(start.workflow_name),
+            start.input,
+            using=using,
+            queue=start.queue,
+            priority=parent_priority if start.priority is None else start.priority,
+            workflow_id=start.workflow_id,
+            parent_id=task.execution_id,
+        )
+
+
+def child_finished(workflow_id: str, using: str) -> bool:
+    return (
+        WorkflowExecution.objects.using(using)
+        .filter(workflow_id=workflow_id, status__in=FINISHED_STATUSES)
+        .exists()
+    )
