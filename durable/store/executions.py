@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition
 from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.ops import copy_json
@@ -65,6 +66,7 @@ def create_execution(
             scheduled_at=scheduled_at,
             idempotency_key=idempotency_key,
             definition_version=str(definition.version),
+            definition_fingerprint=fingerprint(definition),
         )
         if definition.timeout is not None:
             execution.deadline_at = (scheduled_at or now) + timedelta(seconds=definition.timeout)
@@ -142,6 +144,7 @@ def enqueue_steps(
                 queue=step.queue or execution.queue,
                 priority=execution.priority,
                 run_at=run_at,
+                attempt=execution.attempt_floor + 1,
             )
         )
     Task.objects.using(using).bulk_create(tasks)
@@ -321,6 +324,7 @@ def enqueue_compensation(
         queue=step.queue or execution.queue,
         priority=execution.priority,
         run_at=timezone.now(),
+        attempt=execution.attempt_floor + 1,
     )
     execution.current_step = step_name
     announce({task.queue}, using)
