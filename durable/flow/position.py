@@ -122,6 +122,17 @@ def _token_problem(
                 f"{token.node!r} ran in branch {frame.index} of parallel {block.name!r} "
                 f"and now is in branch {branch}",
             )
+    if token.frames:
+        # The fan-out this token returns to, and (recursively) the token waiting at its join.
+        fanout_id = token.frames[-1].fanout
+        record = fanouts.get(fanout_id)
+        if record is None:
+            return Problem(where, fanout_id, f"the open fan-out {fanout_id!r} is gone")
+        problem = _fanout_problem(definition, fanout_id, record, where) or _token_problem(
+            definition, Token.from_json(record.get("parent", {})), fanouts, where, expect_step=False
+        )
+        if problem is not None:
+            return problem
     loops = sorted(b.name for b, _ in chain if isinstance(b, LoopNode))
     if loops != sorted(token.loops):
         return Problem(

@@ -185,3 +185,30 @@ def test_renamed_steps_must_name_existing_steps() -> None:
 
             @step
             def only(self, ctx): ...
+
+
+def test_a_renamed_block_around_a_waiting_branch_is_mapped() -> None:
+    wid = durable.start(wf.Fanned, {})
+    run_until_idle()
+    with deployed("deploy_fanned", wf.FannedRenamed):
+        assert deploy_check()[1] is None
+        durable.send_event(wid, "left_go", 7)
+        run_until_idle()
+    execution = durable.get_execution(wid)
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error
+    assert execution.context == {"left": 7, "right": True, "after": True}
+    assert {r.scope_key for r in execution.steps.all()} == {"pair[0]", "pair[1]", ""}
+
+
+def test_a_parallel_that_gained_a_branch_mid_run_parks_at_its_next_claim() -> None:
+    wid = durable.start(wf.Fanned, {})
+    run_until_idle()
+    with deployed("deploy_fanned", wf.FannedWider):
+        output, error = deploy_check()
+        assert error is not None
+        assert "parallel 'both' now has 3 branches; the run in flight started 2" in output
+        durable.send_event(wid, "left_go", 1)
+        run_until_idle()
+    execution = durable.get_execution(wid)
+    assert execution.status == ExecutionStatus.NEEDS_ATTENTION
+    assert execution.error["missing_steps"] == ["both"]

@@ -166,3 +166,44 @@ class Billing(Workflow):
     def close(self, ctx):
         ctx.append("runs", "close")
         return ctx["charged"]
+
+
+class FannedRenamed(Workflow):  # the parallel block renamed, the rename mapped
+    name = "deploy_fanned_v3"
+    renamed_steps = {"both": "pair"}
+
+    with parallel("pair"):
+
+        @step
+        def left(self, ctx):
+            ctx.put("left", ctx.wait_for_event("left_go"))
+
+        @step
+        def right(self, ctx):
+            ctx.put("right", True)
+
+    @step
+    def after(self, ctx):
+        ctx.put("after", True)
+
+
+class FannedWider(Workflow):  # the parallel gained a branch while a run was inside it
+    name = "deploy_fanned_v4"
+
+    with parallel("both"):
+
+        @step
+        def left(self, ctx):
+            ctx.put("left", ctx.wait_for_event("left_go"))
+
+        @step
+        def right(self, ctx):
+            ctx.put("right", True)
+
+        @step
+        def middle(self, ctx):
+            ctx.put("middle", True)
+
+    @step
+    def after(self, ctx):
+        ctx.put("after", True)
