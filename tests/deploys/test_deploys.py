@@ -212,3 +212,24 @@ def test_a_parallel_that_gained_a_branch_mid_run_parks_at_its_next_claim() -> No
     execution = durable.get_execution(wid)
     assert execution.status == ExecutionStatus.NEEDS_ATTENTION
     assert execution.error["missing_steps"] == ["both"]
+
+
+def test_a_queued_compensation_whose_step_was_removed_parks_and_resumes_the_saga() -> None:
+    wid = durable.start(wf.Trip, {})
+    run_next()  # book_hotel
+    run_next()  # pay fails: the saga queues cancel_hotel
+    assert durable.get_execution(wid).status == ExecutionStatus.COMPENSATING
+    with deployed("deploy_trip", wf.TripWithoutHotel):
+        run_next()
+    execution = durable.get_execution(wid)
+    assert execution.status == ExecutionStatus.NEEDS_ATTENTION
+    assert execution.error["missing_steps"] == ["book_hotel"]
+    assert execution.error["previous_status"] == ExecutionStatus.COMPENSATING
+    durable.resume(wid)  # the original code is back
+    execution = durable.get_execution(wid)
+    assert execution.status == ExecutionStatus.COMPENSATING
+    assert execution.error["message"] == "payment refused"
+    run_until_idle()
+    execution = durable.get_execution(wid)
+    assert execution.status == ExecutionStatus.COMPENSATED
+    assert execution.error["message"] == "payment refused"

@@ -207,3 +207,26 @@ class FannedWider(Workflow):  # the parallel gained a branch while a run was ins
     @step
     def after(self, ctx):
         ctx.put("after", True)
+
+
+class Trip(Workflow):
+    name = "deploy_trip"
+
+    @step(compensate="cancel_hotel")
+    def book_hotel(self, ctx):
+        ctx.put("hotel", "booked")
+
+    @step(retry=Retry(max_attempts=1))
+    def pay(self, ctx):
+        raise RuntimeError("payment refused")
+
+    def cancel_hotel(self, ctx):
+        ctx.put("hotel", "cancelled")
+
+
+class TripWithoutHotel(Workflow):  # book_hotel (and its compensation) removed
+    name = "deploy_trip_v2"
+
+    @step(retry=Retry(max_attempts=1))
+    def pay(self, ctx):
+        raise RuntimeError("payment refused")
