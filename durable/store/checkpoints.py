@@ -203,7 +203,7 @@ def fail_step(
         # Attempts count from the current run's first (see durable.store.restarts).
         tried = claim.attempt - execution.attempt_floor
         if retryable and retry is not None and tried < retry.max_attempts:
-            run_at = now + timedelta(seconds=retry.delay_after(claim.attempt))
+            run_at = now + timedelta(seconds=retry.delay_after(tried))
             _reschedule(task, run_at, using)
             settle_status(execution, using)
             execution.save(using=using)
@@ -268,8 +268,9 @@ def complete_compensation(
         token = task.token
         if error is not None:
             retry = definition.retry_for(definition.step(claim.step))
-            if retryable and claim.attempt - execution.attempt_floor < retry.max_attempts:
-                _reschedule(task, now + timedelta(seconds=retry.delay_after(claim.attempt)), using)
+            tried = claim.attempt - execution.attempt_floor
+            if retryable and tried < retry.max_attempts:
+                _reschedule(task, now + timedelta(seconds=retry.delay_after(tried)), using)
                 return
             _add_compensation_error(execution, claim.step, error)
         else:
