@@ -118,3 +118,20 @@ def test_durable_retry_command() -> None:
     assert f"retrying {wid}" in out.getvalue()
     run_until_idle()
     assert durable.get_execution(wid).status == ExecutionStatus.COMPLETED
+
+
+def test_a_rerun_gets_its_full_retry_budget_numbered_after_the_old_attempts() -> None:
+    wid = durable.start(wf.AlwaysFails, {})
+    run_until_idle()
+    assert [r.attempt for r in attempts(wid, "flaky")] == [1, 2]
+    durable.retry(wid)
+    run_until_idle()
+    execution = durable.get_execution(wid)
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error["message"] == "attempt 4 failed"
+    assert [(r.attempt, r.status) for r in attempts(wid, "flaky")] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "failed"),
+        (4, "failed"),
+    ]

@@ -230,3 +230,11 @@ class TripWithoutHotel(Workflow):  # book_hotel (and its compensation) removed
     @step(retry=Retry(max_attempts=1))
     def pay(self, ctx):
         raise RuntimeError("payment refused")
+
+
+class AlwaysFails(Workflow):
+    name = "deploy_always_fails"
+
+    @step(retry=Retry(max_attempts=2, backoff="constant", base=0))
+    def flaky(self, ctx):
+        raise RuntimeError(f"attempt {ctx.attempt} failed")
