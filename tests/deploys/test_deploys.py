@@ -233,3 +233,32 @@ def test_a_queued_compensation_whose_step_was_removed_parks_and_resumes_the_saga
     execution = durable.get_execution(wid)
     assert execution.status == ExecutionStatus.COMPENSATED
     assert execution.error["message"] == "payment refused"
+
+
+def test_parking_and_retrying_send_lifecycle_events(django_capture_on_commit_callbacks) -> None:
+    from durable import signals
+
+    seen: list[dict] = []
+
+    def receiver(sender, event, **kwargs) -> None:
+        seen.append(event)
+
+    signals.workflow_needs_attention.connect(receiver)
+    signals.workflow_retried.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            wid = to_waiting_pickup()
+            with deployed("deploy_shipping", wf.ShippingWithoutPickup):
+                durable.send_event(wid, "picked_up", {})
+                run_next()
+            durable.cancel(wid)
+            durable.retry(wid, from_step="pack")
+    finally:
+        signals.workflow_needs_attention.disconnect(receiver)
+        signals.workflow_retried.disconnect(receiver)
+    assert [(e["event"], e["workflow_id"]) for e in seen] == [
+        ("workflow_needs_attention", wid),
+        ("workflow_retried", wid),
+    ]
+    assert seen[0]["missing_steps"] == ["await_pickup"]
+    assert seen[1]["from_step"] == "pack"
