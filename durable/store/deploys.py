@@ -147,16 +147,17 @@ def stranded(
     """In-flight executions the current code's definitions would strand, with why.
     Renames the code maps are applied in memory only: they are not problems."""
     definitions = {d.name: d for d in registry.all_definitions()}
-    names = list(workflows) if workflows is not None else list(definitions)
     out: list[tuple[WorkflowExecution, list[Problem]]] = []
-    executions = (
-        WorkflowExecution.objects.using(using)
-        .filter(status__in=IN_FLIGHT, workflow_name__in=names)
-        .order_by("id")
-    )
-    for execution in executions.iterator(chunk_size=500):
+    executions = WorkflowExecution.objects.using(using).filter(status__in=IN_FLIGHT)
+    if workflows is not None:
+        executions = executions.filter(workflow_name__in=list(workflows))
+    for execution in executions.order_by("id").iterator(chunk_size=500):
         definition = definitions.get(execution.workflow_name)
         if definition is None:
+            # The whole workflow is gone: no worker running this code can go on with it.
+            gone = f"workflow {execution.workflow_name!r} no longer exists in this code"
+            position_now = execution.current_step or "-"
+            out.append((execution, [Problem(position_now, execution.workflow_name, gone)]))
             continue
         if (
             execution.definition_fingerprint == fingerprint(definition)

@@ -262,3 +262,18 @@ def test_parking_and_retrying_send_lifecycle_events(django_capture_on_commit_cal
     ]
     assert seen[0]["missing_steps"] == ["await_pickup"]
     assert seen[1]["from_step"] == "pack"
+
+
+def test_deploy_check_flags_executions_of_a_removed_workflow() -> None:
+    from durable.dsl import registry
+
+    wid = to_waiting_pickup()
+    definition = registry.get("deploy_shipping")
+    registry.unregister("deploy_shipping")
+    try:
+        output, error = deploy_check()
+    finally:
+        registry.register(definition)
+    assert error is not None
+    assert f"{wid}\twaiting\tposition=await_pickup\tmissing=deploy_shipping" in output
+    assert "workflow 'deploy_shipping' no longer exists" in output
