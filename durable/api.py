@@ -19,7 +19,7 @@ from django.utils import timezone
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.engine.adapters import queue_adapter
-from durable.exceptions import ExecutionNotFound
+from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.waits import MAX_NAME_LENGTH
 from durable.models import (
     FINISHED_STATUSES,
@@ -29,7 +29,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.serialization import normalize
-from durable.store import executions, queries, waits
+from durable.store import deploys, executions, queries, restarts, waits
 
 PERIODS = {
     "last_hour": timedelta(hours=1),
@@ -228,12 +228,43 @@ def provide_input(
 
 def resume(workflow_id: str, data: Mapping[str, Any] | None = None) -> None:
     """Wake a waiting execution now: the waits it is parked on return `data`, and `data` is
-    merged into its context."""
+    merged into its context. An execution that needs attention (a deploy removed its
+    position) runs again if its position exists now; else InvalidTransition says what is
+    still missing."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise TypeError(f"resume data must be a dict, got {type(data).__name__}")
+    status = get_execution(workflow_id).status
+    if status == ExecutionStatus.NEEDS_ATTENTION:
+        if data:
+            raise ValueError("an execution that needs attention resumes without data")
+        _revive(str(workflow_id))
+        return
     waits.resume(str(workflow_id), normalize(dict(data), "data"), using=_using())
+
+
+def _revive(workflow_id: str) -> None:
+    problems = deploys.revive(workflow_id, using=_using())
+    if problems:
+        raise InvalidTransition(
+            f"execution {workflow_id} still needs attention: "
+            + "; ".join(f"{p.position}: {p.message}" for p in problems)
+        )
+    queues = deploys.parked_queues(workflow_id, using=_using())
+    transaction.on_commit(lambda: queue_adapter().enqueue(queues), using=_using())
+
+
+def retry(workflow_id: str, from_step: str | None = None) -> None:
+    """Re-run a finished execution from `from_step` (a root-level step or block; a step
+    inside a block restarts its root-level block) with the context saved before it.
+    Default: the step that failed. Unknown id, unfinished execution, unknown step or no
+    saved context -> an error, and nothing changes."""
+    if from_step is not None and not isinstance(from_step, str):
+        raise TypeError(f"from_step must be a step name, got {from_step!r}")
+    execution = restarts.retry_execution(str(workflow_id), from_step, using=_using())
+    queues = sorted(set(execution.tasks.using(_using()).values_list("queue", flat=True)))
+    transaction.on_commit(lambda: queue_adapter().enqueue(queues), using=_using())
 
 
 def _log_entries(rows: Iterable[StepExecution]) -> list[dict[str, Any]]:

@@ -23,6 +23,9 @@ class ExecutionStatus(models.TextChoices):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
+    # Parked by a deploy that removed its position (see durable.store.deploys): not finished,
+    # not active; `error` says which step is missing.
+    NEEDS_ATTENTION = "needs_attention"
 
 
 FINISHED_STATUSES = frozenset(
@@ -82,6 +85,12 @@ class WorkflowExecution(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     result_explicit = models.BooleanField(default=False)
+    # Safe deploys and restarts (durable.store.deploys, durable.store.restarts).
+    # The structure of the definition the execution started with (durable.dsl.fingerprint).
+    definition_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    # The highest attempt number of the runs before the last `retry`: the re-run's steps
+    # number their attempts above it, so earlier attempt rows stay as history.
+    attempt_floor = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -123,6 +132,9 @@ class StepExecution(models.Model):
     worker_id = models.CharField(max_length=200, blank=True, default="")
     # What a running attempt last reported through `ctx.progress(done, total)`.
     progress = models.JSONField(null=True, blank=True)
+    # The root context when the first attempt of a run's first scope (first foreach item,
+    # first loop iteration) was claimed; what `durable.retry(from_step=...)` restarts from.
+    context_before = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -249,6 +261,8 @@ class TaskStatus(models.TextChoices):
     CLAIMED = "claimed"
     # Parked on a wait: claimable again at run_at (its deadline), or at once when woken.
     WAITING = "waiting"
+    # Held while its execution needs attention (its position is gone from the code).
+    PARKED = "parked"
 
 
 CLAIMABLE_TASK_STATUSES = (TaskStatus.READY, TaskStatus.WAITING)

@@ -26,6 +26,9 @@ workflow_waiting = Signal()
 workflow_completed = Signal()
 workflow_failed = Signal()
 workflow_cancelled = Signal()
+# Safe deploys and restarts (durable.store.deploys, durable.store.restarts).
+workflow_needs_attention = Signal()
+workflow_retried = Signal()
 
 LIFECYCLE: dict[str, Signal] = {
     "workflow_started": workflow_started,
@@ -37,6 +40,8 @@ LIFECYCLE: dict[str, Signal] = {
     "workflow_completed": workflow_completed,
     "workflow_failed": workflow_failed,
     "workflow_cancelled": workflow_cancelled,
+    "workflow_needs_attention": workflow_needs_attention,
+    "workflow_retried": workflow_retried,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from durable.web import bulk_views, views
+from durable.web import bulk_views, restart, views
 
 app_name = "durable"
 
@@ -22,6 +22,8 @@ urlpatterns = [
         name="execution-region",
     ),
     path("executions/<str:workflow_id>/cancel/", views.cancel_execution, name="cancel"),
+    path("executions/<str:workflow_id>/retry/", restart.retry_execution, name="retry"),
+    path("executions/<str:workflow_id>/resume/", restart.resume_execution, name="resume"),
     path("executions/<str:workflow_id>/events/", views.send_event, name="send-event"),
     path(
         "executions/<str:workflow_id>/inputs/<int:input_pk>/respond/",

@@ -134,6 +134,8 @@ class Definition:
     max_retries: int = 3
     queue: str = "default"
     version: int | str = 1
+    # Old step/block name -> its name now, so executions in flight find their position.
+    renamed_steps: dict[str, str] = field(default_factory=dict, compare=False)
     locations: dict[str, Location] = field(default_factory=dict, compare=False)
     by_name: dict[str, Node] = field(default_factory=dict, compare=False)
 

@@ -99,13 +99,31 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         max_retries=max_retries,
         queue=cls.queue,
         version=cls.version,
+        renamed_steps=_renames(cls, compiler),
     )
     compiler.check_decisions(definition)
+    for old, new in definition.renamed_steps.items():
+        if old in definition.by_name:
+            compiler.problem("renamed_steps", f"{old!r} is renamed but still exists")
+        if new not in definition.by_name:
+            compiler.problem(
+                "renamed_steps", f"{old!r} is renamed to {new!r}, which does not exist"
+            )
     for message in cron.class_problems(cls):
         compiler.problem("cron", message)
     if compiler.problems:
         raise DefinitionError(name, compiler.problems)
     return definition
+
+
+def _renames(cls: Any, compiler: Compiler) -> dict[str, str]:
+    renames = cls.renamed_steps
+    if not isinstance(renames, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in renames.items()
+    ):
+        compiler.problem("renamed_steps", f"must be a dict of str to str, got {renames!r}")
+        return {}
+    return dict(renames)
 
 
 def _merge_inherited(cls: Any, own: Branch, compiler: Compiler) -> Branch:
@@ -185,6 +203,8 @@ class Workflow(metaclass=WorkflowMeta):
     cron_queue: ClassVar[str | None] = None
     cron_input: ClassVar[dict[str, Any] | None] = None
     cron_catch_up: ClassVar[str] = "skip"
+    # Old step/block name -> new name, for executions in flight across a rename.
+    renamed_steps: ClassVar[dict[str, str]] = {}
     abstract: ClassVar[bool] = True
     _definition: ClassVar[Definition]
     _nodes: ClassVar[Branch]

@@ -38,7 +38,7 @@ from durable.flow.context import Context
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
-from durable.store import checkpoints
+from durable.store import checkpoints, deploys
 from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
@@ -126,6 +126,8 @@ def _close_stale_connections() -> None:
 def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
     using = adapter.using
     started = time.monotonic()
+    if _position_gone(claim, adapter):
+        return
     try:
         definition = registry.get(claim.workflow_name)
         step = definition.step(claim.step)
@@ -247,6 +249,21 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         return
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+
+
+def _position_gone(claim: ClaimedTask, adapter: QueueAdapter) -> bool:
+    """True when a deploy removed or renamed the claim's position (durable.store.deploys):
+    the execution was parked, or the claim goes back to run under its new name."""
+    try:
+        definition = registry.get(claim.workflow_name)
+    except WorkflowNotFound:
+        return False  # failed by the caller, as a workflow this worker cannot run
+    verdict = deploys.check_claim(claim, definition, using=adapter.using)
+    if verdict is deploys.ClaimCheck.RELEASE:
+        adapter.nack(claim)
+    elif verdict is deploys.ClaimCheck.PARKED:
+        adapter.ack(claim)
+    return verdict is not deploys.ClaimCheck.RUN
 
 
 def _fail_unrun(

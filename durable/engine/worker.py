@@ -27,7 +27,7 @@ from durable.dsl import registry
 from durable.engine.executor import execute
 from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
-from durable.store import checkpoints, claims, retention
+from durable.store import checkpoints, claims, deploys, retention
 from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
@@ -128,6 +128,7 @@ class Worker:
             self.worker_id,
             ", ".join(f"{q} (x{n})" for q, n in self.queues.items()),
         )
+        self._revive_parked()
         backoff = 0.5
         while not self.stopping.is_set():
             try:
@@ -150,6 +151,15 @@ class Worker:
                 if self.wake.is_set():
                     self._next_due_stale = True
         self._drain()
+
+    def _revive_parked(self) -> None:
+        """After a deploy, executions parked for a missing step may have it back."""
+        try:
+            revived = deploys.revive_parked(using=self.adapter.using)
+            if revived:
+                self.adapter.enqueue(sorted(revived))
+        except Exception as exc:
+            logger.warning("could not revive executions needing attention: %s", exc)
 
     def stop(self) -> None:
         """Stop claiming; `run` then waits for in-flight steps and returns."""

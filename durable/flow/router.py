@@ -61,6 +61,14 @@ class Router:
         self._guarded(lambda: self._walk(None, 0, 0, Token()))
         return self.advance
 
+    def restart_at(self, name: str, decisions: dict[str, Any]) -> Advance:
+        """Walk from root-level node `name` with the decision results recorded before it
+        (`durable.retry(from_step=...)`)."""
+        index = self.definition.locations[name].index
+        token = Token(decisions=dict(decisions))
+        self._guarded(lambda: self._walk(None, 0, index, token))
+        return self.advance
+
     def step_done(self, token: Token, ops: list[Op], output: Any) -> Advance:
         """Record a finished step's writes (and decision result), then move its token on."""
         step = self.definition.step(token.node)

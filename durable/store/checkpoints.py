@@ -30,6 +30,7 @@ from durable.models import (
 )
 from durable.signals import lifecycle_event, send_on_commit
 from durable.store.claims import attempt_rows, step_event
+from durable.store.deploys import check_checkpoint
 from durable.store.executions import (
     ACTIVE,
     apply_advance,
@@ -95,6 +96,8 @@ def complete_step(
     with transaction.atomic(using=using):
         execution = lock_execution(claim.workflow_id, using)
         task = _take_task(claim, using)
+        if not check_checkpoint(claim, definition, execution, using=using):
+            return  # parked: a deploy removed where this step's token goes next
         apply_wait_effects(task, waits, using)
         task.delete()
         attempt_rows(task, claim.attempt, using).update(
@@ -201,8 +204,10 @@ def fail_step(
             task.delete()
             return None
         retry = definition.retry_for(definition.step(claim.step)) if definition else None
-        if retryable and retry is not None and claim.attempt < retry.max_attempts:
-            run_at = now + timedelta(seconds=retry.delay_after(claim.attempt))
+        # Attempts count from the current run's first (see durable.store.restarts).
+        tried = claim.attempt - execution.attempt_floor
+        if retryable and retry is not None and tried < retry.max_attempts:
+            run_at = now + timedelta(seconds=retry.delay_after(tried))
             _reschedule(task, run_at, using)
             settle_status(execution, using)
             execution.save(using=using)
@@ -267,8 +272,9 @@ def complete_compensation(
         token = task.token
         if error is not None:
             retry = definition.retry_for(definition.step(claim.step))
-            if retryable and claim.attempt < retry.max_attempts:
-                _reschedule(task, now + timedelta(seconds=retry.delay_after(claim.attempt)), using)
+            tried = claim.attempt - execution.attempt_floor
+            if retryable and tried < retry.max_attempts:
+                _reschedule(task, now + timedelta(seconds=retry.delay_after(tried)), using)
                 return
             _add_compensation_error(execution, claim.step, error)
         else:

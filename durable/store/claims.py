@@ -134,6 +134,7 @@ def _record_attempts_started(
             started_at=now,
             input=task.token.get("item"),
             worker_id=worker_id,
+            context_before=restart_snapshot(task),
         )
         for task in tasks
     ]
@@ -144,6 +145,20 @@ def _record_attempts_started(
         # A retaken attempt starts over: nothing of the run that died is kept on its row.
         update_fields=["status", "started_at", "worker_id", "completed_at", "duration_ms", "error"],
     )
+
+
+def restart_snapshot(task: Task) -> Any:
+    """The root context to keep on a new attempt row for `durable.retry(from_step=...)`:
+    only on a run's first attempt of a step in its first scope (first item, first loop
+    iteration), so one copy per step of the definition per run, never one per item."""
+    if task.kind != "step" or task.attempt != task.execution.attempt_floor + 1:
+        return None
+    token = task.token
+    if any(index for _, index in token.get("frames", ())) or any(
+        count != 1 for count in token.get("loops", {}).values()
+    ):
+        return None
+    return task.execution.context
 
 
 def attempt_scope_key(task: Task) -> str:
@@ -194,6 +209,7 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         expiries=task.expiries,
         recorded_waits=list(task.token.get("waits", [])),
         pending_wait=WaitSpec.from_json(task.wait) if task.wait else None,
+        fingerprint=execution.definition_fingerprint,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition
 from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.ops import copy_json
@@ -70,6 +71,7 @@ def create_execution(
             idempotency_key=idempotency_key,
             definition_version=str(definition.version),
             parent_id=parent_id,
+            definition_fingerprint=fingerprint(definition),
         )
         if workflow_id is not None:
             execution.workflow_id = workflow_id
@@ -150,6 +152,7 @@ def enqueue_steps(
                 queue=step.queue or execution.queue,
                 priority=execution.priority,
                 run_at=run_at,
+                attempt=execution.attempt_floor + 1,
             )
         )
     Task.objects.using(using).bulk_create(tasks)
@@ -342,6 +345,7 @@ def enqueue_compensation(
         queue=step.queue or execution.queue,
         priority=execution.priority,
         run_at=timezone.now(),
+        attempt=execution.attempt_floor + 1,
     )
     execution.current_step = step_name
     announce({task.queue}, using)

@@ -35,6 +35,8 @@ class ClaimedTask:
     expiries: int = 0  # how often a worker died holding this task before
     recorded_waits: list[Any] = field(default_factory=list)
     pending_wait: WaitSpec | None = None
+    # The structure the execution started with (durable.dsl.fingerprint); "" for old rows.
+    fingerprint: str = ""
 
 
 @dataclass

@@ -24,7 +24,12 @@ from django.db.models import QuerySet
 import durable.api
 from durable.conf import durable_settings
 from durable.exceptions import DurableError
-from durable.models import FINISHED_STATUSES, ExecutionStatus, WorkflowExecution
+from durable.models import (
+    FAILED_STATUSES,
+    FINISHED_STATUSES,
+    ExecutionStatus,
+    WorkflowExecution,
+)
 from durable.web import access
 
 LIMIT = 500
@@ -44,6 +49,11 @@ def _cancel(workflow_id: str, user: Any) -> None:
     durable.api.cancel(workflow_id, reason=f"cancelled in bulk by {user}")
 
 
+def _retry(workflow_id: str, user: Any) -> None:
+    # From the step that failed (or was interrupted), with the context saved before it.
+    durable.api.retry(workflow_id)
+
+
 ACTIONS: dict[str, BulkAction] = {
     action.name: action
     for action in (
@@ -54,6 +64,14 @@ ACTIONS: dict[str, BulkAction] = {
             permission=access.CANCEL_PERMISSION,
             statuses=frozenset(ExecutionStatus.values) - FINISHED_STATUSES,
             apply=_cancel,
+        ),
+        BulkAction(
+            name="retry",
+            verb="Retry",
+            done="retried",
+            permission=access.CANCEL_PERMISSION,
+            statuses=FAILED_STATUSES | {ExecutionStatus.CANCELLED},
+            apply=_retry,
         ),
     )
 }

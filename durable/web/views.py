@@ -24,7 +24,7 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import DurableError
 from durable.models import PendingInput, WorkflowExecution
-from durable.web import access, bulk
+from durable.web import access, bulk, restart
 from durable.web.charts import Point, bar_chart, hbar_chart
 from durable.web.filters import ExecutionFilter
 from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
@@ -143,6 +143,7 @@ def region_context(
         "inputs": [(p, forms.get(p.pk) or PendingInputForm(p)) for p in pending],
         "can_respond": request.user.has_perm(access.RESPOND_PERMISSION),
         "can_cancel": request.user.has_perm(access.CANCEL_PERMISSION),
+        "retry_steps": restart.step_choices(execution),
         "can_send_event": request.user.has_perm(access.SEND_EVENT_PERMISSION),
         "event_form": SendEventForm(),
     }

@@ -66,6 +66,7 @@ def test_public_names_are_pinned() -> None:
         "parallel",
         "provide_input",
         "resume",
+        "retry",
         "send_event",
         "start",
         "step",

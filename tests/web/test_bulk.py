@@ -228,3 +228,21 @@ def test_keeping_them_closes_the_confirmation(superuser):
     assert response.content.decode() == '<div id="bulk"></div>'
     assert "HX-Request" in response["Vary"]
     assert client.get(url)["Location"] == reverse("durable:execution-list")
+
+
+def test_retry_in_bulk_reruns_the_cancelled_ones_from_their_interrupted_step(superuser):
+    cancelled, still_waiting = _waiting(2)
+    durable.cancel(cancelled)
+    client = client_for(superuser)
+    confirm = client.get(reverse("durable:bulk-confirm", args=["retry"]))
+    assert _confirmed_ids(confirm.content.decode()) == [cancelled]  # only finished ones
+
+    response = client.post(
+        reverse("durable:bulk-perform", args=["retry"]),
+        {"workflow_id": [cancelled, still_waiting]},
+        follow=True,
+    )
+    texts = [str(m) for m in response.context["messages"]]
+    assert texts[0] == "Retried 1 execution; skipped 1 that changed since the confirmation."
+    run_until_idle()
+    assert _status(cancelled) == _status(still_waiting) == "waiting"
