@@ -247,7 +247,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> 
             using=using,
             waits=waits.effects,
             logs=log.finish(),
-            chain=chain if adapter.capabilities.chains_claims else None,
+            chain=chain if _may_chain(chain, adapter) else None,
         )
     except _TRANSIENT:
         raise
@@ -257,6 +257,10 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> 
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
     return chained
+
+
+def _may_chain(chain: Chain | None, adapter: QueueAdapter) -> bool:
+    return chain is not None and adapter.capabilities.chains_claims and chain.allowed()
 
 
 def _fail_unrun(

@@ -250,12 +250,17 @@ class Worker:
             claim = chained
 
     def _chain(self, links: int) -> Chain | None:
-        """Leave to chain another step, unless the chain is long enough or we are stopping."""
-        if links >= MAX_CHAIN or self.stopping.is_set():
+        """Leave to chain another step, unless the chain is long enough already."""
+        if links >= MAX_CHAIN:
             return None
-        if self.max_tasks is not None and self.stats.claimed >= self.max_tasks:
-            return None
-        return Chain(self.worker_id, self.lease_seconds)
+        return Chain(self.worker_id, self.lease_seconds, allowed=self._may_claim_more)
+
+    def _may_claim_more(self) -> bool:
+        # Asked at the checkpoint, not when the step started: a stop or the --max-tasks
+        # count may have come meanwhile.
+        if self.stopping.is_set():
+            return False
+        return self.max_tasks is None or self.stats.claimed < self.max_tasks
 
     def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
         with self._lock:

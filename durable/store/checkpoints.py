@@ -127,7 +127,7 @@ def complete_step(
         execution.context, execution.fanouts = state.context, state.fanouts
         lease = None
         if chain is not None and advance.ready and not advance.completed:
-            lease = chain_lease(chain, claim.queue, now, using)
+            lease = chain_lease(chain, claim.queue, execution.priority, now, using)
         chained = apply_advance(
             execution, definition, advance, using=using, output=output, lease=lease
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,11 +93,16 @@ class Chain:
 
     worker_id: str
     lease_seconds: float
+    # Asked again at the checkpoint (a worker told to stop meanwhile claims nothing more).
+    allowed: Callable[[], bool] = lambda: True
 
 
-def chain_lease(chain: Chain, queue: str, now: datetime, using: str) -> _Lease | None:
-    """The lease a checkpoint inserts its next task under, unless `queue` is paused."""
-    if hot.queue_paused(queue, using):
+def chain_lease(
+    chain: Chain, queue: str, priority: int, now: datetime, using: str
+) -> _Lease | None:
+    """The lease a checkpoint inserts its next task under, unless it must yield to the queue
+    (paused, or higher-priority work is due)."""
+    if hot.yields_to_queue(queue, priority, now, using):
         return None
     expires_at = now + timedelta(seconds=chain.lease_seconds)
     return _Lease(uuid.uuid4(), chain.worker_id, expires_at, queue)

@@ -84,8 +84,21 @@ CLAIM_EXECUTION_FIELDS = (
 )
 
 
-def queue_paused(queue: str, using: str) -> bool:
-    return QueueState.objects.using(using).filter(name=queue, paused=True).exists()
+def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> bool:
+    """Whether work of `priority` must go back to `queue` instead of being chained: the
+    queue is paused, or a task of higher priority is due on it (claims go by priority)."""
+    if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
+        return True
+    return (
+        Task.objects.using(using)
+        .filter(
+            queue=queue,
+            status__in=CLAIMABLE_TASK_STATUSES,
+            run_at__lte=now,
+            priority__gt=priority,
+        )
+        .exists()
+    )
 
 
 def claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:

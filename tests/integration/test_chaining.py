@@ -96,3 +96,28 @@ def test_a_chained_claim_whose_worker_died_is_retaken_and_rerun() -> None:
     assert execute(second, queue_adapter()) is None  # the dead worker's outcome is refused
     assert execute(retaken, queue_adapter()) is None
     assert [t.step for t in tasks_of(wid)] == ["third"]
+
+
+def test_higher_priority_work_due_on_the_queue_is_not_overtaken_by_a_chain() -> None:
+    wid = durable.start(wf.Linear, {"seed": 1})
+    first = claim_one()
+    assert first is not None
+    urgent = durable.start(wf.OneStep, {}, priority=5)
+
+    assert execute(first, queue_adapter(), chain=CHAIN) is None
+
+    assert [t.status for t in tasks_of(wid)] == [TaskStatus.READY]
+    claimed = claim_one()
+    assert claimed is not None
+    assert claimed.workflow_id == urgent
+
+
+def test_a_chain_the_worker_withdrew_by_the_checkpoint_is_not_taken() -> None:
+    wid = durable.start(wf.Linear, {"seed": 1})
+    first = claim_one()
+    assert first is not None
+    stopping = Chain(WORKER, lease_seconds=30, allowed=lambda: False)
+
+    assert execute(first, queue_adapter(), chain=stopping) is None
+
+    assert [t.status for t in tasks_of(wid)] == [TaskStatus.READY]
