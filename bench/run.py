@@ -123,6 +123,8 @@ def worker_env(args: argparse.Namespace) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": args.database_url,
         "DJANGO_SETTINGS_MODULE": "testproject.settings",
+        # As in production: the test project's DEBUG default logs every query in memory.
+        "DJANGO_DEBUG": "0",
         "DURABLE_POLL_INTERVAL": args.poll_interval,
         "DURABLE_WORKFLOW_MODULES": WORKFLOW_MODULE,
         "PYTHONPATH": str(REPO),

@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from durable.bus import AsyncSubscription, Subscription, get_bus
+from django.db import DatabaseError
+
+from durable.bus import AsyncSubscription, MessageBus, Subscription, get_bus
 from durable.serialization import normalize
-from durable.signals import LIFECYCLE
+from durable.signals import LIFECYCLE, set_in_transaction_publisher
 
 logger = logging.getLogger("durable.events")
 
@@ -97,19 +99,42 @@ async def _aevents(
         await subscription.aclose()
 
 
-def forward_to_bus(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
-    """Signal receiver: publish a lifecycle event. A bus that is down costs the events, never
-    the workflow."""
+def forward_to_bus(
+    sender: Any, event: dict[str, Any], published: bool = False, **kwargs: Any
+) -> None:
+    """Signal receiver: publish a lifecycle event (unless it rode its transaction already).
+    A bus that is down costs the events, never the workflow."""
+    if published:
+        return
     try:
-        bus = get_bus()
-        bus.publish(workflow_topic(event["workflow_id"]), event)
-        if event["event"] in WORKFLOW_EVENTS:
-            bus.publish(ALL_WORKFLOWS_TOPIC, event)
+        _publish(get_bus(), event)
     except Exception as exc:
         logger.warning("could not publish %s of %s: %s", event["event"], event["workflow_id"], exc)
+
+
+def publish_in_transaction(event: dict[str, Any], using: str) -> bool:
+    """Publish inside the current transaction of `using` when the bus joins it (its messages
+    are then delivered at commit, and cost no transaction of their own)."""
+    bus = get_bus()
+    if not bus.joins_transaction(using):
+        return False
+    try:
+        _publish(bus, event)
+    except DatabaseError:
+        raise  # the transaction is broken: its writer must see it and roll back
+    except Exception as exc:
+        logger.warning("could not publish %s of %s: %s", event["event"], event["workflow_id"], exc)
+    return True
+
+
+def _publish(bus: MessageBus, event: dict[str, Any]) -> None:
+    bus.publish(workflow_topic(event["workflow_id"]), event)
+    if event["event"] in WORKFLOW_EVENTS:
+        bus.publish(ALL_WORKFLOWS_TOPIC, event)
 
 
 def connect() -> None:
     """Forward every lifecycle signal to the bus (called once, when the app is ready)."""
     for signal in LIFECYCLE.values():
         signal.connect(forward_to_bus, dispatch_uid="durable.events.forward_to_bus")
+    set_in_transaction_publisher(publish_in_transaction)

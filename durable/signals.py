@@ -3,12 +3,15 @@
 Connect a receiver for in-process hooks; each gets `event`, a JSON dict such as
 `{"event": "step_completed", "workflow_id": ..., "workflow_name": ..., "step": ...,
 "attempt": 1, "status": ..., "timestamp": ...}`. The same events are published on the
-message bus (see `durable.events`).
+message bus (see `durable.events`). A bus that joins the writing transaction (PostgresBus on
+Durable's own database: a NOTIFY is delivered at commit) publishes the event inside it, so an
+event costs no transaction of its own; receivers are then sent `published=True`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,9 +58,22 @@ def lifecycle_event(name: str, workflow_id: str, workflow_name: str, **data: Any
     }
 
 
-def send_now(event: dict[str, Any]) -> None:
-    """Send `event` to its signal's receivers; a failing receiver never breaks the engine."""
-    for receiver, response in LIFECYCLE[event["event"]].send_robust(sender=None, event=event):
+# Publishes an event inside the current transaction of a database alias, if the bus can;
+# returns whether it did. Set by `durable.events` (the store sits below the bus layer).
+InTransactionPublisher = Callable[[dict[str, Any], str], bool]
+_in_transaction_publisher: InTransactionPublisher | None = None
+
+
+def set_in_transaction_publisher(publisher: InTransactionPublisher | None) -> None:
+    global _in_transaction_publisher
+    _in_transaction_publisher = publisher
+
+
+def send_now(event: dict[str, Any], *, published: bool = False) -> None:
+    """Send `event` to its signal's receivers; a failing receiver never breaks the engine.
+    `published`: the bus already carries it (it rode the transaction that made it)."""
+    signal = LIFECYCLE[event["event"]]
+    for receiver, response in signal.send_robust(sender=None, event=event, published=published):
         if isinstance(response, Exception):
             logger.warning(
                 "lifecycle receiver %r failed on %s: %s", receiver, event["event"], response
@@ -66,4 +82,8 @@ def send_now(event: dict[str, Any]) -> None:
 
 def send_on_commit(event: dict[str, Any], using: str) -> None:
     """Send `event` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: send_now(event), using=using)
+    publisher = _in_transaction_publisher
+    published = False
+    if publisher is not None and transaction.get_connection(using).in_atomic_block:
+        published = publisher(event, using)
+    transaction.on_commit(lambda: send_now(event, published=published), using=using)

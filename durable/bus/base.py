@@ -111,6 +111,11 @@ class MessageBus(ABC):
             data = dumps({REF_KEY: bus_payloads.save(topic, payload, using=self.using)})
         self._send(topic, data)
 
+    def joins_transaction(self, using: str) -> bool:
+        """Whether `publish` now would ride the open transaction of database `using` (sent
+        at its commit, dropped at its rollback) instead of going out at once."""
+        return False
+
     async def apublish(self, topic: str, message: Message) -> None:
         await sync_to_async(self.publish)(topic, message)
 

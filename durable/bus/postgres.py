@@ -31,6 +31,9 @@ class PostgresBus(PollingBus):
     def transport_name(self, topic: str) -> str:
         return transport_name(topic, max_length=MAX_IDENTIFIER_BYTES)
 
+    def joins_transaction(self, using: str) -> bool:
+        return using == self.using and connections[using].in_atomic_block
+
     def _send(self, topic: str, data: str) -> None:
         with connections[self.using].cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [self.transport_name(topic), data])

@@ -39,6 +39,7 @@ from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
 from durable.store import checkpoints, deploys
+from durable.store.claims import Chain
 from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
@@ -50,11 +51,17 @@ class Failure:
     retryable: bool
 
 
-def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
-    """Run `claim` to its checkpoint. Safe to call from any thread."""
+def execute(
+    claim: ClaimedTask, adapter: QueueAdapter, *, chain: Chain | None = None
+) -> ClaimedTask | None:
+    """Run `claim` to its checkpoint. Safe to call from any thread.
+
+    With a `chain`, a successful checkpoint may claim the next step of the execution for
+    this caller; that claim is returned, to be run next.
+    """
     _close_stale_connections()
     try:
-        _execute(claim, adapter)
+        return _execute(claim, adapter, chain)
     except LeaseLost as exc:
         logger.warning("checkpoint rejected: %s", exc)
     except WaitConflict as exc:
@@ -75,6 +82,7 @@ def execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         _release(claim, adapter)
     finally:
         _close_stale_connections()
+    return None
 
 
 def _release(claim: ClaimedTask, adapter: QueueAdapter) -> None:
@@ -123,11 +131,11 @@ def _close_stale_connections() -> None:
                 connection.close()
 
 
-def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
+def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> ClaimedTask | None:
     using = adapter.using
     started = time.monotonic()
     if _position_gone(claim, adapter):
-        return
+        return None
     try:
         definition = registry.get(claim.workflow_name)
         step = definition.step(claim.step)
@@ -137,7 +145,7 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             f"workflow {claim.workflow_name!r}: {exc}"
         )
         _fail_unrun(claim, None, error_record(problem, with_traceback=False), using)
-        return
+        return None
     limit = int(durable_settings.MAX_LEASE_EXPIRIES)
     if claim.expiries >= limit:
         lost = WorkerLost(
@@ -147,17 +155,17 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         )
         error = {**error_record(lost, with_traceback=False), "non_retryable": True}
         _fail_unrun(claim, definition, error, using)
-        return
+        return None
     if claim.kind == "compensate":
         _compensate(claim, definition, step, adapter, started)
-        return
+        return None
     if claim.deadline_at is not None and timezone.now() >= claim.deadline_at:
         timeout = WorkflowTimeout(
             f"workflow {definition.name!r} passed its timeout of "
             f"{definition.timeout:g}s before step {step.name!r}"
         )
         _fail_unrun(claim, definition, error_record(timeout, with_traceback=False), using)
-        return
+        return None
     waits = StepWaits(claim, using)
     ctx = Context(
         claim.context,
@@ -200,15 +208,15 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             _fail_unstorable(
                 f"the wait of step {step.name!r}", claim, definition, exc, log, duration_ms, using
             )
-            return
+            return None
         adapter.ack(claim)
         logger.info("step %s of %s is %s", step.name, claim.workflow_id, suspend)
-        return
+        return None
     duration_ms = int((time.monotonic() - started) * 1000)
     if outcome is COMMITTED:
         adapter.ack(claim)
         logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
-        return
+        return None
     if isinstance(outcome, Failure):
         retry_at = checkpoints.fail_step(
             claim,
@@ -230,9 +238,9 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
         )
         if retry_at is not None:
             adapter.reschedule(claim, retry_at)
-        return
+        return None
     try:
-        checkpoints.complete_step(
+        chained = checkpoints.complete_step(
             claim,
             definition,
             ops=ctx.ops,
@@ -241,14 +249,20 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter) -> None:
             using=using,
             waits=waits.effects,
             logs=log.finish(),
+            chain=chain if _may_chain(chain, adapter) else None,
         )
     except _TRANSIENT:
         raise
     except Exception as exc:
         _fail_unstorable(f"step {step.name!r}", claim, definition, exc, log, duration_ms, using)
-        return
+        return None
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
+    return chained
+
+
+def _may_chain(chain: Chain | None, adapter: QueueAdapter) -> bool:
+    return chain is not None and adapter.capabilities.chains_claims and chain.allowed()
 
 
 def _position_gone(claim: ClaimedTask, adapter: QueueAdapter) -> bool:

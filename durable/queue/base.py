@@ -30,6 +30,9 @@ class Capabilities:
     # Claims are exclusive across processes (SKIP LOCKED, broker acks); false means one
     # database writer lock serialises them.
     supports_concurrent_claims: bool = True
+    # Claims are rows of Durable's task table alone (no broker delivery to settle), so a
+    # checkpoint may claim the step it queues next for the same worker (see claims.Chain).
+    chains_claims: bool = False
 
 
 class QueueAdapter(ABC):

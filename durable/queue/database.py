@@ -16,7 +16,9 @@ from durable.store.records import ClaimedTask
 
 
 class DatabaseQueue(QueueAdapter):
-    capabilities: ClassVar[Capabilities] = Capabilities(supports_concurrent_claims=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        supports_concurrent_claims=False, chains_claims=True
+    )
 
     def __init__(self, *, using: str = "default", options: dict[str, Any] | None = None) -> None:
         super().__init__(using=using, options=options)

@@ -33,7 +33,9 @@ LISTEN_TICK = 0.25
 
 
 class PostgresQueue(DatabaseQueue):
-    capabilities: ClassVar[Capabilities] = Capabilities(supports_push_wakeup=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        supports_push_wakeup=True, chains_claims=True
+    )
 
     def __init__(self, *, using: str = "default", options: dict[str, Any] | None = None) -> None:
         super().__init__(using=using, options=options)

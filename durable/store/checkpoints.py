@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition
 from durable.exceptions import LeaseLost
 from durable.flow.ops import Op
@@ -29,7 +30,8 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
-from durable.store.claims import attempt_rows, step_event
+from durable.store import hot
+from durable.store.claims import Chain, attempt_rows, chain_lease, start_chained, step_event
 from durable.store.deploys import check_checkpoint
 from durable.store.executions import (
     ACTIVE,
@@ -48,13 +50,19 @@ from durable.store.waits import apply_wait_effects, suspend_step
 logger = logging.getLogger("durable.store")
 
 
-def _take_task(claim: ClaimedTask, using: str) -> Task:
-    task = (
-        Task.objects.using(using)
-        .select_for_update()
-        .filter(id=claim.task_id, lease_token=claim.lease_token)
-        .first()
-    )
+def _take_task(claim: ClaimedTask, using: str, *, delete: bool = False) -> Task:
+    """Our task row, locked (or deleted, `delete`), if the lease is still ours."""
+    if delete and hot.supported(using):
+        task = hot.delete_task(claim.task_id, claim.lease_token, using)
+    else:
+        task = (
+            Task.objects.using(using)
+            .select_for_update()
+            .filter(id=claim.task_id, lease_token=claim.lease_token)
+            .first()
+        )
+        if task is not None and delete:
+            task.delete()
     if task is None:
         raise LeaseLost(
             f"{claim.kind} {claim.step!r} of {claim.workflow_id} (attempt {claim.attempt}): "
@@ -90,16 +98,25 @@ def complete_step(
     using: str,
     logs: list[dict[str, Any]] | None = None,
     waits: WaitEffects | None = None,
-) -> None:
-    """Record a successful attempt and advance the execution. Raises LeaseLost."""
+    chain: Chain | None = None,
+) -> ClaimedTask | None:
+    """Record a successful attempt and advance the execution. Raises LeaseLost.
+
+    With a `chain`, the next step queued on the claim's queue is claimed in this same
+    transaction and returned, for the caller to run next.
+    """
     now = timezone.now()
     with transaction.atomic(using=using):
         execution = lock_execution(claim.workflow_id, using)
-        task = _take_task(claim, using)
-        if not check_checkpoint(claim, definition, execution, using=using):
-            return  # parked: a deploy removed where this step's token goes next
+        # A deploy that changed the structure may park the execution, this task with it, so
+        # the task is deleted only once the position check passed.
+        restructured = execution.definition_fingerprint != fingerprint(definition)
+        task = _take_task(claim, using, delete=not restructured)
+        if restructured:
+            if not check_checkpoint(claim, definition, execution, using=using):
+                return None  # parked: a deploy removed where this step's token goes next
+            task.delete()
         apply_wait_effects(task, waits, using)
-        task.delete()
         attempt_rows(task, claim.attempt, using).update(
             status=StepStatus.COMPLETED,
             output=output,
@@ -108,7 +125,7 @@ def complete_step(
         )
         step_event("step_completed", claim, task, using, duration_ms=duration_ms)
         if execution.status not in ACTIVE:
-            return
+            return None
         ops, result = take_result(ops)
         if result is not None:
             execution.result, execution.result_explicit = result[1], True
@@ -119,11 +136,22 @@ def complete_step(
             advance = Router(definition, state).step_done(claim.token, ops, output)
         except FlowError as exc:
             fail_execution(execution, definition, error_record(exc), using=using)
-            return
+            return None
         execution.context, execution.fanouts = state.context, state.fanouts
-        apply_advance(execution, definition, advance, using=using, output=output)
-        settle_status(execution, using)
+        lease = None
+        if chain is not None and advance.ready and not advance.completed:
+            lease = chain_lease(chain, claim.queue, execution.priority, now, using)
+        chained = apply_advance(
+            execution, definition, advance, using=using, output=output, lease=lease
+        )
+        if advance.ready and execution.status in ACTIVE:
+            execution.status = ExecutionStatus.RUNNING  # what settle_status would find
+        else:
+            settle_status(execution, using)
         execution.save(using=using)
+        if chained is None or lease is None:
+            return None
+        return start_chained(chained, lease, now, using)
 
 
 def park_step(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,8 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
+from durable.store import hot
+from durable.store.hot import Lease as _Lease
 from durable.store.notify import announce
 from durable.store.records import ClaimedTask
 
@@ -45,46 +48,95 @@ def claim_tasks(
     if limit <= 0:
         return []
     lease_token = uuid.uuid4()
-    features = connections[using].features
     with transaction.atomic(using=using):
         # Read the clock once the transaction holds its locks (SQLite may wait seconds for
         # its write lock): a lease counted from before the wait could expire at once.
         now = timezone.now()
-        candidates = (
-            Task.objects.using(using)
-            .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=now)
-            # A paused queue is skipped inside this one statement: an idle poll is one query.
-            .exclude(queue__in=QueueState.objects.using(using).filter(paused=True).values("name"))
-            .order_by("-priority", "run_at", "id")
-        )
-        if features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("id", flat=True)[:limit])
-        if not ids:
+        lease = _Lease(lease_token, worker_id, now + timedelta(seconds=lease_seconds), queue)
+        if hot.supported(using):
+            tasks = hot.claim_ready(queue, limit, lease, now, using)
+        else:
+            tasks = _claim_generic(queue, limit, lease, now, using)
+        if not tasks:
             return []
-        Task.objects.using(using).filter(id__in=ids).update(
-            status=TaskStatus.CLAIMED,
-            lease_token=lease_token,
-            leased_by=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            claims=F("claims") + 1,
-        )
-        tasks = list(
-            Task.objects.using(using)
-            .filter(id__in=ids)
-            .select_related("execution")
-            .order_by("-priority", "run_at", "id")
-        )
+        executions = hot.claim_executions({t.execution_id for t in tasks}, using)
+        for task in tasks:
+            task.execution = executions[task.execution_id]
         _record_attempts_started(tasks, worker_id, now, using)
-    claimed = [_claimed(task, lease_token, now) for task in tasks]
+        claimed = [_claimed(task, lease_token, now) for task in tasks]
+        starting = {t.execution_id for t in tasks if t.execution.status in _NOT_RUNNING}
+        if not starting:
+            # The usual case (a step after the first): the start events ride this commit.
+            _announce_starts(tasks, claimed, worker_id, using)
+            return claimed
     try:
-        _mark_running({c.execution_pk for c in claimed}, now, using)
-        _announce_starts(tasks, claimed, worker_id, using)
+        # Executions that start (or resume) are marked running after the claim commits: the
+        # claim must never wait on an execution row (a cancel holding one waits on our task
+        # rows). Their start events ride that second transaction.
+        with transaction.atomic(using=using):
+            _mark_running(starting, now, using)
+            _announce_starts(tasks, claimed, worker_id, using)
     except DatabaseError as exc:
         # The claim is committed: run the tasks anyway. A status still `pending` is settled
         # by their checkpoints; only the start events are lost.
         logger.warning("claimed %d task(s) but could not mark them started: %s", len(tasks), exc)
     return claimed
+
+
+_NOT_RUNNING = (ExecutionStatus.PENDING, ExecutionStatus.WAITING)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A worker's leave to claim, inside a checkpoint, the next step it queues (on the same
+    queue), and run it on the same thread: no claim transaction, no wake-up."""
+
+    worker_id: str
+    lease_seconds: float
+    # Asked again at the checkpoint (a worker told to stop meanwhile claims nothing more).
+    allowed: Callable[[], bool] = lambda: True
+
+
+def chain_lease(
+    chain: Chain, queue: str, priority: int, now: datetime, using: str
+) -> _Lease | None:
+    """The lease a checkpoint inserts its next task under, unless it must yield to the queue
+    (paused, or higher-priority work is due)."""
+    if hot.yields_to_queue(queue, priority, now, using):
+        return None
+    expires_at = now + timedelta(seconds=chain.lease_seconds)
+    return _Lease(uuid.uuid4(), chain.worker_id, expires_at, queue)
+
+
+def start_chained(task: Task, lease: _Lease, now: datetime, using: str) -> ClaimedTask:
+    """Record the attempt of a task a checkpoint inserted claimed (its `execution` is the
+    locked, updated row) and announce its start; the checkpoint's commit carries both."""
+    _record_attempts_started([task], lease.worker_id, now, using)
+    claim = _claimed(task, lease.token, now)
+    step_event("step_started", claim, task, using, worker_id=lease.worker_id)
+    return claim
+
+
+def _claim_generic(queue: str, limit: int, lease: _Lease, now: datetime, using: str) -> list[Task]:
+    """The claim for databases without SKIP LOCKED (SQLite): its writers are serialised."""
+    ids = list(
+        Task.objects.using(using)
+        .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=now)
+        # A paused queue is skipped inside this one statement: an idle poll is one query.
+        .exclude(queue__in=QueueState.objects.using(using).filter(paused=True).values("name"))
+        .order_by("-priority", "run_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    Task.objects.using(using).filter(id__in=ids).update(
+        status=TaskStatus.CLAIMED,
+        lease_token=lease.token,
+        leased_by=lease.worker_id,
+        lease_expires_at=lease.expires_at,
+        claims=F("claims") + 1,
+    )
+    return list(Task.objects.using(using).filter(id__in=ids).order_by("-priority", "run_at", "id"))
 
 
 def _announce_starts(
@@ -213,11 +265,14 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
     )
 
 
+def _skip_locked(using: str) -> bool:
+    return bool(connections[using].features.has_select_for_update_skip_locked)
+
+
 def _mark_running(execution_pks: Iterable[int], now: datetime, using: str) -> None:
-    # A separate statement after the claim commits: the claim never waits on execution rows.
     # One statement for both: a pending execution starts now, a waiting one keeps its start.
     WorkflowExecution.objects.using(using).filter(
-        pk__in=list(execution_pks), status__in=[ExecutionStatus.PENDING, ExecutionStatus.WAITING]
+        pk__in=list(execution_pks), status__in=_NOT_RUNNING
     ).update(status=ExecutionStatus.RUNNING, started_at=Coalesce("started_at", Value(now)))
 
 
@@ -259,10 +314,6 @@ def reap_expired_leases(*, using: str) -> int:
         )
         _unclaim(expired, using, expired_lease=True)
     return len(expired)
-
-
-def _skip_locked(using: str) -> bool:
-    return bool(connections[using].features.has_select_for_update_skip_locked)
 
 
 def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) -> None:

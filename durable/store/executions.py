@@ -27,6 +27,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
+from durable.store.hot import Lease
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.notify import announce
 from durable.store.records import error_record
@@ -117,18 +118,24 @@ def apply_advance(
     using: str,
     run_at: datetime | None = None,
     output: Any = None,
-) -> None:
+    lease: Lease | None = None,
+) -> Task | None:
     """Queue the steps the router reached; finish the execution when it reached the end.
 
-    The caller saves `execution`.
+    With a `lease`, the first step queued on its queue is inserted claimed under it, and
+    returned (see `enqueue_steps`). The caller saves `execution`.
     """
+    chained = None
     if advance.ready:
-        enqueue_steps(execution, definition, advance.ready, using=using, run_at=run_at)
+        chained = enqueue_steps(
+            execution, definition, advance.ready, using=using, run_at=run_at, lease=lease
+        )
         execution.current_step = advance.ready[-1].node
     if advance.completed:
         if not execution.result_explicit:  # ctx.set_result() wins over the last output
             execution.result = output
         finish(execution, ExecutionStatus.COMPLETED, using=using, save=False)
+    return chained
 
 
 def enqueue_steps(
@@ -138,25 +145,36 @@ def enqueue_steps(
     *,
     using: str,
     run_at: datetime | None = None,
-) -> None:
+    lease: Lease | None = None,
+) -> Task | None:
+    """Insert a ready task per token. With a `lease`, the first task on `lease.queue` is
+    inserted already claimed under it (no other worker is told about it) and returned."""
     run_at = run_at or timezone.now()
     tasks = []
+    chained = None
     for token in tokens:
         step = definition.step(token.node)
-        tasks.append(
-            Task(
-                execution=execution,
-                kind="step",
-                step=token.node,
-                token=token.to_json(),
-                queue=step.queue or execution.queue,
-                priority=execution.priority,
-                run_at=run_at,
-                attempt=execution.attempt_floor + 1,
-            )
+        task = Task(
+            execution=execution,
+            kind="step",
+            step=token.node,
+            token=token.to_json(),
+            queue=step.queue or execution.queue,
+            priority=execution.priority,
+            run_at=run_at,
+            attempt=execution.attempt_floor + 1,
         )
+        if lease is not None and chained is None and task.queue == lease.queue:
+            task.status = TaskStatus.CLAIMED
+            task.lease_token = lease.token
+            task.leased_by = lease.worker_id
+            task.lease_expires_at = lease.expires_at
+            task.claims = 1
+            chained = task
+        tasks.append(task)
     Task.objects.using(using).bulk_create(tasks)
-    announce({task.queue for task in tasks}, using)
+    announce({task.queue for task in tasks if task is not chained}, using)
+    return chained
 
 
 # Statuses in which steps may still checkpoint and move the execution on.

@@ -1,0 +1,122 @@
+"""The hot path's hand-written SQL, in one place to review.
+
+A worker's steady state is claim -> run -> checkpoint; every statement here runs once or
+more per step, so each one does in one round trip what the ORM would do in several. Only
+PostgreSQL uses the raw statements (callers check `connection.features` first); other
+databases keep the ORM path beside each caller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connections
+
+from durable.models import CLAIMABLE_TASK_STATUSES, QueueState, Task, TaskStatus, WorkflowExecution
+
+
+def supported(using: str) -> bool:
+    """Whether `using` runs the statements here (PostgreSQL); others take the ORM path."""
+    return connections[using].vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class Lease:
+    token: uuid.UUID
+    worker_id: str
+    expires_at: datetime
+    queue: str
+
+
+def _table(model: type[Task] | type[QueueState]) -> str:
+    return model._meta.db_table
+
+
+# One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
+# and return the claimed rows. A paused queue matches nothing, so an idle poll is this
+# statement alone. The inner ORDER BY/LIMIT walks durable_task_ready_idx.
+CLAIM_SQL = f"""
+UPDATE {_table(Task)} AS t
+   SET status = %(claimed)s, lease_token = %(token)s, leased_by = %(worker)s,
+       lease_expires_at = %(expires)s, claims = t.claims + 1
+ WHERE t.id IN (
+       SELECT id FROM {_table(Task)}
+        WHERE queue = %(queue)s AND status = ANY(%(claimable)s) AND run_at <= %(now)s
+          AND NOT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused)
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED)
+RETURNING t.*
+"""
+
+
+def claim_ready(queue: str, limit: int, lease: Lease, now: datetime, using: str) -> list[Task]:
+    """PostgreSQL: claim up to `limit` due tasks of `queue` in one statement, best first."""
+    params = {
+        "claimed": TaskStatus.CLAIMED.value,
+        "token": lease.token,
+        "worker": lease.worker_id,
+        "expires": lease.expires_at,
+        "queue": queue,
+        "claimable": [str(status) for status in CLAIMABLE_TASK_STATUSES],
+        "now": now,
+        "limit": limit,
+    }
+    tasks = list(Task.objects.using(using).raw(CLAIM_SQL, params))
+    tasks.sort(key=lambda task: (-task.priority, task.run_at, task.id))
+    return tasks
+
+
+# What a claim reads of its executions: what the step's view and ClaimedTask need, not
+# the result or error columns.
+CLAIM_EXECUTION_FIELDS = (
+    "id",
+    "workflow_id",
+    "workflow_name",
+    "status",
+    "input",
+    "context",
+    "fanouts",
+    "deadline_at",
+    "definition_fingerprint",  # a deploy check is due when it differs from the code's
+    "attempt_floor",  # the first attempt of a re-run keeps its context (restarts)
+)
+
+
+def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> bool:
+    """Whether work of `priority` must go back to `queue` instead of being chained: the
+    queue is paused, or a task of higher priority is due on it (claims go by priority)."""
+    if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
+        return True
+    return (
+        Task.objects.using(using)
+        .filter(
+            queue=queue,
+            status__in=CLAIMABLE_TASK_STATUSES,
+            run_at__lte=now,
+            priority__gt=priority,
+        )
+        .exists()
+    )
+
+
+def claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
+    rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
+    return {execution.pk: execution for execution in rows.only(*CLAIM_EXECUTION_FIELDS)}
+
+
+DELETE_TASK_SQL = f"""
+DELETE FROM {_table(Task)} WHERE id = %(id)s AND lease_token = %(token)s RETURNING *
+"""
+
+
+def delete_task(task_id: int, lease_token: uuid.UUID, using: str) -> Task | None:
+    """Delete our task row if the lease is still ours; return what it held (else None).
+    One statement for what a locking SELECT and a DELETE did."""
+    rows = list(
+        Task.objects.using(using).raw(DELETE_TASK_SQL, {"id": task_id, "token": lease_token})
+    )
+    return rows[0] if rows else None
