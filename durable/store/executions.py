@@ -26,6 +26,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
+from durable.store import flowcontrol
 from durable.store.notify import announce
 from durable.store.records import error_record
 
@@ -77,16 +78,24 @@ def create_execution(
             # Another start() with the same key committed first: same key, same execution.
             existing = WorkflowExecution.objects.using(using).get(idempotency_key=idempotency_key)
             return _same_workflow(existing, definition)
-        state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
-        try:
-            advance = Router(definition, state).start()
-        except FlowError as exc:
-            finish(execution, ExecutionStatus.FAILED, using=using, error=error_record(exc))
-            return execution
-        execution.context, execution.fanouts = state.context, state.fanouts
-        apply_advance(execution, definition, advance, using=using, run_at=scheduled_at or now)
-        execution.save(using=using)
+        flowcontrol.take_slot(definition, execution, using=using)
+        begin(execution, definition, run_at=scheduled_at or now, using=using)
     return execution
+
+
+def begin(
+    execution: WorkflowExecution, definition: Definition, *, run_at: datetime, using: str
+) -> None:
+    """Route a (saved, pending) execution from its input to its first ready steps."""
+    state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
+    try:
+        advance = Router(definition, state).start()
+    except FlowError as exc:
+        finish(execution, ExecutionStatus.FAILED, using=using, error=error_record(exc))
+        return
+    execution.context, execution.fanouts = state.context, state.fanouts
+    apply_advance(execution, definition, advance, using=using, run_at=run_at)
+    execution.save(using=using)
 
 
 def _same_workflow(existing: WorkflowExecution, definition: Definition) -> WorkflowExecution:
@@ -144,6 +153,7 @@ def enqueue_steps(
                 run_at=run_at,
             )
         )
+    flowcontrol.prepare_tasks(execution, definition, tasks, using=using)
     Task.objects.using(using).bulk_create(tasks)
     announce({task.queue for task in tasks}, using)
 
@@ -195,6 +205,7 @@ def finish(
     if execution.started_at is not None:
         execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
     Task.objects.using(using).filter(execution=execution).delete()
+    flowcontrol.release_slot(execution, using=using)
     # Attempts still running elsewhere can no longer commit (their task is gone), and
     # parked ones will never wake.
     execution.steps.using(using).filter(status__in=[StepStatus.RUNNING, StepStatus.WAITING]).update(
