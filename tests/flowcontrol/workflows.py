@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from durable import Workflow, step
+from durable.time import seconds
 
 
 class OnePerCustomer(Workflow):
@@ -82,7 +83,8 @@ class Reindex(Workflow):
 
 class QuickReindex(Workflow):
     name = "fc_quick_reindex"
-    debounce = 3
+    # Long enough that a burst of starts on a loaded machine stays one burst.
+    debounce = seconds(5)
     debounce_key = "document"
 
     @step
