@@ -110,11 +110,15 @@ def pace(
             flow.rate_key, execution.input, workflow=definition.name, option="rate_limit_key"
         )
         due = next_slot(scope_name("rate", "workflow", definition.name, key), flow.rate, due, using)
-    for task in tasks:
-        rate = queue_rate(task.queue)
-        task.run_at = (
-            next_slot(scope_name("rate", "queue", task.queue), rate, due, using) if rate else due
-        )
+    # Scopes are locked in one order (workflow, then queues by name): two transactions
+    # queueing steps on the same queues never wait for each other in a cycle.
+    for queue in sorted({task.queue for task in tasks}):
+        rate = queue_rate(queue)
+        for task in tasks:
+            if task.queue == queue:
+                task.run_at = (
+                    next_slot(scope_name("rate", "queue", queue), rate, due, using) if rate else due
+                )
 
 
 def queue_rate(queue: str) -> Rate | None:

@@ -99,3 +99,23 @@ def test_keys_the_input_cannot_give_are_refused(
     definition = workflow.definition()
     with pytest.raises(ValueError, match=message):
         check_keys(definition.name, definition.flow, input)
+
+
+def durable_errors(**durable: Any) -> list[str]:
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    with override_settings(DURABLE=durable):
+        return [m.msg for m in run_checks(tags=["durable"]) if m.id == "durable.E021"]
+
+
+@pytest.mark.parametrize("rate", ["100/d", "0/m", 100])
+def test_a_malformed_queue_rate_limit_is_e021_naming_the_queue(rate: object) -> None:
+    queues = {"default": {"concurrency": 2}, "emails": {"concurrency": 2, "rate_limit": rate}}
+    (message,) = durable_errors(QUEUES=queues)
+    assert "DURABLE['QUEUES']['emails']['rate_limit']" in message
+
+
+def test_a_valid_queue_rate_limit_passes_the_checks() -> None:
+    queues = {"default": {"concurrency": 2, "rate_limit": "100/m"}}
+    assert durable_errors(QUEUES=queues) == []
