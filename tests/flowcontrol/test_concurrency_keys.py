@@ -103,3 +103,17 @@ def test_a_start_without_the_key_is_refused_and_writes_nothing() -> None:
         durable.start(wf.OnePerCustomer, {"n": 1})
     assert row_counts() == before
     assert not FlowSlot.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_of_one_key_admit_exactly_the_limit() -> None:
+    from tests.integration.test_concurrency import in_threads
+
+    in_threads(8, lambda i: durable.start(wf.TwoPerRegion, {"region": "eu", "n": i}))
+
+    assert FlowSlot.objects.filter(admitted=True).count() == 2
+    assert FlowSlot.objects.filter(admitted=False).count() == 6
+    assert Task.objects.filter(status=TaskStatus.READY).count() == 2
+    run_until_idle()
+    assert set(WorkflowExecution.objects.values_list("status", flat=True)) == {"completed"}
+    assert not FlowSlot.objects.exists()
