@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import registry
+from durable.dsl.limits import check_keys
 from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.waits import MAX_NAME_LENGTH
@@ -29,7 +30,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.serialization import normalize
-from durable.store import deploys, executions, queries, restarts, waits
+from durable.store import debounce, deploys, executions, queries, restarts, waits
 
 PERIODS = {
     "last_hour": timedelta(hours=1),
@@ -90,15 +91,27 @@ def start(
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):
         raise ValueError("idempotency_key must be a string of 1 to 255 characters")
-    execution = executions.create_execution(
-        definition,
-        data,
-        using=_using(),
-        queue=queue,
-        priority=priority,
-        scheduled_at=scheduled_at,
-        idempotency_key=idempotency_key,
-    )
+    check_keys(definition.name, definition.flow, data)
+    if definition.flow is not None and definition.flow.debounce is not None:
+        if scheduled_at is not None or idempotency_key is not None:
+            raise ValueError(
+                f"workflow {definition.name!r} is debounced: its start time is the end of the "
+                "burst and the burst shares one id, so scheduled_at and idempotency_key "
+                "cannot be given"
+            )
+        execution = debounce.start_debounced(
+            definition, data, using=_using(), queue=queue, priority=priority
+        )
+    else:
+        execution = executions.create_execution(
+            definition,
+            data,
+            using=_using(),
+            queue=queue,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            idempotency_key=idempotency_key,
+        )
     # Announce only once the execution exists for others (start() may run inside an outer
     # transaction, e.g. the scheduler's, which could still roll back).
     queue = execution.queue

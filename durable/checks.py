@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 from durable.bus import CLIENT_EXTRAS, MessageBus
 from durable.conf import DEFAULTS, durable_settings
 from durable.dsl import registry
+from durable.dsl.limits import parse_rate
 from durable.queue.base import QueueAdapter
 from durable.scheduler import schedule_problems
 
@@ -88,6 +89,14 @@ def _check_queues() -> list[CheckMessage]:
                     id="durable.E003",
                 )
             )
+        rate = config.get("rate_limit") if isinstance(config, dict) else None
+        if rate is not None:
+            try:
+                parse_rate(rate)
+            except ValueError as exc:
+                messages.append(
+                    Error(f"DURABLE['QUEUES'][{name!r}]['rate_limit']: {exc}", id="durable.E021")
+                )
     configured = set(queues)
     for definition in registry.all_definitions():
         for queue in sorted(definition.queues() - configured):

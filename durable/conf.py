@@ -99,6 +99,11 @@ class DurableSettings:
             return int(config["concurrency"])
         return 10
 
+    def queue_rate_limit(self, name: str) -> object:
+        """The queue's `rate_limit` option as given ("100/m"), or None; checks.py validates."""
+        config = self.QUEUES.get(name) if isinstance(self.QUEUES, dict) else None
+        return config.get("rate_limit") if isinstance(config, dict) else None
+
     def reload(self) -> None:
         for key in list(self.__dict__):
             delattr(self, key)

@@ -263,6 +263,8 @@ class TaskStatus(models.TextChoices):
     WAITING = "waiting"
     # Held while its execution needs attention (its position is gone from the code).
     PARKED = "parked"
+    # Its execution waits for a concurrency slot (durable.store.flowcontrol); never claimed.
+    HELD = "held"
 
 
 CLAIMABLE_TASK_STATUSES = (TaskStatus.READY, TaskStatus.WAITING)
@@ -372,3 +374,41 @@ class WorkflowEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.execution_id}"
+
+
+# -- Flow control (durable.store.flowcontrol): concurrency keys, rate limits, debounce. --
+
+
+class FlowKey(models.Model):
+    """One row per flow-control scope (`concurrency:<workflow>:<key>`, `rate:queue:<name>`,
+    ...). Starts of one scope lock it, so limits hold across worker processes."""
+
+    scope = models.CharField(max_length=255, unique=True)
+    # Concurrency: how many executions of the scope may hold a slot at once.
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    # Rate limits: when the next start may run (GCRA's theoretical arrival time).
+    next_at = models.DateTimeField(null=True, blank=True)
+    # Debounce: the execution a start with this key joins while it has not begun running.
+    execution = models.ForeignKey(
+        WorkflowExecution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.scope
+
+
+class FlowSlot(models.Model):
+    """An unfinished execution of a workflow with a concurrency key. `admitted` ones hold
+    a slot; the others wait (their tasks are `held`) and are admitted oldest first."""
+
+    execution = models.OneToOneField(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="flow_slot"
+    )
+    scope = models.CharField(max_length=255)
+    admitted = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "admitted", "id"], name="durable_flowslot_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} ({'admitted' if self.admitted else 'waiting'})"

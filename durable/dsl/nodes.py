@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from durable.dsl.limits import FlowControl
 from durable.dsl.retry import Retry
 
 ContextFn: TypeAlias = Callable[[Any], Any]
@@ -136,6 +137,8 @@ class Definition:
     version: int | str = 1
     # Old step/block name -> its name now, so executions in flight find their position.
     renamed_steps: dict[str, str] = field(default_factory=dict, compare=False)
+    # Concurrency key, rate limit and debounce (durable.dsl.limits), or None.
+    flow: FlowControl | None = None
     locations: dict[str, Location] = field(default_factory=dict, compare=False)
     by_name: dict[str, Node] = field(default_factory=dict, compare=False)
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from durable.dsl import cron, registry
+from durable.dsl import cron, limits, registry
 from durable.dsl.builder import ClassCollector, collectors
 from durable.dsl.compiler import Compiler
 from durable.dsl.nodes import (
@@ -91,6 +91,9 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         compiler.problem("workflow", f"queue must be a non-empty string, got {cls.queue!r}")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.:-]{0,199}", name):
         compiler.problem("workflow", f"name {name!r} is not a valid workflow name")
+    flow, flow_problems = limits.compile_flow_control(cls)
+    for message in flow_problems:
+        compiler.problem("flow control", message)
     definition = Definition.build(
         name=name,
         workflow_class=cls,
@@ -100,6 +103,7 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         queue=cls.queue,
         version=cls.version,
         renamed_steps=_renames(cls, compiler),
+        flow=flow,
     )
     compiler.check_decisions(definition)
     for old, new in definition.renamed_steps.items():
@@ -205,6 +209,13 @@ class Workflow(metaclass=WorkflowMeta):
     cron_catch_up: ClassVar[str] = "skip"
     # Old step/block name -> new name, for executions in flight across a rename.
     renamed_steps: ClassVar[dict[str, str]] = {}
+    # Flow control (see durable.dsl.limits); keys are input key names or callables.
+    concurrency_key: ClassVar[limits.KeySpec | None] = None
+    concurrency_limit: ClassVar[int | None] = None
+    rate_limit: ClassVar[str | None] = None
+    rate_limit_key: ClassVar[limits.KeySpec | None] = None
+    debounce: ClassVar[timedelta | float | None] = None
+    debounce_key: ClassVar[limits.KeySpec | None] = None
     abstract: ClassVar[bool] = True
     _definition: ClassVar[Definition]
     _nodes: ClassVar[Branch]

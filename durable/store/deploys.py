@@ -235,7 +235,9 @@ def _park(
             attempt_rows(task, task.attempt, using).filter(status=StepStatus.RUNNING).update(
                 status=StepStatus.WAITING if task.wait else StepStatus.PENDING, worker_id=""
             )
-    Task.objects.using(using).filter(execution=execution).update(
+    # Tasks held for a concurrency slot stay held: the slot's release admits them, and a
+    # revival must not make them claimable before that.
+    Task.objects.using(using).filter(execution=execution).exclude(status=TaskStatus.HELD).update(
         status=TaskStatus.PARKED, lease_token=None, leased_by="", lease_expires_at=None
     )
     missing = sorted({p.missing for p in problems})

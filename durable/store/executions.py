@@ -27,6 +27,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
+from durable.store import flowcontrol
 from durable.store.hot import Lease
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.notify import announce
@@ -87,16 +88,24 @@ def create_execution(
             # Another start() with the same key committed first: same key, same execution.
             existing = WorkflowExecution.objects.using(using).get(idempotency_key=idempotency_key)
             return _same_workflow(existing, definition)
-        state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
-        try:
-            advance = Router(definition, state).start()
-        except FlowError as exc:
-            finish(execution, ExecutionStatus.FAILED, using=using, error=error_record(exc))
-            return execution
-        execution.context, execution.fanouts = state.context, state.fanouts
-        apply_advance(execution, definition, advance, using=using, run_at=scheduled_at or now)
-        execution.save(using=using)
+        flowcontrol.take_slot(definition, execution, using=using)
+        begin(execution, definition, run_at=scheduled_at or now, using=using)
     return execution
+
+
+def begin(
+    execution: WorkflowExecution, definition: Definition, *, run_at: datetime, using: str
+) -> None:
+    """Route a (saved, pending) execution from its input to its first ready steps."""
+    state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
+    try:
+        advance = Router(definition, state).start()
+    except FlowError as exc:
+        finish(execution, ExecutionStatus.FAILED, using=using, error=error_record(exc))
+        return
+    execution.context, execution.fanouts = state.context, state.fanouts
+    apply_advance(execution, definition, advance, using=using, run_at=run_at)
+    execution.save(using=using)
 
 
 def _same_workflow(existing: WorkflowExecution, definition: Definition) -> WorkflowExecution:
@@ -164,14 +173,19 @@ def enqueue_steps(
             run_at=run_at,
             attempt=execution.attempt_floor + 1,
         )
-        if lease is not None and chained is None and task.queue == lease.queue:
-            task.status = TaskStatus.CLAIMED
-            task.lease_token = lease.token
-            task.leased_by = lease.worker_id
-            task.lease_expires_at = lease.expires_at
-            task.claims = 1
-            chained = task
         tasks.append(task)
+    flowcontrol.prepare_tasks(execution, definition, tasks, using=using)
+    if lease is not None:
+        # The first task on the lease's queue that is due now (not held for a concurrency
+        # slot, not moved later by a rate limit) is inserted claimed.
+        due = [t for t in tasks if t.status == TaskStatus.READY and t.run_at <= run_at]
+        chained = next((t for t in due if t.queue == lease.queue), None)
+        if chained is not None:
+            chained.status = TaskStatus.CLAIMED
+            chained.lease_token = lease.token
+            chained.leased_by = lease.worker_id
+            chained.lease_expires_at = lease.expires_at
+            chained.claims = 1
     Task.objects.using(using).bulk_create(tasks)
     announce({task.queue for task in tasks if task is not chained}, using)
     return chained
@@ -224,6 +238,7 @@ def finish(
     if execution.started_at is not None:
         execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
     Task.objects.using(using).filter(execution=execution).delete()
+    flowcontrol.release_slot(execution, using=using)
     # Attempts still running elsewhere can no longer commit (their task is gone), and
     # parked ones will never wake.
     execution.steps.using(using).filter(status__in=[StepStatus.RUNNING, StepStatus.WAITING]).update(

@@ -33,6 +33,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
+from durable.store import flowcontrol
 from durable.store.executions import apply_advance, lock_execution
 
 
@@ -62,6 +63,9 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
         root = restart_node(definition, from_step or _failed_step(execution, definition, using))
         context = _context_before(execution, definition, root, using)
         _reset(execution, definition, context, using)
+        # A re-run counts against its concurrency key like a new start (the slot of the
+        # run before went at its finish).
+        flowcontrol.take_slot(definition, execution, using=using)
         state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
         try:
             advance = Router(definition, state).restart_at(
@@ -163,6 +167,7 @@ def _reset(
     execution.fanouts = {}
     execution.error = None
     execution.result = None
+    execution.result_explicit = False
     execution.completed_at = None
     execution.started_at = None
     execution.duration_ms = None
