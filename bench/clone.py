@@ -52,7 +52,7 @@ def clone_execution(
 
     table = WorkflowExecution._meta.db_table
     children = [
-        rel for rel in WorkflowExecution._meta.related_objects if rel.many_to_one or rel.one_to_one
+        rel for rel in WorkflowExecution._meta.related_objects if rel.one_to_many or rel.one_to_one
     ]
     done, began = 0, time.monotonic()
     while done < count:

@@ -293,6 +293,8 @@ def parse_args(argv: list[str], default_url: str) -> argparse.Namespace:
 def run_bench(peer: Peer) -> int:
     """The `bench` command: the selected rounds, written as JSON to --out."""
     args = peer.args
+    # Unwind on SIGTERM too, so the worker processes started are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: dict[str, Any] = {"peer": peer.name, "throughput": [], "latency": {}}
     scenarios = args.scenarios.split(",")
     try:
