@@ -126,3 +126,30 @@ def test_clone_copies_an_execution_with_its_rows() -> None:
         assert copy.input == {"n": 1}
         assert copy.created_at < template.created_at
         assert Task.objects.filter(execution=copy).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_clone_rebuilds_every_index_it_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("bench/clone.py runs in the PostgreSQL test run (DATABASE_URL=postgres://...)")
+    import durable
+    from bench import clone
+    from bench.run_workflows import ThreeNoOps
+    from durable.models import WorkflowExecution
+
+    def indexes() -> set[tuple[str, str]]:
+        # Names and tables: PostgreSQL renders a rebuilt partial index's predicate anew.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()"
+            )
+            return set(cursor.fetchall())
+
+    before = indexes()
+    monkeypatch.setattr(clone, "REBUILD_FROM", 1)
+    wid = durable.start(ThreeNoOps, {"n": 1})
+    clone.clone_execution(WorkflowExecution.objects.get(workflow_id=wid).pk, 2, "big-")
+    assert indexes() == before
+    assert WorkflowExecution.objects.filter(workflow_id__startswith="big-").count() == 2
