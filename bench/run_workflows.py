@@ -1,4 +1,4 @@
-"""The no-op workflows `bench/run.py` runs (imported by its workers too)."""
+"""The no-op workflows the benchmark runs (imported by its workers too)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,15 @@ class LatencyProbe(ThreeNoOps):
     """The same three no-op steps under another name, so probes and batch are told apart."""
 
     name = "bench_run_latency_probe"
+
+
+class Finished(ThreeNoOps):
+    """bench/scale.py's template for the millions of finished executions it copies."""
+
+    name = "bench_run_finished"
+
+
+class ClaimProbe(ThreeNoOps):
+    """bench/scale.py's ready tasks whose claim is timed (then deleted, never run)."""
+
+    name = "bench_run_claim_probe"

@@ -1,11 +1,13 @@
-"""What thousands of waiting workflows cost an idle worker, and how fast one event wakes one.
+"""What 100,000 waiting workflows cost an idle worker, and how fast one event wakes one.
 
-    .venv/bin/python bench/waiting.py --workflows 10000
+    .venv/bin/python bench/run.py --only waiting        # as part of the suite
+    .venv/bin/python bench/waiting.py --workflows 100000   # alone, with the statement list
 
-Creates (drops first) the PostgreSQL database named in --database-url, migrates it, starts
-N workflows whose first step waits for an event, starts one real `durable_worker` process
-(`--queues default`, so one queue as in a default install), waits until every workflow is
-parked, then lets the worker idle and measures:
+Starts one workflow whose first step waits for an event, lets one real `durable_worker`
+process (`--queues default`, so one queue as in a default install) park it, copies the
+parked execution with all its rows N-1 times in SQL (bench/clone.py: starting 100,000 with
+`durable.start()` would take minutes), restarts the worker, lets it settle, then lets it
+idle for --idle-seconds and measures:
 
 - CPU: utime+stime of the worker process from /proc/<pid>/stat, before and after.
 - Queries: every SQL statement the worker's Django connections execute, counted by an
@@ -34,16 +36,25 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_MODULE = "bench.waiting_workflows"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import (
+    READY_LINE,
+    REPO,
+    VAR,
+    WORKFLOW_MODULES,
+    committed_transactions,
+    cpu_seconds,
+    setup_django,
+)
+
+POLL_INTERVAL = "1.0"  # Durable's own default: the idle cost a default install pays
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workflows", type=int, default=10_000)
+    parser.add_argument("--workflows", type=int, default=100_000)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument("--wakeups", type=int, default=5, help="events sent, one at a time")
     parser.add_argument(
@@ -101,36 +112,6 @@ def statement_kind(sql: str) -> str:
 # -- the benchmark ------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    # Fields after the parenthesised command name: utime and stime are fields 14 and 15.
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    name = urlparse(url).path.lstrip("/")
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def committed_transactions(url: str) -> int:
-    import psycopg
-
-    name = urlparse(url).path.lstrip("/")
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = conn.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [name]
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def idle_poll_cost(rounds: int = 20) -> tuple[float, float]:
     """Mean milliseconds of an idle worker's two queries per poll: a claim that finds
     nothing, and the look-up of when the next parked task is due."""
@@ -168,108 +149,107 @@ def read_counts(path: Path) -> dict[str, int]:
         return {}
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
-    os.environ["DURABLE_WORKFLOW_MODULES"] = WORKFLOW_MODULE
-    os.environ.setdefault("DURABLE_POLL_INTERVAL", "1.0")  # Durable's own default
-    sys.path.insert(0, str(REPO))
-    if args.count_queries_into:
-        run_counting_worker(Path(args.count_queries_into))
-        return 0
-    if not args.database_url.startswith(("postgres://", "postgresql://")):
-        sys.exit("this benchmark needs PostgreSQL (--database-url postgres://...)")
+def start_worker(url: str, counts_file: Path) -> subprocess.Popen[bytes]:
+    log = VAR / "bench-waiting-worker.log"
+    VAR.mkdir(exist_ok=True)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--database-url",
+                url,
+                "--count-queries-into",
+                str(counts_file),
+            ],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "DURABLE_POLL_INTERVAL": POLL_INTERVAL,
+                "PYTHONPATH": str(REPO),
+                "PYTHONUNBUFFERED": "1",
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
-    print(f"database: {args.database_url} (recreated)")
-    recreate_database(args.database_url)
 
-    import django
-    from django.core.management import call_command
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
 
-    django.setup()
-    call_command("migrate", verbosity=0)
 
+def run(url: str, workflows: int, idle_seconds: float, wakeups: int) -> dict[str, Any]:
+    """The measurement on an already migrated database (this process set up for it)."""
     import durable
+    from bench.clone import clone_execution
+    from bench.support import empty_tables
     from bench.waiting_workflows import WaitForEvent
     from durable.models import ExecutionStatus, WorkflowExecution
 
     def count(status: str) -> int:
         return WorkflowExecution.objects.filter(status=status).count()
 
-    started = time.monotonic()
-    ids = [durable.start(WaitForEvent, {"n": n}) for n in range(args.workflows)]
-    inserting = time.monotonic() - started
-    print(
-        f"started {args.workflows} workflows with durable.start() in {inserting:.1f}s "
-        f"({args.workflows / inserting:.0f}/s)"
-    )
-
-    counts_file = REPO / "var" / f"bench-waiting-queries-{os.getpid()}.json"
-    log = REPO / "var" / "bench-waiting-worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--database-url",
-                args.database_url,
-                "--count-queries-into",
-                str(counts_file),
-            ],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    empty_tables()
+    counts_file = VAR / f"bench-waiting-queries-{os.getpid()}.json"
+    template = durable.start(WaitForEvent, {"n": 0})
+    worker = start_worker(url, counts_file)
     try:
-        started = time.monotonic()
+        wait_for(lambda: count(ExecutionStatus.WAITING) == 1, 60, "the template to park", worker)
+    finally:
+        stop_worker(worker)
+    began = time.monotonic()
+    pk = WorkflowExecution.objects.get(workflow_id=template).pk
+    clone_execution(pk, workflows - 1, "bench-waiting-")
+    print(
+        f"[waiting] {count(ExecutionStatus.WAITING):,} parked (copied in "
+        f"{time.monotonic() - began:.0f}s)",
+        flush=True,
+    )
+    ids = [template] + [f"bench-waiting-{n}" for n in range(1, workflows)]
+
+    worker = start_worker(url, counts_file)
+    try:
         wait_for(
-            lambda: count(ExecutionStatus.WAITING) == args.workflows,
-            timeout=max(120.0, args.workflows / 20),
-            what="every workflow to park",
-            worker=worker,
+            lambda: READY_LINE in (VAR / "bench-waiting-worker.log").read_text(errors="replace"),
+            60,
+            "the worker",
+            worker,
         )
-        parking = time.monotonic() - started
-        print(
-            f"one worker ran and parked all {args.workflows} in {parking:.1f}s "
-            f"(including its start-up)"
-        )
-        time.sleep(3)  # let the last checkpoints and the LISTEN probe settle
+        time.sleep(5)  # start-up work (recovery sweep, LISTEN) is not the idle cost
 
         cpu_before, counts_before = cpu_seconds(worker.pid), read_counts(counts_file)
-        xacts_before, wall_before = committed_transactions(args.database_url), time.monotonic()
-        time.sleep(args.idle_seconds)
+        xacts_before, wall_before = committed_transactions(url), time.monotonic()
+        time.sleep(idle_seconds)
         cpu_after, counts_after = cpu_seconds(worker.pid), read_counts(counts_file)
-        xacts_after, wall_after = committed_transactions(args.database_url), time.monotonic()
+        xacts_after, wall_after = committed_transactions(url), time.monotonic()
         idle = wall_after - wall_before
         statements = {
             kind: counts_after.get(kind, 0) - counts_before.get(kind, 0) for kind in counts_after
         }
-        total = sum(statements.values())
-
-        print()
-        print("| workflows waiting | idle seconds | worker CPU | queries/s | transactions/s |")
-        print("|---|---|---|---|---|")
+        result: dict[str, Any] = {
+            "waiting": count(ExecutionStatus.WAITING),
+            "idle_seconds": idle,
+            "cpu_percent": 100 * (cpu_after - cpu_before) / idle,
+            "queries_per_s": sum(statements.values()) / idle,
+            "transactions_per_s": (xacts_after - xacts_before) / idle,
+            "statements": {k: n for k, n in statements.items() if n},
+        }
         print(
-            f"| {count(ExecutionStatus.WAITING):,} | {idle:.1f} "
-            f"| {100 * (cpu_after - cpu_before) / idle:.2f} % | {total / idle:.2f} "
-            f"| {(xacts_after - xacts_before) / idle:.2f} |"
+            f"[waiting] idle worker: {result['cpu_percent']:.2f} % CPU, "
+            f"{result['queries_per_s']:.2f} queries/s, "
+            f"{result['transactions_per_s']:.2f} transactions/s",
+            flush=True,
         )
-        print()
-        print("statements the idle worker ran (verb + first table):")
-        for kind, n in sorted(statements.items(), key=lambda kv: -kv[1]):
-            if n:
-                print(f"  {n:6d}  {kind}")
         claim_ms, due_ms = idle_poll_cost()
-        print(
-            f"database time of the queries of one idle poll, timed from here: claim "
-            f"{claim_ms:.1f} ms, next due time {due_ms:.1f} ms"
-        )
+        result["idle_poll_ms"] = {"claim": claim_ms, "next_due": due_ms}
 
         latencies = []
-        for wid in ids[:: max(1, len(ids) // args.wakeups)][: args.wakeups]:
+        for wid in ids[:: max(1, len(ids) // wakeups)][:wakeups]:
             sent = time.monotonic()
             durable.send_event(wid, "go", {"at": sent})
             deadline = sent + 30
@@ -277,21 +257,49 @@ def main(argv: list[str]) -> int:
                 if time.monotonic() > deadline:
                     sys.exit(f"{wid} did not complete within 30s of its event")
                 time.sleep(0.002)
-            latencies.append(time.monotonic() - sent)
+            latencies.append(1000 * (time.monotonic() - sent))
             time.sleep(1.5)  # the worker goes idle again before the next event
-        print()
-        print(
-            f"send_event -> completed, one event among {args.workflows:,} waiting "
-            f"({len(latencies)} tries): median {1000 * statistics.median(latencies):.0f} ms, "
-            f"max {1000 * max(latencies):.0f} ms"
-        )
+        result["wakeup_ms"] = latencies
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         counts_file.unlink(missing_ok=True)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    if args.count_queries_into:
+        os.environ["DATABASE_URL"] = args.database_url
+        os.environ["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
+        os.environ["DURABLE_WORKFLOW_MODULES"] = WORKFLOW_MODULES
+        run_counting_worker(Path(args.count_queries_into))
+        return 0
+    print(f"database: {args.database_url} (recreated)")
+    setup_django(args.database_url)
+    result = run(args.database_url, args.workflows, args.idle_seconds, args.wakeups)
+    print()
+    print("| workflows waiting | idle seconds | worker CPU | queries/s | transactions/s |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {result['waiting']:,} | {result['idle_seconds']:.1f} "
+        f"| {result['cpu_percent']:.2f} % | {result['queries_per_s']:.2f} "
+        f"| {result['transactions_per_s']:.2f} |"
+    )
+    print()
+    print("statements the idle worker ran (verb + first table):")
+    for kind, n in sorted(result["statements"].items(), key=lambda kv: -kv[1]):
+        print(f"  {n:6d}  {kind}")
+    poll = result["idle_poll_ms"]
+    print(
+        f"database time of the queries of one idle poll, timed from here: claim "
+        f"{poll['claim']:.1f} ms, next due time {poll['next_due']:.1f} ms"
+    )
+    wake = result["wakeup_ms"]
+    print(
+        f"send_event -> completed, one event among {args.workflows:,} waiting "
+        f"({len(wake)} tries): median {statistics.median(wake):.0f} ms, max {max(wake):.0f} ms"
+    )
     return 0
 
 
