@@ -48,6 +48,7 @@ def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
     os.environ["DURABLE_WORKFLOW_MODULES"] = WORKFLOW_MODULES
+    os.environ.setdefault("DJANGO_DEBUG", "0")  # DEBUG keeps every query in memory
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     recreate_database(url)
