@@ -12,13 +12,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import registry
-from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound
 from durable.flow.waits import MAX_NAME_LENGTH
 from durable.models import (
@@ -99,10 +97,6 @@ def start(
         scheduled_at=scheduled_at,
         idempotency_key=idempotency_key,
     )
-    # Announce only once the execution exists for others (start() may run inside an outer
-    # transaction, e.g. the scheduler's, which could still roll back).
-    queue = execution.queue
-    transaction.on_commit(lambda: queue_adapter().enqueue([queue]), using=_using())
     return execution.workflow_id
 
 

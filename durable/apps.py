@@ -14,6 +14,8 @@ class DurableConfig(AppConfig):
             events,
         )
         from durable.discovery import autodiscover
+        from durable.engine import adapters
 
         events.connect()
+        adapters.connect()
         autodiscover()

@@ -25,6 +25,7 @@ from django.utils import timezone
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.engine.executor import execute
+from durable.engine.reconciler import Reconciler
 from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
 from durable.store import checkpoints, claims, retention
@@ -116,6 +117,8 @@ class Worker:
         # so a fleet of workers started together does not clean up in lockstep.
         self._next_cleanup = time.monotonic() + random.uniform(30, 90)
         self._cleanup_thread: threading.Thread | None = None
+        # Broker adapters only: publishes ready tasks again that the broker lost.
+        self._reconciler = Reconciler(adapter, list(self.queues))
         # Step threads still running when `run` returned (released or timed out): the
         # process must exit without joining them.
         self.abandoned_steps = 0
@@ -289,6 +292,7 @@ class Worker:
             if retaken:
                 logger.warning("retook %d task(s) whose worker stopped heartbeating", retaken)
             self._next_reap = now + max(self.lease_seconds / 2, 1.0)
+        self._reconciler.maybe_run()
 
     def _start_cleanup(self) -> None:
         if self._cleanup_thread is not None and self._cleanup_thread.is_alive():

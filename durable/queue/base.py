@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 
+from durable.store.notify import ReadyTask
 from durable.store.records import ClaimedTask
 
 
@@ -30,6 +31,9 @@ class Capabilities:
     # Claims are exclusive across processes (SKIP LOCKED, broker acks); false means one
     # database writer lock serialises them.
     supports_concurrent_claims: bool = True
+    # Ready work travels as messages through an external broker: every ready task must be
+    # published (`enqueue`), and the worker's reconciler re-publishes what the broker lost.
+    holds_messages: bool = False
 
 
 class QueueAdapter(ABC):
@@ -47,8 +51,12 @@ class QueueAdapter(ABC):
     ) -> list[ClaimedTask]:
         """Fetch up to `limit` ready tasks of `queue`, leased to `worker_id`."""
 
-    def enqueue(self, queues: Sequence[str]) -> None:  # noqa: B027  (optional hook)
-        """Called after commit when tasks became ready in `queues`."""
+    def enqueue(self, tasks: Sequence[ReadyTask]) -> None:  # noqa: B027  (optional hook)
+        """Called after commit with tasks that became ready (or due later, at `run_at`)."""
+
+    def missing(self, queue: str, tasks: Sequence[ReadyTask]) -> list[ReadyTask]:
+        """Which of `tasks` (due, unclaimed for a while) the broker does not hold."""
+        return []
 
     def ack(self, claim: ClaimedTask) -> None:  # noqa: B027
         """The claim's outcome is checkpointed; the adapter may forget it."""

@@ -26,7 +26,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 from durable.store.records import error_record
 
 logger = logging.getLogger("durable.store")
@@ -145,7 +145,7 @@ def enqueue_steps(
             )
         )
     Task.objects.using(using).bulk_create(tasks)
-    announce({task.queue for task in tasks}, using)
+    announce_tasks(tasks, using)
 
 
 # Statuses in which steps may still checkpoint and move the execution on.
@@ -323,7 +323,7 @@ def enqueue_compensation(
         run_at=timezone.now(),
     )
     execution.current_step = step_name
-    announce({task.queue}, using)
+    announce_tasks([task], using)
 
 
 def mark_step_rows(
