@@ -177,7 +177,14 @@ class BrokerQueue(QueueAdapter):
             if not waiting:
                 wake.wait(remaining)
                 return
-            received = self._receive_any(waiting, min(remaining, self.wait_tick))
+            try:
+                received = self._receive_any(waiting, min(remaining, self.wait_tick))
+            except Exception as exc:
+                # The broker is unreachable: idle until the poll timeout, then try again
+                # (claims report the error to the worker loop, which backs off).
+                logger.warning("waiting on the queue broker failed: %s", exc)
+                wake.wait(min(remaining, 1.0))
+                return
             if received:
                 with self._lock:
                     for delivery in received:
