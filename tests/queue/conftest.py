@@ -93,9 +93,13 @@ def make_adapter(
         return adapter
 
     yield make
-    if adapter_name in BROKERS and made:
-        from tests.queue.brokers import delete_everything
-
-        delete_everything(made[0])  # type: ignore[arg-type]
     for adapter in made:
         adapter.close()
+    if adapter_name in BROKERS:
+        from tests.queue.brokers import delete_everything
+
+        cleaner = import_string(path)(options=options)
+        try:
+            delete_everything(cleaner)
+        finally:
+            cleaner.close()
