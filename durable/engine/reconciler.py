@@ -42,7 +42,12 @@ class Reconciler:
         if not self.enabled or time.monotonic() < self._next:
             return 0
         self._next = time.monotonic() + self.interval * random.uniform(0.9, 1.1)
-        return self.run()
+        try:
+            return self.run()
+        except Exception as exc:
+            # The broker (or the database) is away: claims report it; try again next time.
+            logger.warning("reconciler: could not reconcile the queue broker: %s", exc)
+            return 0
 
     def run(self) -> int:
         """One pass over every queue; returns how many tasks were published again."""

@@ -177,12 +177,15 @@ class RabbitMQQueue(BrokerQueue):
 
     def _depth(self, queue: str) -> int | None:
         with self._publish_lock:
-            channel = self._publishing_channel()
-            declared = channel.queue_declare(
-                self.queue_name(queue),
-                durable=True,
-                arguments={"x-max-priority": self.max_priority},
-            )
+            try:
+                declared = self._publishing_channel().queue_declare(
+                    self.queue_name(queue),
+                    durable=True,
+                    arguments={"x-max-priority": self.max_priority},
+                )
+            except pika.exceptions.AMQPError:
+                self._close_publisher()  # reconnect next time (the broker restarted?)
+                raise
         return int(declared.method.message_count)
 
     # -- consuming (the owning thread) ---------------------------------------------------
