@@ -163,17 +163,21 @@ class BrokerQueue(QueueAdapter):
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
         deadline = time.monotonic() + timeout
+        # Looked up once per wait (at most a poll interval), not per tick.
+        try:
+            paused = claims.paused_queues(queues, using=self.using)
+        except Exception as exc:
+            # The database is away; the worker loop's next claim reports it and backs off.
+            logger.warning("could not read paused queues: %s", exc)
+            wake.wait(min(timeout, 1.0))
+            return
         while not wake.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             with self._lock:
                 buffered = {queue for queue, found in self._buffer.items() if found}
-            waiting = [q for q in queues if q not in buffered]
-            if waiting:
-                waiting = [
-                    q for q in waiting if q not in claims.paused_queues(waiting, using=self.using)
-                ]
+            waiting = [q for q in queues if q not in buffered and q not in paused]
             if not waiting:
                 wake.wait(remaining)
                 return
