@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 import durable
@@ -130,7 +131,12 @@ def test_two_consumers_never_hold_the_same_task(make_adapter: MakeAdapter) -> No
     errors: list[str] = []
 
     def consume(index: int) -> None:
-        adapter = consumers[index]
+        try:
+            claim_until_all_held(consumers[index], index)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def claim_until_all_held(adapter: QueueAdapter, index: int) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with lock:
