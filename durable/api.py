@@ -12,14 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.dsl.limits import check_keys
-from durable.engine.adapters import queue_adapter
 from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.waits import MAX_NAME_LENGTH
 from durable.models import (
@@ -112,10 +110,6 @@ def start(
             scheduled_at=scheduled_at,
             idempotency_key=idempotency_key,
         )
-    # Announce only once the execution exists for others (start() may run inside an outer
-    # transaction, e.g. the scheduler's, which could still roll back).
-    queue = execution.queue
-    transaction.on_commit(lambda: queue_adapter().enqueue([queue]), using=_using())
     return execution.workflow_id
 
 
@@ -264,8 +258,6 @@ def _revive(workflow_id: str) -> None:
             f"execution {workflow_id} still needs attention: "
             + "; ".join(f"{p.position}: {p.message}" for p in problems)
         )
-    queues = deploys.parked_queues(workflow_id, using=_using())
-    transaction.on_commit(lambda: queue_adapter().enqueue(queues), using=_using())
 
 
 def retry(workflow_id: str, from_step: str | None = None) -> None:
@@ -275,9 +267,8 @@ def retry(workflow_id: str, from_step: str | None = None) -> None:
     saved context -> an error, and nothing changes."""
     if from_step is not None and not isinstance(from_step, str):
         raise TypeError(f"from_step must be a step name, got {from_step!r}")
-    execution = restarts.retry_execution(str(workflow_id), from_step, using=_using())
-    queues = sorted(set(execution.tasks.using(_using()).values_list("queue", flat=True)))
-    transaction.on_commit(lambda: queue_adapter().enqueue(queues), using=_using())
+    # The re-run's tasks are announced (and published to a broker) by the store.
+    restarts.retry_execution(str(workflow_id), from_step, using=_using())
 
 
 def _log_entries(rows: Iterable[StepExecution]) -> list[dict[str, Any]]:

@@ -16,8 +16,10 @@ class DurableConfig(AppConfig):
             events,
         )
         from durable.discovery import autodiscover
+        from durable.engine import adapters
 
         events.connect()
+        adapters.connect()
         autodiscover()
         if importlib.util.find_spec("django_tasks") is not None:
             # Workflows of django-tasks tasks are made from their names (durable.tasks).

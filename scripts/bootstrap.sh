@@ -12,6 +12,6 @@ stamp=.venv/.durable-installed
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e ".[dev,redis,rabbitmq,nats]"
+  .venv/bin/pip install --quiet -e ".[dev,redis,rabbitmq,nats,kafka]"
   echo "$wanted" > "$stamp"
 fi

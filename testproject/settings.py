@@ -6,6 +6,7 @@ DATABASE_URL=postgres://postgres@127.0.0.1:5432/durable.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -99,6 +100,10 @@ DURABLE = {
     "POLL_INTERVAL": float(os.environ.get("DURABLE_POLL_INTERVAL", "0.5")),
     # Tests hand worker processes their own workflow modules through the environment.
     "WORKFLOW_MODULES": [m for m in os.environ.get("DURABLE_WORKFLOW_MODULES", "").split(",") if m],
+    # A broker queue adapter for tests and the benchmark, e.g. DURABLE_QUEUE_ADAPTER=
+    # durable.queue.redis.RedisQueue DURABLE_QUEUE_OPTIONS='{"prefix": "bench"}'.
+    "QUEUE_ADAPTER": os.environ.get("DURABLE_QUEUE_ADAPTER") or None,
+    "QUEUE_OPTIONS": json.loads(os.environ.get("DURABLE_QUEUE_OPTIONS") or "{}"),
 }
 
 # Django's Tasks API (django-tasks) on Durable workers; used by tests/tasks.

@@ -32,8 +32,14 @@ __all__ = [
     "reset_bus",
 ]
 
-# The client library an adapter imports -> the extra that installs it (durable[redis]).
-CLIENT_EXTRAS = {"redis": "redis", "pika": "rabbitmq", "nats": "nats"}
+# The client library a bus or queue adapter imports -> the extra that installs it
+# (durable[redis]).
+CLIENT_EXTRAS = {
+    "redis": "redis",
+    "pika": "rabbitmq",
+    "nats": "nats",
+    "confluent_kafka": "kafka",
+}
 
 _lock = threading.Lock()
 _bus: MessageBus | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -10,6 +12,10 @@ from django.dispatch import receiver
 
 from durable.conf import durable_settings
 from durable.queue.base import QueueAdapter
+from durable.store import notify
+from durable.store.notify import ReadyTask
+
+logger = logging.getLogger("durable.queue")
 
 _lock = threading.Lock()
 _adapter: QueueAdapter | None = None
@@ -38,3 +44,24 @@ def reset_queue_adapter() -> None:
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting in ("DURABLE", "DATABASES"):
         reset_queue_adapter()
+
+
+def publish_ready(tasks: Sequence[ReadyTask]) -> None:
+    """After commit, hand ready tasks to a broker adapter, in any process (a web request
+    that starts a workflow too). A broker that is down costs latency, never work: the
+    rows are committed, and the workers' reconciler publishes them again later."""
+    try:
+        if not durable_settings.queue_adapter_class.capabilities.holds_messages:
+            return
+        queue_adapter().enqueue(tasks)
+    except Exception:
+        logger.warning(
+            "could not publish %d ready task(s) to the queue broker; the reconciler "
+            "will publish them again",
+            len(tasks),
+            exc_info=True,
+        )
+
+
+def connect() -> None:
+    notify.add_task_listener(publish_ready)

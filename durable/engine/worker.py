@@ -25,6 +25,7 @@ from django.utils import timezone
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.engine.executor import execute
+from durable.engine.reconciler import Reconciler
 from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
 from durable.store import checkpoints, claims, deploys, retention
@@ -120,6 +121,8 @@ class Worker:
         # so a fleet of workers started together does not clean up in lockstep.
         self._next_cleanup = time.monotonic() + random.uniform(30, 90)
         self._cleanup_thread: threading.Thread | None = None
+        # Broker adapters only: publishes ready tasks again that the broker lost.
+        self._reconciler = Reconciler(adapter, list(self.queues))
         # Step threads still running when `run` returned (released or timed out): the
         # process must exit without joining them.
         self.abandoned_steps = 0
@@ -159,9 +162,10 @@ class Worker:
     def _revive_parked(self) -> None:
         """After a deploy, executions parked for a missing step may have it back."""
         try:
+            # Revived tasks are announced (and published to a broker) by the store.
             revived = deploys.revive_parked(using=self.adapter.using)
             if revived:
-                self.adapter.enqueue(sorted(revived))
+                logger.info("revived parked executions on queue(s) %s", ", ".join(sorted(revived)))
         except Exception as exc:
             logger.warning("could not revive executions needing attention: %s", exc)
 
@@ -336,6 +340,7 @@ class Worker:
             if retaken:
                 logger.warning("retook %d task(s) whose worker stopped heartbeating", retaken)
             self._next_reap = now + max(self.lease_seconds / 2, 1.0)
+        self._reconciler.maybe_run()
 
     def _start_cleanup(self) -> None:
         if self._cleanup_thread is not None and self._cleanup_thread.is_alive():

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 
+from durable.store.notify import ReadyTask
 from durable.store.records import ClaimedTask
 
 
@@ -33,6 +34,9 @@ class Capabilities:
     # Claims are rows of Durable's task table alone (no broker delivery to settle), so a
     # checkpoint may claim the step it queues next for the same worker (see claims.Chain).
     chains_claims: bool = False
+    # Ready work travels as messages through an external broker: every ready task must be
+    # published (`enqueue`), and the worker's reconciler re-publishes what the broker lost.
+    holds_messages: bool = False
 
 
 class QueueAdapter(ABC):
@@ -50,8 +54,12 @@ class QueueAdapter(ABC):
     ) -> list[ClaimedTask]:
         """Fetch up to `limit` ready tasks of `queue`, leased to `worker_id`."""
 
-    def enqueue(self, queues: Sequence[str]) -> None:  # noqa: B027  (optional hook)
-        """Called after commit when tasks became ready in `queues`."""
+    def enqueue(self, tasks: Sequence[ReadyTask]) -> None:  # noqa: B027  (optional hook)
+        """Called after commit with tasks that became ready (or due later, at `run_at`)."""
+
+    def missing(self, queue: str, tasks: Sequence[ReadyTask]) -> list[ReadyTask]:
+        """Which of `tasks` (due, unclaimed for a while) the broker does not hold."""
+        return []
 
     def ack(self, claim: ClaimedTask) -> None:  # noqa: B027
         """The claim's outcome is checkpointed; the adapter may forget it."""

@@ -43,7 +43,7 @@ from durable.store.executions import (
     mark_step_rows,
     settle_status,
 )
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects, error_record
 from durable.store.waits import apply_wait_effects, suspend_step
 
@@ -267,7 +267,7 @@ def _reschedule(task: Task, run_at: datetime, using: str) -> None:
     task.lease_expires_at = None
     task.wait = None  # a retry waits afresh (recorded values of passed waits are kept)
     task.save(using=using)
-    announce({task.queue}, using)
+    announce_tasks([task], using)
 
 
 def complete_compensation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ from durable.models import (
 from durable.signals import lifecycle_event, send_on_commit
 from durable.store import hot
 from durable.store.hot import Lease as _Lease
-from durable.store.notify import announce
+from durable.store.notify import ReadyTask, announce_tasks
 from durable.store.records import ClaimedTask
 
 logger = logging.getLogger("durable.store")
@@ -137,6 +137,89 @@ def _claim_generic(queue: str, limit: int, lease: _Lease, now: datetime, using: 
         claims=F("claims") + 1,
     )
     return list(Task.objects.using(using).filter(id__in=ids).order_by("-priority", "run_at", "id"))
+
+
+@dataclass
+class IdClaim:
+    """What `claim_task_ids` did with the task ids a broker delivered."""
+
+    claimed: list[ClaimedTask] = field(default_factory=list)
+    # Claimable tasks that are not due yet (a retry, a re-parked wait): id -> run_at.
+    not_due: dict[int, datetime] = field(default_factory=dict)
+    # The queue is paused: nothing was claimed, the messages belong back in the broker.
+    paused: bool = False
+
+
+def claim_task_ids(
+    queue: str, task_ids: Sequence[int], *, worker_id: str, lease_seconds: float, using: str
+) -> IdClaim:
+    """Claim exactly the due, unclaimed tasks among `task_ids` (ids a broker delivered).
+
+    Ids of tasks that are claimed, finished or gone are simply not claimed: a broker
+    message is only a hint, the task row decides.
+    """
+    result = IdClaim()
+    if not task_ids:
+        return result
+    lease_token = uuid.uuid4()
+    with transaction.atomic(using=using):
+        if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
+            result.paused = True
+            return result
+        now = timezone.now()
+        candidates = Task.objects.using(using).filter(
+            id__in=list(task_ids), queue=queue, status__in=CLAIMABLE_TASK_STATUSES
+        )
+        if _skip_locked(using):
+            candidates = candidates.select_for_update(skip_locked=True)
+        rows = list(candidates.values_list("id", "run_at"))
+        result.not_due = {task_id: run_at for task_id, run_at in rows if run_at > now}
+        ids = [task_id for task_id, run_at in rows if run_at <= now]
+        if not ids:
+            return result
+        Task.objects.using(using).filter(id__in=ids).update(
+            status=TaskStatus.CLAIMED,
+            lease_token=lease_token,
+            leased_by=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            claims=F("claims") + 1,
+        )
+        tasks = list(
+            Task.objects.using(using)
+            .filter(id__in=ids)
+            .select_related("execution")
+            .order_by("-priority", "run_at", "id")
+        )
+        _record_attempts_started(tasks, worker_id, now, using)
+    result.claimed = [_claimed(task, lease_token, now) for task in tasks]
+    try:
+        _mark_running({c.execution_pk for c in result.claimed}, now, using)
+        _announce_starts(tasks, result.claimed, worker_id, using)
+    except DatabaseError as exc:
+        logger.warning("claimed %d task(s) but could not mark them started: %s", len(tasks), exc)
+    return result
+
+
+def paused_queues(queues: Iterable[str], *, using: str) -> set[str]:
+    return set(
+        QueueState.objects.using(using)
+        .filter(name__in=list(queues), paused=True)
+        .values_list("name", flat=True)
+    )
+
+
+def unclaimed_due_tasks(
+    queue: str, *, due_before: datetime, limit: int, using: str
+) -> list[ReadyTask]:
+    """Ready tasks of `queue` due before `due_before` and still unclaimed, oldest first
+    (the reconciler re-publishes those a broker lost)."""
+    rows = (
+        Task.objects.using(using)
+        .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=due_before)
+        .order_by("run_at", "id")
+        .values_list("id", "priority", "run_at")[:limit]
+    )
+    return [ReadyTask(task_id, queue, priority, run_at) for task_id, priority, run_at in rows]
 
 
 def _announce_starts(
@@ -332,7 +415,7 @@ def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) 
         attempt_rows(task, task.attempt, using).filter(status=StepStatus.RUNNING).update(
             status=StepStatus.PENDING, worker_id=""
         )
-    announce({t.queue for t in tasks}, using)
+    announce_tasks(tasks, using)
 
 
 def next_due_at(queues: Sequence[str], *, using: str) -> datetime | None:

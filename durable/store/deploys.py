@@ -40,7 +40,7 @@ from durable.models import (
 from durable.signals import lifecycle_event, send_on_commit
 from durable.store.claims import attempt_rows
 from durable.store.executions import lock_execution, settle_status
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask
 
 logger = logging.getLogger("durable.store")
@@ -290,7 +290,7 @@ def _unpark(execution: WorkflowExecution, tasks: list[Task], using: str) -> None
         execution.status = ExecutionStatus.RUNNING
         settle_status(execution, using)
     execution.save(using=using)
-    announce({t.queue for t in tasks}, using)
+    announce_tasks([t for t in tasks if t.status == TaskStatus.PARKED], using)
     logger.info("execution %s revived after needing attention", execution.workflow_id)
 
 

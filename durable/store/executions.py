@@ -30,7 +30,7 @@ from durable.signals import lifecycle_event, send_on_commit
 from durable.store import flowcontrol
 from durable.store.hot import Lease
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 from durable.store.records import error_record
 
 logger = logging.getLogger("durable.store")
@@ -187,7 +187,7 @@ def enqueue_steps(
             chained.lease_expires_at = lease.expires_at
             chained.claims = 1
     Task.objects.using(using).bulk_create(tasks)
-    announce({task.queue for task in tasks if task is not chained}, using)
+    announce_tasks([task for task in tasks if task is not chained], using)
     return chained
 
 
@@ -381,7 +381,7 @@ def enqueue_compensation(
         attempt=execution.attempt_floor + 1,
     )
     execution.current_step = step_name
-    announce({task.queue}, using)
+    announce_tasks([task], using)
 
 
 def mark_step_rows(

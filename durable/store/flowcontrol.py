@@ -36,7 +36,7 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 
 MAX_SCOPE_LENGTH = 255
 
@@ -182,4 +182,4 @@ def _unhold(execution: WorkflowExecution, using: str) -> None:
     if definition is not None:
         pace(execution, definition, tasks, starting=True, using=using)
     Task.objects.using(using).bulk_update(tasks, ["status", "run_at"])
-    announce({task.queue for task in tasks}, using)
+    announce_tasks(tasks, using)

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.models import FINISHED_STATUSES, Task, TaskStatus, WorkflowExecution
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 
 
 def _locking(using: str) -> QuerySet[WorkflowExecution]:
@@ -30,15 +30,21 @@ def notify_parent(child: WorkflowExecution, using: str) -> None:
     status = _locking(using).filter(pk=child.parent_id).values_list("status", flat=True).first()
     if status is None or status in FINISHED_STATUSES:
         return
-    parked = Task.objects.using(using).filter(
-        execution_id=child.parent_id,
-        status=TaskStatus.WAITING,
-        wait__kind="child",
-        wait__name=child.workflow_id,
+    parked = list(
+        Task.objects.using(using).filter(
+            execution_id=child.parent_id,
+            status=TaskStatus.WAITING,
+            wait__kind="child",
+            wait__name=child.workflow_id,
+        )
     )
-    queues = set(parked.values_list("queue", flat=True))
-    if parked.update(run_at=timezone.now()):
-        announce(queues, using)
+    if not parked:
+        return
+    now = timezone.now()
+    Task.objects.using(using).filter(id__in=[t.id for t in parked]).update(run_at=now)
+    for task in parked:
+        task.run_at = now
+    announce_tasks(parked, using)
 
 
 def lock_unfinished_descendants(root_pk: int, using: str) -> list[WorkflowExecution]:

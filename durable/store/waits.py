@@ -29,7 +29,7 @@ from durable.models import (
 from durable.store.children import child_finished, start_children
 from durable.store.claims import attempt_scope_key
 from durable.store.executions import lock_execution, settle_status
-from durable.store.notify import announce
+from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects
 
 # run_at of a task parked on a wait with no deadline: it runs only when woken.
@@ -92,8 +92,8 @@ def suspend_step(
     if _satisfied_meanwhile(task, wait, effects, using):
         task.run_at = now
     task.save(using=using)
-    if task.run_at <= now:
-        announce({task.queue}, using)
+    # Told even when not due yet: a broker queue adapter publishes it delayed to run_at.
+    announce_tasks([task], using, wake=task.run_at <= now)
     settle_status(execution, using)
     execution.current_step = task.step
 
@@ -160,9 +160,12 @@ def _wake(execution: WorkflowExecution, using: str, **wait_lookup: Any) -> None:
     parked = Task.objects.using(using).filter(
         execution=execution, status=TaskStatus.WAITING, **lookup
     )
-    queues = set(parked.values_list("queue", flat=True))
-    if parked.update(run_at=timezone.now()):
-        announce(queues, using)
+    woken = list(parked)
+    now = timezone.now()
+    if parked.filter(id__in=[task.id for task in woken]).update(run_at=now):
+        for task in woken:
+            task.run_at = now
+        announce_tasks(woken, using)
 
 
 def _lock_active(workflow_id: str, using: str, action: str) -> WorkflowExecution:
@@ -253,4 +256,4 @@ def resume(workflow_id: str, data: dict[str, Any], *, using: str) -> None:
             task.run_at = now
             task.save(using=using)
         execution.save(using=using)
-        announce({task.queue for task in parked}, using)
+        announce_tasks(parked, using)
