@@ -1,4 +1,5 @@
-"""Example workflows for the demo: between them they use every construct of the DSL."""
+"""Example workflows for the demo: between them they use every construct of the DSL, child
+workflows and a concurrency key."""
 
 from __future__ import annotations
 
@@ -175,3 +176,37 @@ class SendNewsletter(Workflow):
     @step
     def summarise(self, ctx: Any) -> dict[str, Any]:
         return {"sent": ctx["sent"]}
+
+
+class ImportSupplier(Workflow):
+    """One supplier's catalogue import; at most one runs per supplier at a time."""
+
+    name = "import_supplier"
+    concurrency_key = "supplier"
+    concurrency_limit = 1
+
+    @step
+    def fetch_rows(self, ctx: Any) -> int:
+        rows = random.randint(20, 200)
+        for done in range(0, rows + 1, 40):
+            ctx.progress(min(done, rows), rows)
+            pause()
+        logger.info("fetched %d rows from %s", rows, ctx.input["supplier"])
+        return rows
+
+
+class ImportCatalog(Workflow):
+    """A parent workflow: a child import per supplier, then a total of their results."""
+
+    name = "import_catalog"
+
+    @step
+    def start_imports(self, ctx: Any) -> None:
+        ctx.put(
+            "imports",
+            [ctx.start_child(ImportSupplier, {"supplier": s}) for s in ctx.input["suppliers"]],
+        )
+
+    @step
+    def total(self, ctx: Any) -> None:
+        ctx.set_result({"rows": sum(ctx.wait_for_child(wid) for wid in ctx["imports"])})

@@ -29,6 +29,9 @@ def start_examples() -> list[str]:
         ),
         durable.start("book_trip", {"car_available": random.random() < 0.6}),
         durable.start("send_newsletter", {"n": random.randint(3, 8)}),
+        durable.start(
+            "import_catalog", {"suppliers": random.sample(["acme", "globex", "initech"], 2)}
+        ),
     ]
 
 
