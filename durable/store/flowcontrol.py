@@ -115,10 +115,14 @@ def pace(
     for queue in sorted({task.queue for task in tasks}):
         rate = queue_rate(queue)
         for task in tasks:
-            if task.queue == queue:
-                task.run_at = (
-                    next_slot(scope_name("rate", "queue", queue), rate, due, using) if rate else due
-                )
+            if task.queue != queue:
+                continue
+            if rate:
+                task.run_at = next_slot(scope_name("rate", "queue", queue), rate, due, using)
+            elif due > now:
+                task.run_at = due  # the workflow's rate slot
+            # Otherwise the task keeps its due time: claims order by it (an old `run_after`
+            # runs before a new one), and a checkpoint may chain it.
 
 
 def queue_rate(queue: str) -> Rate | None:
