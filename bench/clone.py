@@ -45,6 +45,20 @@ def _select_list(model: Any, alias: str, overrides: dict[str, str]) -> tuple[lis
     return columns, values
 
 
+def _per_execution(rel: Any) -> bool:
+    """Whether the rows of a relation belong to one execution and are copied with it: not
+    child executions (the parent FK), not rows shared by a key (flow-control keys)."""
+    from durable.models import WorkflowExecution
+
+    model = rel.related_model
+    if model is WorkflowExecution or not (rel.one_to_many or rel.one_to_one):
+        return False
+    return not any(
+        f.unique and not f.null and not f.primary_key and f.column != rel.field.column
+        for f in model._meta.concrete_fields
+    )
+
+
 def clone_execution(
     template_pk: int, count: int, prefix: str, *, first: int = 1, progress: bool = True
 ) -> None:
@@ -54,9 +68,7 @@ def clone_execution(
     from durable.models import WorkflowExecution
 
     table = WorkflowExecution._meta.db_table
-    children = [
-        rel for rel in WorkflowExecution._meta.related_objects if rel.one_to_many or rel.one_to_one
-    ]
+    children = [rel for rel in WorkflowExecution._meta.related_objects if _per_execution(rel)]
     tables = [table] + [rel.related_model._meta.db_table for rel in children]
     rebuild = _drop_plain_indexes(tables) if count >= REBUILD_FROM else []
     done, began = 0, time.monotonic()

@@ -28,7 +28,7 @@ RABBITMQ = ("127.0.0.1", 5672)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"], "prefix": "durable-tests"},
+        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"], "prefix": f"durable-tests-{os.getpid()}"},
     }
 }
 # name -> (class path, options, the server it needs)
