@@ -308,8 +308,9 @@ def get_execution_logs(workflow_id: str) -> list[dict[str, Any]]:
 def stream_logs(workflow_id: str, *, poll_interval: float = 0.5) -> Iterator[dict[str, Any]]:
     """Yield the execution's log lines as attempts record them, until it finishes.
 
-    Lines are stored when an attempt checkpoints, so a running attempt's lines arrive
-    together at its end."""
+    A running attempt's lines are stored on its row as it goes (durable.engine.livelogs:
+    about every second once it ran for a second), then completely at its checkpoint; each
+    row's list only grows, so every line is yielded once, in order within its attempt."""
     execution = get_execution(workflow_id)
     seen: dict[int, int] = {}
     while True:
