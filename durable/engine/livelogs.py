@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 
 from durable.engine.logcapture import StepLog
 from durable.store.livelogs import earlier_logs, resumes_attempt, store_running_logs
@@ -101,7 +101,7 @@ class LogFlusher:
                         return
                 logs = [*live.earlier, *entries] if live.earlier is not None else entries
                 stored = store_running_logs(claim, logs, live.using)
-            except Exception:
+            except Exception as exc:
                 logger.warning(
                     "could not store the log lines of step %r of %s so far; they are "
                     "stored at its checkpoint",
@@ -109,7 +109,8 @@ class LogFlusher:
                     claim.workflow_id,
                     exc_info=True,
                 )
-                _close(live.using)
+                if isinstance(exc, OperationalError | InterfaceError):
+                    _close(live.using)  # a broken connection must not fail every pass
                 return
             if not stored:
                 live.stopped = True  # finished, parked or retaken: nothing more to write
@@ -132,8 +133,8 @@ def following(log: StepLog, claim: ClaimedTask, using: str) -> AbstractContextMa
 
 
 def _close(using: str) -> None:
-    """Close this thread's connection after an error, so a broken one does not fail every
-    later pass (the next query opens a new one)."""
+    """Close this thread's connection after a connection error (the next query opens a
+    new one)."""
     try:
         connections[using].close()
     except Exception:
