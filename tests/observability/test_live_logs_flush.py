@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 import durable
 from durable.engine.livelogs import LogFlusher, _Live
 from durable.engine.logcapture import StepLog
-from durable.models import StepExecution, Task
+from durable.models import StepExecution, Task, WorkflowExecution
 from durable.store.records import ClaimedTask
 from tests.integration.support import claim_one
 from tests.observability import workflows as wf
@@ -104,3 +104,24 @@ def test_a_line_the_database_refuses_is_logged_and_dropped(caplog) -> None:
     log.entries.pop()
     LogFlusher().flush(live)
     assert row_logs(claim) == ["fine"]
+
+
+def test_stream_logs_follows_a_row_whose_lines_grow_and_starts_over_when_replaced() -> None:
+    claim, log, live = running_attempt()
+    flusher = LogFlusher()
+    stream = durable.stream_logs(claim.workflow_id, poll_interval=0.01)
+    add(log, "a")
+    flusher.flush(live)
+    assert next(stream)["message"] == "a"
+    add(log, "b")
+    flusher.flush(live)
+    assert next(stream)["message"] == "b"
+    # A worker retaking the attempt after this one died starts its log over.
+    retaken = StepLog(10_000)
+    add(retaken, "c")
+    flusher.flush(_Live(retaken, claim, "default"))
+    assert next(stream)["message"] == "c"
+    add(retaken, "d")
+    flusher.flush(_Live(retaken, claim, "default"))
+    WorkflowExecution.objects.filter(pk=claim.execution_pk).update(status="cancelled")
+    assert [e["message"] for e in stream] == ["d"]
