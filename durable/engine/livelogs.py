@@ -76,29 +76,37 @@ class LogFlusher:
                 live.stopped = True
 
     def _run(self) -> None:
+        connected = False
         while True:
             time.sleep(FLUSH_INTERVAL)
             now = time.monotonic()
             with self._lock:
+                idle = not self._live
                 due = [live for live in self._live if live.due <= now]
+            if idle and connected:
+                # Nothing to follow: give the connection back (a database being dropped,
+                # a test database say, must not find it open).
+                connections.close_all()
+                connected = False
             for live in due:
-                self.flush(live)
+                connected = self.flush(live) or connected
 
-    def flush(self, live: _Live) -> None:
-        """Write `live`'s new lines, if any, to its row; never raises."""
+    def flush(self, live: _Live) -> bool:
+        """Write `live`'s new lines, if any, to its row; never raises. True when it used
+        the database."""
         with live.lock:
             if live.stopped:
-                return
+                return False
             entries = live.log.snapshot()
             if len(entries) == live.flushed:
-                return
+                return False
             claim = live.claim
             try:
                 if live.resumed and live.earlier is None:
                     live.earlier = earlier_logs(claim, live.using)
                     if live.earlier is None:
                         live.stopped = True
-                        return
+                        return True
                 logs = [*live.earlier, *entries] if live.earlier is not None else entries
                 stored = store_running_logs(claim, logs, live.using)
             except Exception as exc:
@@ -111,13 +119,14 @@ class LogFlusher:
                 )
                 if isinstance(exc, OperationalError | InterfaceError):
                     _close(live.using)  # a broken connection must not fail every pass
-                return
+                return True
             if not stored:
                 live.stopped = True  # finished, parked or retaken: nothing more to write
-                return
+                return True
             live.flushed = len(entries)
             if live.resumed:
                 live.log.stored = len(entries)
+            return True
 
 
 flusher = LogFlusher()

@@ -17,6 +17,7 @@ from durable.models import StepExecution, Task, WorkflowExecution
 from durable.store.records import ClaimedTask
 from tests.integration.support import claim_one
 from tests.observability import workflows as wf
+from tests.support.workers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,3 +126,15 @@ def test_stream_logs_follows_a_row_whose_lines_grow_and_starts_over_when_replace
     flusher.flush(_Live(retaken, claim, "default"))
     WorkflowExecution.objects.filter(pk=claim.execution_pk).update(status="cancelled")
     assert [e["message"] for e in stream] == ["d"]
+
+
+def test_the_flusher_thread_stores_a_followed_steps_lines() -> None:
+    claim, log, _ = running_attempt()
+    flusher = LogFlusher()
+    with flusher.following(log, claim, "default"):
+        add(log, "from the step")
+        wait_until(
+            lambda: row_logs(claim) == ["from the step"],
+            timeout=30,
+            message=lambda: f"never stored: {row_logs(claim)}",
+        )
