@@ -308,18 +308,26 @@ def get_execution_logs(workflow_id: str) -> list[dict[str, Any]]:
 def stream_logs(workflow_id: str, *, poll_interval: float = 0.5) -> Iterator[dict[str, Any]]:
     """Yield the execution's log lines as attempts record them, until it finishes.
 
-    Lines are stored when an attempt checkpoints, so a running attempt's lines arrive
-    together at its end."""
+    A running attempt's lines are stored on its row as it goes (durable.engine.livelogs:
+    about every second once it ran for a second), then completely at its checkpoint. Every
+    line is yielded once, in order within its attempt; when an attempt retaken after its
+    worker died starts its log over, the new lines follow."""
     execution = get_execution(workflow_id)
-    seen: dict[int, int] = {}
+    # Per row: how many lines were yielded, and the last of them.
+    seen: dict[int, tuple[int, dict[str, Any] | None]] = {}
     while True:
         execution.refresh_from_db(fields=["status"])
         finished = execution.status in FINISHED_STATUSES
         for row in execution.steps.using(_using()).order_by("id"):
             logs = row.logs or []
-            if len(logs) > seen.get(row.pk, 0):
-                yield from _log_entries([_with_logs(row, logs[seen.get(row.pk, 0) :])])
-                seen[row.pk] = len(logs)
+            count, last = seen.get(row.pk, (0, None))
+            if count and (len(logs) < count or logs[count - 1] != last):
+                # The row's lines were replaced: an attempt retaken after its worker died
+                # starts over, and so does its log.
+                count = 0
+            if len(logs) > count:
+                yield from _log_entries([_with_logs(row, logs[count:])])
+                seen[row.pk] = (len(logs), logs[-1])
         if finished:
             return
         time.sleep(poll_interval)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.dsl.nodes import Definition, StepNode
+from durable.engine import livelogs
 from durable.engine.async_runner import run_coroutine
 from durable.engine.logcapture import StepLog, capturing
 from durable.engine.progress import ProgressReporter
@@ -190,7 +191,9 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> 
                 method, args, step, ctx, claim, definition, waits, started, log
             )
         else:
-            outcome = _invoke(method, args, step, log)
+            # Lines logged so far reach the attempt's row while a long step runs.
+            with livelogs.following(log, claim, using):
+                outcome = _invoke(method, args, step, log)
     except Suspend as suspend:
         duration_ms = int((time.monotonic() - started) * 1000)
         try:

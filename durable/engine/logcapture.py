@@ -35,6 +35,14 @@ class StepLog:
         self._dropped_bytes = 0
         self._partial: dict[str, str] = {}
         self._lock = threading.Lock()
+        # How many leading entries a live flush already appended to the attempt's row
+        # (a run resumed after a wait appends to it): `finish` leaves them out.
+        self.stored = 0
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The whole lines captured so far (a copy, safe to read from another thread)."""
+        with self._lock:
+            return list(self.entries)
 
     def add(
         self, *, level: str, message: str, logger: str, stream: str, keep: bool = False
@@ -69,7 +77,8 @@ class StepLog:
             self.add(level=level, message=line, logger=stream, stream=stream)
 
     def finish(self) -> list[dict[str, Any]]:
-        """Flush unterminated output and mark truncation; return the entries."""
+        """Flush unterminated output and mark truncation; return the entries the
+        checkpoint writes (all of them, less those a live flush appended already)."""
         for stream, rest in list(self._partial.items()):
             if rest:
                 self.add(
@@ -93,7 +102,7 @@ class StepLog:
                 }
             )
             self._dropped_lines = 0
-        return self.entries
+        return self.entries[self.stored :]
 
 
 current_log: ContextVar[StepLog | None] = ContextVar("durable_step_log", default=None)

@@ -43,6 +43,7 @@ from durable.store.executions import (
     mark_step_rows,
     settle_status,
 )
+from durable.store.livelogs import resumes_attempt
 from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects, error_record
 from durable.store.waits import apply_wait_effects, suspend_step
@@ -82,7 +83,7 @@ def _logs(
     attempt's earlier runs logged."""
     if logs is None:
         return {}
-    if claim.pending_wait is not None or claim.recorded_waits:
+    if resumes_attempt(claim):
         earlier = attempt_rows(task, claim.attempt, using).values_list("logs", flat=True).first()
         return {"logs": [*(earlier or []), *logs]}
     return {"logs": logs}

@@ -2,7 +2,8 @@
 
 Each consumer re-reads what its page shows and sends the regions that changed. It wakes on
 the message bus when the bus reaches other processes (workers), and polls the database
-otherwise; it polls in both cases, since progress reports do not go over the bus.
+otherwise; it polls in both cases, since progress reports and the log lines a worker stores
+while a step runs (durable.engine.livelogs) do not go over the bus.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ logger = logging.getLogger("durable.web")
 
 FORBIDDEN = 4003
 POLL_SECONDS = 0.5
-# With a bus that wakes us, polling only picks up progress reports.
+# With a bus that wakes us, polling only picks up progress reports and live log lines.
 POLL_SECONDS_WITH_BUS = 1.0
 EXECUTION_REGIONS = ("summary", "graph", "timeline", "attempts", "context")
 

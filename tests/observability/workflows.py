@@ -183,3 +183,67 @@ class Approval(Workflow):
     @step(retry=Retry(max_attempts=1))
     def ship(self, ctx: Any) -> None:
         ctx.put("shipped", ctx.wait_for_event("shipped"))
+
+
+GATE_TIMEOUT = 60.0
+
+
+def wait_for_gate(folder: str, name: str) -> bool:
+    """Block until the test creates file `name` in `folder` (bounded; False if it never
+    does): the step keeps running, logged lines and all, until the test lets it go on."""
+    gate = Path(folder) / name
+    deadline = time.monotonic() + GATE_TIMEOUT
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return gate.exists()
+
+
+class LiveLines(Workflow):
+    """Logs a line, waits at gate `one`, prints a line, waits at gate `two`, logs a last
+    line: its first lines should be visible while it waits."""
+
+    name = "obs_live_lines"
+
+    @step(retry=Retry(max_attempts=1))
+    def slow(self, ctx: Any) -> bool:
+        logging.getLogger("obs.live").info("line 1")
+        passed = wait_for_gate(ctx.input["gates"], "one")
+        print("line 2")
+        passed = wait_for_gate(ctx.input["gates"], "two") and passed
+        logging.getLogger("obs.live").info("line 3")
+        return passed
+
+
+LIVE_ITEMS = 3
+
+
+class LiveChatter(Workflow):
+    """Three steps at once in one worker, each logging its own line 1, waiting at gate
+    `go`, then logging its own line 2."""
+
+    name = "obs_live_chatter"
+
+    with foreach("chatter", items=lambda ctx: list(range(LIVE_ITEMS)), concurrency=LIVE_ITEMS):
+
+        @step(retry=Retry(max_attempts=1))
+        def talk(self, ctx: Any, item: int) -> bool:
+            print(f"item {item} line 1")
+            passed = wait_for_gate(ctx.input["gates"], "go")
+            logging.getLogger(f"obs.item{item}").warning("item %d line 2", item)
+            return passed
+
+
+class LiveAfterWait(Workflow):
+    """Logs, parks on event `go`; the resumed run logs again, waits at gate `end`, logs a
+    last line. The resumed run's lines are appended to the first run's."""
+
+    name = "obs_live_after_wait"
+
+    @step(retry=Retry(max_attempts=1))
+    def resume(self, ctx: Any) -> bool:
+        print("before the event")
+        ctx.wait_for_event("go")
+        print("after the event")
+        passed = wait_for_gate(ctx.input["gates"], "end")
+        print("the end")
+        return passed
