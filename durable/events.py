@@ -128,9 +128,10 @@ def publish_in_transaction(event: dict[str, Any], using: str) -> bool:
 
 
 def _publish(bus: MessageBus, event: dict[str, Any]) -> None:
-    bus.publish(workflow_topic(event["workflow_id"]), event)
+    topics = [workflow_topic(event["workflow_id"])]
     if event["event"] in WORKFLOW_EVENTS:
-        bus.publish(ALL_WORKFLOWS_TOPIC, event)
+        topics.append(ALL_WORKFLOWS_TOPIC)
+    bus.publish_to(topics, event)
 
 
 def connect() -> None:

@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
@@ -100,16 +101,33 @@ class MessageBus(ABC):
 
         Raises NotJSONError, naming the offending path, for anything JSON cannot carry.
         """
-        _check_topic(topic)
+        self.publish_to([topic], message)
+
+    def publish_to(self, topics: Sequence[str], message: Message) -> None:
+        """`publish(topic, message)` for each of `topics`, the message encoded once (and
+        sent in one statement where the transport allows, see `_send_many`)."""
+        for topic in topics:
+            _check_topic(topic)
         if not isinstance(message, dict):
             raise NotJSONError("message", f"a message must be a dict, got {type(message).__name__}")
         payload = normalize(message, "message")
         data = dumps(payload)
         limit = self.max_payload_bytes
         # A message that looks like a reference is sent as one, so no reader mistakes it.
-        if _ref_id(payload) is not None or (limit is not None and len(data.encode()) > limit):
-            data = dumps({REF_KEY: bus_payloads.save(topic, payload, using=self.using)})
-        self._send(topic, data)
+        by_ref = _ref_id(payload) is not None or (limit is not None and len(data.encode()) > limit)
+        self._send_many(
+            [
+                (topic, dumps({REF_KEY: bus_payloads.save(topic, payload, using=self.using)}))
+                if by_ref
+                else (topic, data)
+                for topic in topics
+            ]
+        )
+
+    def _send_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Send encoded (topic, data) pairs; a transport that can batch them overrides this."""
+        for topic, data in messages:
+            self._send(topic, data)
 
     def joins_transaction(self, using: str) -> bool:
         """Whether `publish` now would ride the open transaction of database `using` (sent

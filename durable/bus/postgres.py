@@ -9,7 +9,7 @@ bytes: larger messages go by reference. A topic becomes a channel name of at mos
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -35,8 +35,14 @@ class PostgresBus(PollingBus):
         return using == self.using and connections[using].in_atomic_block
 
     def _send(self, topic: str, data: str) -> None:
+        self._send_many([(topic, data)])
+
+    def _send_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        # One statement for all: an event goes to its workflow's channel and the global one.
+        statement = "SELECT " + ", ".join("pg_notify(%s, %s)" for _ in messages)
+        params = [part for topic, data in messages for part in (self.transport_name(topic), data)]
         with connections[self.using].cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [self.transport_name(topic), data])
+            cursor.execute(statement, params)
 
     def _connect(self) -> psycopg.Connection[Any]:
         params = connections[self.using].get_connection_params()

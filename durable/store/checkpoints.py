@@ -39,8 +39,10 @@ from durable.store.executions import (
     enqueue_compensation,
     fail_execution,
     finish,
+    loaded_values,
     lock_execution,
     mark_step_rows,
+    save_changed,
     settle_status,
 )
 from durable.store.livelogs import resumes_attempt
@@ -109,6 +111,7 @@ def complete_step(
     now = timezone.now()
     with transaction.atomic(using=using):
         execution = lock_execution(claim.workflow_id, using)
+        loaded = loaded_values(execution)
         # A deploy that changed the structure may park the execution, this task with it, so
         # the task is deleted only once the position check passed.
         restructured = execution.definition_fingerprint != fingerprint(definition)
@@ -149,7 +152,7 @@ def complete_step(
             execution.status = ExecutionStatus.RUNNING  # what settle_status would find
         else:
             settle_status(execution, using)
-        execution.save(using=using)
+        save_changed(execution, loaded, using)
         if chained is None or lease is None:
             return None
         return start_chained(chained, lease, now, using)

@@ -27,7 +27,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event, send_on_commit
-from durable.store import flowcontrol
+from durable.store import flowcontrol, hot
 from durable.store.hot import Lease
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.notify import announce_tasks
@@ -211,6 +211,8 @@ def settle_status(execution: WorkflowExecution, using: str) -> None:
         execution.status = ExecutionStatus.RUNNING
 
 
+_CONCRETE = tuple(f for f in WorkflowExecution._meta.concrete_fields if not f.primary_key)
+
 FINAL_EVENTS: dict[str, str] = {
     ExecutionStatus.COMPLETED: "workflow_completed",
     ExecutionStatus.FAILED: "workflow_failed",
@@ -237,22 +239,26 @@ def finish(
         execution.error = error
     if execution.started_at is not None:
         execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
-    Task.objects.using(using).filter(execution=execution).delete()
-    flowcontrol.release_slot(execution, using=using)
     # Attempts still running elsewhere can no longer commit (their task is gone), and
     # parked ones will never wake.
-    execution.steps.using(using).filter(status__in=[StepStatus.RUNNING, StepStatus.WAITING]).update(
-        status=StepStatus.FAILED,
-        completed_at=now,
-        error={
-            "type": "Interrupted",
-            "message": f"the execution ended ({status}) while the step ran or waited; "
-            "its outcome was discarded",
-        },
-    )
-    execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
-        status=PendingInput.Status.CANCELLED, completed_at=now
-    )
+    interrupted = {
+        "type": "Interrupted",
+        "message": f"the execution ended ({status}) while the step ran or waited; "
+        "its outcome was discarded",
+    }
+    Task.objects.using(using).filter(execution=execution).delete()
+    if hot.supported(using):
+        slot = hot.finish_cleanup(execution.pk, now, interrupted, using)
+        if slot is not None:
+            flowcontrol.slot_released(*slot, using=using)
+    else:
+        flowcontrol.release_slot(execution, using=using)
+        execution.steps.using(using).filter(
+            status__in=[StepStatus.RUNNING, StepStatus.WAITING]
+        ).update(status=StepStatus.FAILED, completed_at=now, error=interrupted)
+        execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
+            status=PendingInput.Status.CANCELLED, completed_at=now
+        )
     if save:
         execution.save(using=using)
     notify_parent(execution, using)
@@ -268,6 +274,28 @@ def finish(
             ),
             using,
         )
+
+
+# Written by every checkpoint whatever the comparison says: the router may have changed
+# these JSON values in place, so an equality test against the loaded row proves nothing.
+_ALWAYS_SAVED = ("context", "fanouts", "updated_at")
+
+
+def loaded_values(execution: WorkflowExecution) -> dict[str, Any]:
+    """What `save_changed` compares against: the row's values as locked (shallow)."""
+    return {field.attname: getattr(execution, field.attname) for field in _CONCRETE}
+
+
+def save_changed(execution: WorkflowExecution, loaded: dict[str, Any], using: str) -> None:
+    """Save the fields that differ from `loaded` (plus context and fanouts): a checkpoint's
+    UPDATE then carries neither the input nor the other columns it did not touch."""
+    changed = [
+        field.name
+        for field in _CONCRETE
+        if field.attname in _ALWAYS_SAVED
+        or getattr(execution, field.attname) != loaded[field.attname]
+    ]
+    execution.save(using=using, update_fields=changed)
 
 
 def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:

@@ -103,13 +103,16 @@ def pace(
     now = timezone.now()
     if not tasks or any(task.run_at > now for task in tasks):
         return
-    due = now
+    # Without a limit that moves them, tasks keep the run_at they were made with: a
+    # checkpoint chains the task it queued only if that is still due at its own clock, and
+    # an old `run_after` keeps its place in the claim order.
+    due: datetime | None = None
     flow = definition.flow
     if starting and flow is not None and flow.rate is not None:
         key = key_of(
             flow.rate_key, execution.input, workflow=definition.name, option="rate_limit_key"
         )
-        due = next_slot(scope_name("rate", "workflow", definition.name, key), flow.rate, due, using)
+        due = next_slot(scope_name("rate", "workflow", definition.name, key), flow.rate, now, using)
     # Scopes are locked in one order (workflow, then queues by name): two transactions
     # queueing steps on the same queues never wait for each other in a cycle.
     for queue in sorted({task.queue for task in tasks}):
@@ -117,12 +120,10 @@ def pace(
         for task in tasks:
             if task.queue != queue:
                 continue
-            if rate:
-                task.run_at = next_slot(scope_name("rate", "queue", queue), rate, due, using)
-            elif due > now:
-                task.run_at = due  # the workflow's rate slot
-            # Otherwise the task keeps its due time: claims order by it (an old `run_after`
-            # runs before a new one), and a checkpoint may chain it.
+            if rate is not None:
+                task.run_at = next_slot(scope_name("rate", "queue", queue), rate, due or now, using)
+            elif due is not None:
+                task.run_at = due
 
 
 def queue_rate(queue: str) -> Rate | None:
@@ -145,8 +146,13 @@ def release_slot(execution: WorkflowExecution, *, using: str) -> None:
     if slot is None:
         return
     slot.delete(using=using)
-    if slot.admitted:
-        admit_waiting(slot.scope, using=using)
+    slot_released(slot.scope, slot.admitted, using=using)
+
+
+def slot_released(scope: str, admitted: bool, *, using: str) -> None:
+    """After an execution's slot row of `scope` was deleted: an admitted one frees a place."""
+    if admitted:
+        admit_waiting(scope, using=using)
 
 
 def admit_waiting(scope: str, *, using: str) -> None:

@@ -8,14 +8,26 @@ databases keep the ORM path beside each caller.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connections
 
-from durable.models import CLAIMABLE_TASK_STATUSES, QueueState, Task, TaskStatus, WorkflowExecution
+from durable.models import (
+    CLAIMABLE_TASK_STATUSES,
+    FlowSlot,
+    PendingInput,
+    QueueState,
+    StepExecution,
+    StepStatus,
+    Task,
+    TaskStatus,
+    WorkflowExecution,
+)
 
 
 def supported(using: str) -> bool:
@@ -31,8 +43,8 @@ class Lease:
     queue: str
 
 
-def _table(model: type[Task] | type[QueueState]) -> str:
-    return model._meta.db_table
+def _table(model: type[Any]) -> str:
+    return str(model._meta.db_table)
 
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
@@ -86,9 +98,31 @@ CLAIM_EXECUTION_FIELDS = (
 )
 
 
+# Both reasons to yield in one round trip (the second walks durable_task_ready_idx).
+YIELDS_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused)
+    OR EXISTS (SELECT 1 FROM {_table(Task)}
+                WHERE queue = %(queue)s AND status = ANY(%(claimable)s)
+                  AND run_at <= %(now)s AND priority > %(priority)s)
+"""
+
+
 def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> bool:
     """Whether work of `priority` must go back to `queue` instead of being chained: the
     queue is paused, or a task of higher priority is due on it (claims go by priority)."""
+    if supported(using):
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                YIELDS_SQL,
+                {
+                    "queue": queue,
+                    "priority": priority,
+                    "now": now,
+                    "claimable": [str(status) for status in CLAIMABLE_TASK_STATUSES],
+                },
+            )
+            row = cursor.fetchone()
+        return bool(row[0])
     if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
         return True
     return (
@@ -120,3 +154,42 @@ def delete_task(task_id: int, lease_token: uuid.UUID, using: str) -> Task | None
         Task.objects.using(using).raw(DELETE_TASK_SQL, {"id": task_id, "token": lease_token})
     )
     return rows[0] if rows else None
+
+
+# What an execution reaching its final status drops once its tasks are deleted (a statement
+# of its own, first, as every path that ends an execution takes its locks in that order),
+# in one round trip: the attempts still running or parked elsewhere (they can no longer
+# commit), its pending inputs, and its concurrency slot (returned, for the next execution
+# in line to be admitted). Data-modifying CTEs all run whether or not the SELECT reads them.
+FINISH_SQL = f"""
+WITH steps AS (UPDATE {_table(StepExecution)}
+                  SET status = %(failed)s, completed_at = %(now)s, error = %(error)s::jsonb
+                WHERE execution_id = %(pk)s AND status = ANY(%(unfinished)s)),
+     inputs AS (UPDATE {_table(PendingInput)} SET status = %(cancelled)s, completed_at = %(now)s
+                 WHERE execution_id = %(pk)s AND status = %(pending)s),
+     slot AS (DELETE FROM {_table(FlowSlot)} WHERE execution_id = %(pk)s
+              RETURNING scope, admitted)
+SELECT scope, admitted FROM slot
+"""
+
+
+def finish_cleanup(
+    execution_pk: int, now: datetime, error: dict[str, Any], using: str
+) -> tuple[str, bool] | None:
+    """PostgreSQL: drop what a finishing execution leaves behind (see FINISH_SQL); returns
+    the (scope, admitted) of the concurrency slot it held, if any."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            FINISH_SQL,
+            {
+                "pk": execution_pk,
+                "failed": StepStatus.FAILED.value,
+                "now": now,
+                "error": json.dumps(error),
+                "unfinished": [StepStatus.RUNNING.value, StepStatus.WAITING.value],
+                "cancelled": PendingInput.Status.CANCELLED.value,
+                "pending": PendingInput.Status.PENDING.value,
+            },
+        )
+        row = cursor.fetchone()
+    return (str(row[0]), bool(row[1])) if row is not None else None

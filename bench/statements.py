@@ -1,0 +1,128 @@
+"""Statements and commits per no-op step on PostgreSQL, as a worker thread issues them.
+
+Starts N workflows of three no-op steps (bench/run_workflows.py), then claims and runs them
+the way one worker thread does (claim one task, run it, follow the chained claims its
+checkpoints return), counting every statement inside `CaptureQueriesContext`:
+
+    .venv/bin/python bench/statements.py [--workflows 20] [--database-url postgres://...]
+
+Prints statements (BEGIN/COMMIT included) and commits per step, and with --show the
+statements grouped by their text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.support import setup_django
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workflows", type=int, default=20)
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/durable_bench_statements"
+    )
+    parser.add_argument("--show", action="store_true", help="statements grouped by text")
+    parser.add_argument(
+        "--cpu-workflows",
+        type=int,
+        default=200,
+        help="then time this many more without capturing: this process's CPU per step",
+    )
+    args = parser.parse_args()
+    setup_django(args.database_url)
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import durable
+    from bench.run_workflows import ThreeNoOps
+    from durable.engine.adapters import queue_adapter
+    from durable.models import ExecutionStatus, StepExecution, WorkflowExecution
+    from durable.store.claims import Chain
+
+    for i in range(args.workflows):
+        durable.start(ThreeNoOps, {"n": i})
+    adapter = queue_adapter()
+    chain = Chain("statements", 60.0)
+    # Django logs no BEGIN/COMMIT: count the commits of atomic blocks (each one also had a
+    # BEGIN, implicit in psycopg), and add both to the statements.
+    commits = 0
+    commit = connection.commit
+
+    def counting_commit() -> None:
+        nonlocal commits
+        commits += 1
+        commit()
+
+    connection.commit = counting_commit  # type: ignore[method-assign]
+    with CaptureQueriesContext(connection) as captured:
+        run_all(adapter, chain)
+    done = WorkflowExecution.objects.filter(status=ExecutionStatus.COMPLETED).count()
+    if done != args.workflows:
+        sys.exit(f"only {done}/{args.workflows} workflows completed")
+    steps = StepExecution.objects.count()
+    sql = [q["sql"] for q in captured.captured_queries]
+    connection.commit = commit  # type: ignore[method-assign]
+    statements = len(sql) + 2 * commits
+    print(f"{steps} steps, {statements} statements (with BEGIN/COMMIT), {commits} commits")
+    print(f"per step: {statements / steps:.1f} statements, {commits / steps:.2f} commits")
+    if args.cpu_workflows:
+        cpu_per_step(args.cpu_workflows, adapter, chain)
+    if args.show:
+        groups = collections.Counter(_shape(s) for s in sql)
+        for text, n in groups.most_common():
+            print(f"{n / steps:6.2f}  {text}")
+
+
+def run_all(adapter: Any, chain: Any) -> None:
+    """Claim and run every ready task the way one worker thread does (chains followed)."""
+    from durable.engine.executor import execute
+
+    while claimed := adapter.claim("default", 1, worker_id="statements", lease_seconds=60.0):
+        for claim in claimed:
+            next_claim = execute(claim, adapter, chain=chain)
+            while next_claim is not None:
+                next_claim = execute(next_claim, adapter, chain=chain)
+
+
+def cpu_per_step(n: int, adapter: Any, chain: Any) -> None:
+    """This process's CPU (Python, psycopg) and wall time per step over `n` more workflows
+    run on one thread: the CPU figure bounds what one worker process can do."""
+    import durable
+    from bench.run_workflows import ThreeNoOps
+    from durable.models import StepExecution
+
+    for i in range(n):
+        durable.start(ThreeNoOps, {"n": i})
+    before = StepExecution.objects.count()
+    cpu, wall = time.process_time(), time.perf_counter()
+    run_all(adapter, chain)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    steps = StepExecution.objects.count() - before
+    print(
+        f"one thread, {steps} steps: {1000 * cpu / steps:.2f} ms CPU and "
+        f"{1000 * wall / steps:.2f} ms wall per step (CPU ceiling of one process: "
+        f"~{steps / cpu:,.0f} steps/s)"
+    )
+
+
+def _shape(sql: str) -> str:
+    """A statement's text with its literals blanked, on one line, to group by."""
+    sql = re.sub(r"'(?:[^']|'')*'", "?", sql)
+    sql = re.sub(r"\b\d+\b", "N", sql)
+    sql = re.sub(r"\(N(?:, N)*\)", "(N...)", sql)
+    return " ".join(sql.split())[:150]
+
+
+if __name__ == "__main__":
+    main()
