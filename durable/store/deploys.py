@@ -295,6 +295,7 @@ def _unpark(execution: WorkflowExecution, tasks: list[Task], using: str) -> None
 
 
 def parked_queues(workflow_id: str, *, using: str) -> list[str]:
-    """The queues of an execution's tasks (to wake broker adapters after a revival)."""
+    """The queues of an execution's tasks (what a revival reports; its tasks are announced,
+    and published to a broker, by `_unpark`)."""
     rows = Task.objects.using(using).filter(execution__workflow_id=workflow_id)
     return sorted(set(rows.values_list("queue", flat=True)))
