@@ -115,7 +115,7 @@ def _check_queues() -> list[CheckMessage]:
 
 def _check_numbers() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for key in ("LEASE_SECONDS", "POLL_INTERVAL", "MAX_LEASE_EXPIRIES"):
+    for key in ("LEASE_SECONDS", "POLL_INTERVAL", "MAX_LEASE_EXPIRIES", "CHECKPOINT_BATCH"):
         value = getattr(durable_settings, key)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             messages.append(

@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "STEP_LOG_MAX_BYTES": 64_000,
     # How often an idle worker looks for due work when no wake-up arrives.
     "POLL_INTERVAL": 1.0,
+    # At most this many completed steps are checkpointed in one transaction by a worker's
+    # group commit (PostgreSQL; durable.engine.groupcommit). 1 checkpoints each alone.
+    "CHECKPOINT_BATCH": 64,
     # The database alias Durable stores its state in.
     "DATABASE": "default",
 }

@@ -11,7 +11,7 @@ failed, cancelled) also go to the topic `workflows`, for views that list executi
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,26 +112,35 @@ def forward_to_bus(
         logger.warning("could not publish %s of %s: %s", event["event"], event["workflow_id"], exc)
 
 
-def publish_in_transaction(event: dict[str, Any], using: str) -> bool:
+def publish_in_transaction(events: Sequence[dict[str, Any]], using: str) -> bool:
     """Publish inside the current transaction of `using` when the bus joins it (its messages
     are then delivered at commit, and cost no transaction of their own)."""
     bus = get_bus()
     if not bus.joins_transaction(using):
         return False
     try:
-        _publish(bus, event)
+        bus.publish_batch([(_topics(event), event) for event in events])
     except DatabaseError:
         raise  # the transaction is broken: its writer must see it and roll back
     except Exception as exc:
-        logger.warning("could not publish %s of %s: %s", event["event"], event["workflow_id"], exc)
+        logger.warning(
+            "could not publish %s of %s: %s",
+            ", ".join(sorted({event["event"] for event in events})),
+            ", ".join(sorted({event["workflow_id"] for event in events})),
+            exc,
+        )
     return True
 
 
 def _publish(bus: MessageBus, event: dict[str, Any]) -> None:
+    bus.publish_to(_topics(event), event)
+
+
+def _topics(event: dict[str, Any]) -> list[str]:
     topics = [workflow_topic(event["workflow_id"])]
     if event["event"] in WORKFLOW_EVENTS:
         topics.append(ALL_WORKFLOWS_TOPIC)
-    bus.publish_to(topics, event)
+    return topics
 
 
 def connect() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 
 def parse(url: str, base_dir: Path) -> dict[str, Any]:
@@ -22,8 +22,20 @@ def parse(url: str, base_dir: Path) -> dict[str, Any]:
             "HOST": parsed.hostname or "127.0.0.1",
             "PORT": str(parsed.port or 5432),
             "TEST": {"NAME": "test_" + (unquote(parsed.path.lstrip("/")) or "durable")},
+            "OPTIONS": _postgres_options(parsed.query),
         }
     raise ValueError(f"unsupported DATABASE_URL scheme {parsed.scheme!r}")
+
+
+def _postgres_options(query: str) -> dict[str, Any]:
+    """`?prepare_threshold=N` lets psycopg prepare statements (Durable prepares its hot-path
+    statements at once when it is set; Django leaves them off, for connection poolers)."""
+    options: dict[str, Any] = {}
+    for key, values in parse_qs(query).items():
+        if key != "prepare_threshold":
+            raise ValueError(f"unsupported DATABASE_URL option {key!r}")
+        options[key] = int(values[-1])
+    return options
 
 
 def sqlite(name: Path) -> dict[str, Any]:

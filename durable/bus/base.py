@@ -106,23 +106,33 @@ class MessageBus(ABC):
     def publish_to(self, topics: Sequence[str], message: Message) -> None:
         """`publish(topic, message)` for each of `topics`, the message encoded once (and
         sent in one statement where the transport allows, see `_send_many`)."""
-        for topic in topics:
-            _check_topic(topic)
-        if not isinstance(message, dict):
-            raise NotJSONError("message", f"a message must be a dict, got {type(message).__name__}")
-        payload = normalize(message, "message")
-        data = dumps(payload)
-        limit = self.max_payload_bytes
-        # A message that looks like a reference is sent as one, so no reader mistakes it.
-        by_ref = _ref_id(payload) is not None or (limit is not None and len(data.encode()) > limit)
-        self._send_many(
-            [
+        self.publish_batch([(topics, message)])
+
+    def publish_batch(self, messages: Sequence[tuple[Sequence[str], Message]]) -> None:
+        """`publish_to` for each (topics, message), all sent together where the transport
+        allows. Every message is checked before any is sent."""
+        encoded: list[tuple[str, str]] = []
+        for topics, message in messages:
+            for topic in topics:
+                _check_topic(topic)
+            if not isinstance(message, dict):
+                raise NotJSONError(
+                    "message", f"a message must be a dict, got {type(message).__name__}"
+                )
+            payload = normalize(message, "message")
+            data = dumps(payload)
+            limit = self.max_payload_bytes
+            # A message that looks like a reference is sent as one, so no reader mistakes it.
+            by_ref = _ref_id(payload) is not None or (
+                limit is not None and len(data.encode()) > limit
+            )
+            encoded.extend(
                 (topic, dumps({REF_KEY: bus_payloads.save(topic, payload, using=self.using)}))
                 if by_ref
                 else (topic, data)
                 for topic in topics
-            ]
-        )
+            )
+        self._send_many(encoded)
 
     def _send_many(self, messages: Sequence[tuple[str, str]]) -> None:
         """Send encoded (topic, data) pairs; a transport that can batch them overrides this."""

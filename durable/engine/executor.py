@@ -23,6 +23,7 @@ from durable.dsl import registry
 from durable.dsl.nodes import Definition, StepNode
 from durable.engine import livelogs
 from durable.engine.async_runner import run_coroutine
+from durable.engine.groupcommit import GroupCommit
 from durable.engine.logcapture import StepLog, capturing
 from durable.engine.progress import ProgressReporter
 from durable.engine.waits import StepWaits
@@ -39,9 +40,10 @@ from durable.flow.context import Context
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
-from durable.store import checkpoints, deploys
+from durable.store import batch, checkpoints, deploys
+from durable.store.batch import Alone, Completion
 from durable.store.claims import Chain
-from durable.store.records import ClaimedTask, error_record
+from durable.store.records import ClaimedTask, WaitEffects, error_record
 
 logger = logging.getLogger("durable.worker")
 
@@ -53,16 +55,21 @@ class Failure:
 
 
 def execute(
-    claim: ClaimedTask, adapter: QueueAdapter, *, chain: Chain | None = None
+    claim: ClaimedTask,
+    adapter: QueueAdapter,
+    *,
+    chain: Chain | None = None,
+    committer: GroupCommit | None = None,
 ) -> ClaimedTask | None:
     """Run `claim` to its checkpoint. Safe to call from any thread.
 
     With a `chain`, a successful checkpoint may claim the next step of the execution for
-    this caller; that claim is returned, to be run next.
+    this caller; that claim is returned, to be run next. With a `committer`, a successful
+    step is checkpointed in its next batch, with the steps of other threads.
     """
     _close_stale_connections()
     try:
-        return _execute(claim, adapter, chain)
+        return _execute(claim, adapter, chain, committer)
     except LeaseLost as exc:
         logger.warning("checkpoint rejected: %s", exc)
     except WaitConflict as exc:
@@ -132,7 +139,12 @@ def _close_stale_connections() -> None:
                 connection.close()
 
 
-def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> ClaimedTask | None:
+def _execute(
+    claim: ClaimedTask,
+    adapter: QueueAdapter,
+    chain: Chain | None,
+    committer: GroupCommit | None,
+) -> ClaimedTask | None:
     using = adapter.using
     started = time.monotonic()
     if _position_gone(claim, adapter):
@@ -243,16 +255,17 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> 
             adapter.reschedule(claim, retry_at)
         return None
     try:
-        chained = checkpoints.complete_step(
+        chained = _complete(
             claim,
             definition,
-            ops=ctx.ops,
-            output=outcome,
-            duration_ms=duration_ms,
-            using=using,
-            waits=waits.effects,
-            logs=log.finish(),
-            chain=chain if _may_chain(chain, adapter) else None,
+            ctx,
+            outcome,
+            duration_ms,
+            waits.effects,
+            log.finish(),
+            chain if _may_chain(chain, adapter) else None,
+            committer,
+            using,
         )
     except _TRANSIENT:
         raise
@@ -262,6 +275,41 @@ def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> 
     adapter.ack(claim)
     logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
     return chained
+
+
+def _complete(
+    claim: ClaimedTask,
+    definition: Definition,
+    ctx: Context,
+    output: Any,
+    duration_ms: int,
+    effects: WaitEffects,
+    logs: list[dict[str, Any]],
+    chain: Chain | None,
+    committer: GroupCommit | None,
+    using: str,
+) -> ClaimedTask | None:
+    """Checkpoint a successful step: in the committer's next batch when it may join one,
+    otherwise (or when the batch leaves it out) in a transaction of its own."""
+    if committer is not None and batch.eligible(claim, definition, effects, using):
+        result = committer.complete(
+            Completion(claim, definition, ctx.ops, output, duration_ms, logs, chain)
+        )
+        if isinstance(result, LeaseLost):
+            raise result
+        if not isinstance(result, Alone):
+            return result
+    return checkpoints.complete_step(
+        claim,
+        definition,
+        ops=ctx.ops,
+        output=output,
+        duration_ms=duration_ms,
+        using=using,
+        waits=effects,
+        logs=logs,
+        chain=chain,
+    )
 
 
 def _may_chain(chain: Chain | None, adapter: QueueAdapter) -> bool:

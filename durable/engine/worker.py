@@ -25,6 +25,7 @@ from django.utils import timezone
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.engine.executor import execute
+from durable.engine.groupcommit import GroupCommit
 from durable.engine.reconciler import Reconciler
 from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
@@ -121,6 +122,9 @@ class Worker:
         # so a fleet of workers started together does not clean up in lockstep.
         self._next_cleanup = time.monotonic() + random.uniform(30, 90)
         self._cleanup_thread: threading.Thread | None = None
+        # Checkpoints of steps finishing together share a transaction (PostgreSQL).
+        batch_size = int(durable_settings.CHECKPOINT_BATCH)
+        self._committer = GroupCommit(adapter.using, batch_size) if batch_size > 1 else None
         # Broker adapters only: publishes ready tasks again that the broker lost.
         self._reconciler = Reconciler(adapter, list(self.queues))
         # Step threads still running when `run` returned (released or timed out): the
@@ -252,7 +256,9 @@ class Worker:
         for links in range(MAX_CHAIN + 1):
             chained = None
             try:
-                chained = execute(claim, self.adapter, chain=self._chain(links))
+                chained = execute(
+                    claim, self.adapter, chain=self._chain(links), committer=self._committer
+                )
             finally:
                 # The next claim is counted before this one is let go, so the slot it
                 # holds is never seen free.

@@ -9,6 +9,8 @@ was taken over finds no row to delete and commits nothing (`LeaseLost`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +37,7 @@ from durable.store.claims import Chain, attempt_rows, chain_lease, start_chained
 from durable.store.deploys import check_checkpoint
 from durable.store.executions import (
     ACTIVE,
+    Deferred,
     apply_advance,
     enqueue_compensation,
     fail_execution,
@@ -45,6 +48,7 @@ from durable.store.executions import (
     save_changed,
     settle_status,
 )
+from durable.store.hot import Lease
 from durable.store.livelogs import resumes_attempt
 from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects, error_record
@@ -130,32 +134,90 @@ def complete_step(
         step_event("step_completed", claim, task, using, duration_ms=duration_ms)
         if execution.status not in ACTIVE:
             return None
-        ops, result = take_result(ops)
-        if result is not None:
-            execution.result, execution.result_explicit = result[1], True
-        state = FlowState(
-            execution.context, execution.fanouts, execution.workflow_id, execution.input
+        moved = move_on(
+            claim,
+            definition,
+            execution,
+            ops=ops,
+            output=output,
+            using=using,
+            lease=_chain_leases(chain, now, using),
         )
-        try:
-            advance = Router(definition, state).step_done(claim.token, ops, output)
-        except FlowError as exc:
-            fail_execution(execution, definition, error_record(exc), using=using)
+        if not moved.saved:
+            save_changed(execution, loaded, using)
+        if moved.chained is None or moved.lease is None:
             return None
-        execution.context, execution.fanouts = state.context, state.fanouts
-        lease = None
-        if chain is not None and advance.ready and not advance.completed:
-            lease = chain_lease(chain, claim.queue, execution.priority, now, using)
-        chained = apply_advance(
-            execution, definition, advance, using=using, output=output, lease=lease
-        )
-        if advance.ready and execution.status in ACTIVE:
-            execution.status = ExecutionStatus.RUNNING  # what settle_status would find
-        else:
-            settle_status(execution, using)
-        save_changed(execution, loaded, using)
-        if chained is None or lease is None:
-            return None
-        return start_chained(chained, lease, now, using)
+        return start_chained([(moved.chained, moved.lease)], now, using)[0]
+
+
+def _chain_leases(
+    chain: Chain | None, now: datetime, using: str
+) -> Callable[[str, int], Lease | None] | None:
+    if chain is None:
+        return None
+
+    def lease(queue: str, priority: int) -> Lease | None:
+        return chain_lease(chain, queue, priority, now, using)
+
+    return lease
+
+
+@dataclass
+class Moved:
+    """What `move_on` did to the (locked) execution."""
+
+    chained: Task | None = None  # the next task, inserted claimed under `lease`
+    lease: Lease | None = None
+    saved: bool = False  # the execution was saved already (the router failed it)
+
+
+def move_on(
+    claim: ClaimedTask,
+    definition: Definition,
+    execution: WorkflowExecution,
+    *,
+    ops: list[Op],
+    output: Any,
+    using: str,
+    lease: Callable[[str, int], Lease | None] | None = None,
+    deferred: Deferred | None = None,
+) -> Moved:
+    """Route the execution on from a completed step: apply its ops, queue what comes next
+    (with `deferred`, see `apply_advance`), finish it at the end, settle its
+    status. The caller saves the execution unless `saved`.
+
+    `lease(queue, priority)` gives the lease to insert the next step on that queue claimed
+    under (None: queue it for any worker)."""
+    if execution.started_at is None:
+        # Its claim could not mark it running (a transaction held the row): it is now.
+        execution.started_at = claim.claimed_at
+    ops, result = take_result(ops)
+    if result is not None:
+        execution.result, execution.result_explicit = result[1], True
+    state = FlowState(execution.context, execution.fanouts, execution.workflow_id, execution.input)
+    try:
+        advance = Router(definition, state).step_done(claim.token, ops, output)
+    except FlowError as exc:
+        fail_execution(execution, definition, error_record(exc), using=using)
+        return Moved(saved=True)
+    execution.context, execution.fanouts = state.context, state.fanouts
+    moved = Moved()
+    if lease is not None and advance.ready and not advance.completed:
+        moved.lease = lease(claim.queue, execution.priority)
+    moved.chained = apply_advance(
+        execution,
+        definition,
+        advance,
+        using=using,
+        output=output,
+        lease=moved.lease,
+        deferred=deferred,
+    )
+    if advance.ready and execution.status in ACTIVE:
+        execution.status = ExecutionStatus.RUNNING  # what settle_status would find
+    else:
+        settle_status(execution, using)
+    return moved
 
 
 def park_step(

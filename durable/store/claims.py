@@ -47,39 +47,33 @@ def claim_tasks(
     """Claim up to `limit` due tasks of `queue`, highest priority first, then oldest."""
     if limit <= 0:
         return []
-    lease_token = uuid.uuid4()
     with transaction.atomic(using=using):
         # Read the clock once the transaction holds its locks (SQLite may wait seconds for
         # its write lock): a lease counted from before the wait could expire at once.
         now = timezone.now()
-        lease = _Lease(lease_token, worker_id, now + timedelta(seconds=lease_seconds), queue)
-        if hot.supported(using):
-            tasks = hot.claim_ready(queue, limit, lease, now, using)
-        else:
-            tasks = _claim_generic(queue, limit, lease, now, using)
-        if not tasks:
-            return []
-        executions = hot.claim_executions({t.execution_id for t in tasks}, using)
-        for task in tasks:
-            task.execution = executions[task.execution_id]
-        _record_attempts_started(tasks, worker_id, now, using)
-        claimed = [_claimed(task, lease_token, now) for task in tasks]
-        starting = {t.execution_id for t in tasks if t.execution.status in _NOT_RUNNING}
-        if not starting:
-            # The usual case (a step after the first): the start events ride this commit.
-            _announce_starts(tasks, claimed, worker_id, using)
-            return claimed
-    try:
-        # Executions that start (or resume) are marked running after the claim commits: the
-        # claim must never wait on an execution row (a cancel holding one waits on our task
-        # rows). Their start events ride that second transaction.
-        with transaction.atomic(using=using):
-            _mark_running(starting, now, using)
-            _announce_starts(tasks, claimed, worker_id, using)
-    except DatabaseError as exc:
-        # The claim is committed: run the tasks anyway. A status still `pending` is settled
-        # by their checkpoints; only the start events are lost.
-        logger.warning("claimed %d task(s) but could not mark them started: %s", len(tasks), exc)
+        lease = _Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds), queue)
+        return claim_in_transaction(limit, lease, now, using)
+
+
+def claim_in_transaction(limit: int, lease: _Lease, now: datetime, using: str) -> list[ClaimedTask]:
+    """Inside the caller's transaction: claim up to `limit` due tasks of `lease.queue` under
+    `lease`, record their attempts as running, mark their executions running and announce
+    the starts (at commit)."""
+    if hot.supported(using):
+        tasks = hot.claim_ready(lease.queue, limit, lease, now, using)
+    else:
+        tasks = _claim_generic(lease.queue, limit, lease, now, using)
+    if not tasks:
+        return []
+    executions = hot.claim_executions({t.execution_id for t in tasks}, using)
+    for task in tasks:
+        task.execution = executions[task.execution_id]
+    _record_attempts_started(tasks, lease.worker_id, now, using)
+    claimed = [_claimed(task, lease.token, now) for task in tasks]
+    starting = {t.execution_id for t in tasks if t.execution.status in _NOT_RUNNING}
+    if starting:
+        _mark_running(starting, now, using)
+    _announce_starts(tasks, claimed, lease.worker_id, using)
     return claimed
 
 
@@ -104,17 +98,31 @@ def chain_lease(
     (paused, or higher-priority work is due)."""
     if hot.yields_to_queue(queue, priority, now, using):
         return None
+    return new_chain_lease(chain, queue, now)
+
+
+def new_chain_lease(chain: Chain, queue: str, now: datetime) -> _Lease:
+    """A fresh lease for a task a checkpoint inserts claimed on `queue`."""
     expires_at = now + timedelta(seconds=chain.lease_seconds)
     return _Lease(uuid.uuid4(), chain.worker_id, expires_at, queue)
 
 
-def start_chained(task: Task, lease: _Lease, now: datetime, using: str) -> ClaimedTask:
-    """Record the attempt of a task a checkpoint inserted claimed (its `execution` is the
-    locked, updated row) and announce its start; the checkpoint's commit carries both."""
-    _record_attempts_started([task], lease.worker_id, now, using)
-    claim = _claimed(task, lease.token, now)
-    step_event("step_started", claim, task, using, worker_id=lease.worker_id)
-    return claim
+def start_chained(
+    chained: Sequence[tuple[Task, _Lease]], now: datetime, using: str
+) -> list[ClaimedTask]:
+    """Record the attempts of tasks a checkpoint inserted claimed (each `execution` is the
+    locked, updated row) and announce their start; the checkpoint's commit carries both."""
+    by_worker: dict[str, list[Task]] = {}
+    for task, lease in chained:
+        by_worker.setdefault(lease.worker_id, []).append(task)
+    for worker_id, tasks in by_worker.items():
+        _record_attempts_started(tasks, worker_id, now, using)
+    claims = []
+    for task, lease in chained:
+        claim = _claimed(task, lease.token, now)
+        step_event("step_started", claim, task, using, worker_id=lease.worker_id)
+        claims.append(claim)
+    return claims
 
 
 def _claim_generic(queue: str, limit: int, lease: _Lease, now: datetime, using: str) -> list[Task]:
@@ -258,6 +266,21 @@ def _record_attempts_started(
     tasks: Sequence[Task], worker_id: str, now: datetime, using: str
 ) -> None:
     """Upsert a `running` row per attempt; a retaken attempt reuses the row it left behind."""
+    if hot.supported(using):
+        attempts = [
+            hot.AttemptStart(
+                execution_id=task.execution_id,
+                step=task.step,
+                scope_key=attempt_scope_key(task),
+                kind=attempt_kind(task),
+                attempt=task.attempt,
+                input=task.token.get("item"),
+                context_before=restart_snapshot(task),
+            )
+            for task in tasks
+        ]
+        hot.start_attempts(attempts, worker_id, now, using)
+        return
     rows = [
         StepExecution(
             execution_id=task.execution_id,
@@ -353,7 +376,13 @@ def _skip_locked(using: str) -> bool:
 
 
 def _mark_running(execution_pks: Iterable[int], now: datetime, using: str) -> None:
-    # One statement for both: a pending execution starts now, a waiting one keeps its start.
+    """Mark pending (or waiting) executions running: a pending one starts now, a waiting one
+    keeps its start. On PostgreSQL rows another transaction holds are skipped: a claim must
+    never wait on an execution row (a cancel holding one waits on our task rows); such an
+    execution is settled `running` by its step's checkpoint instead."""
+    if hot.supported(using):
+        hot.mark_running(execution_pks, now, using)
+        return
     WorkflowExecution.objects.using(using).filter(
         pk__in=list(execution_pks), status__in=_NOT_RUNNING
     ).update(status=ExecutionStatus.RUNNING, started_at=Coalesce("started_at", Value(now)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -128,23 +129,39 @@ def apply_advance(
     run_at: datetime | None = None,
     output: Any = None,
     lease: Lease | None = None,
+    deferred: Deferred | None = None,
 ) -> Task | None:
     """Queue the steps the router reached; finish the execution when it reached the end.
 
     With a `lease`, the first step queued on its queue is inserted claimed under it, and
-    returned (see `enqueue_steps`). The caller saves `execution`.
+    returned (see `enqueue_steps`). With `deferred`, the tasks to insert and the clean-up
+    of a finished execution are left to the caller's batch. The caller saves `execution`.
     """
     chained = None
     if advance.ready:
         chained = enqueue_steps(
-            execution, definition, advance.ready, using=using, run_at=run_at, lease=lease
+            execution,
+            definition,
+            advance.ready,
+            using=using,
+            run_at=run_at,
+            lease=lease,
+            deferred=deferred,
         )
         execution.current_step = advance.ready[-1].node
     if advance.completed:
         if not execution.result_explicit:  # ctx.set_result() wins over the last output
             execution.result = output
-        finish(execution, ExecutionStatus.COMPLETED, using=using, save=False)
+        finish(execution, ExecutionStatus.COMPLETED, using=using, save=False, deferred=deferred)
     return chained
+
+
+@dataclass
+class Deferred:
+    """Writes a batch checkpoint (durable.store.batch) makes once for all its steps."""
+
+    tasks: list[Task] = field(default_factory=list)  # to insert and announce
+    finished: list[WorkflowExecution] = field(default_factory=list)  # to `clean_up`
 
 
 def enqueue_steps(
@@ -155,9 +172,13 @@ def enqueue_steps(
     using: str,
     run_at: datetime | None = None,
     lease: Lease | None = None,
+    deferred: Deferred | None = None,
 ) -> Task | None:
     """Insert a ready task per token. With a `lease`, the first task on `lease.queue` is
-    inserted already claimed under it (no other worker is told about it) and returned."""
+    inserted already claimed under it (no other worker is told about it) and returned.
+
+    With `deferred`, the tasks are added to it instead: a batch checkpoint
+    (durable.store.batch) inserts and announces the tasks of all its steps at once."""
     run_at = run_at or timezone.now()
     tasks = []
     chained = None
@@ -186,6 +207,9 @@ def enqueue_steps(
             chained.leased_by = lease.worker_id
             chained.lease_expires_at = lease.expires_at
             chained.claims = 1
+    if deferred is not None:
+        deferred.tasks.extend(tasks)
+        return chained
     Task.objects.using(using).bulk_create(tasks)
     announce_tasks([task for task in tasks if task is not chained], using)
     return chained
@@ -229,8 +253,10 @@ def finish(
     using: str,
     error: dict[str, Any] | None = None,
     save: bool = True,
+    deferred: Deferred | None = None,
 ) -> None:
-    """Move to a final status and drop every task still queued for the execution."""
+    """Move to a final status and drop every task still queued for the execution (with
+    `deferred`, the caller's batch does that for all its finished executions at once)."""
     now = timezone.now()
     execution.status = status
     execution.completed_at = now
@@ -239,26 +265,10 @@ def finish(
         execution.error = error
     if execution.started_at is not None:
         execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
-    # Attempts still running elsewhere can no longer commit (their task is gone), and
-    # parked ones will never wake.
-    interrupted = {
-        "type": "Interrupted",
-        "message": f"the execution ended ({status}) while the step ran or waited; "
-        "its outcome was discarded",
-    }
-    Task.objects.using(using).filter(execution=execution).delete()
-    if hot.supported(using):
-        slot = hot.finish_cleanup(execution.pk, now, interrupted, using)
-        if slot is not None:
-            flowcontrol.slot_released(*slot, using=using)
+    if deferred is not None:
+        deferred.finished.append(execution)
     else:
-        flowcontrol.release_slot(execution, using=using)
-        execution.steps.using(using).filter(
-            status__in=[StepStatus.RUNNING, StepStatus.WAITING]
-        ).update(status=StepStatus.FAILED, completed_at=now, error=interrupted)
-        execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
-            status=PendingInput.Status.CANCELLED, completed_at=now
-        )
+        clean_up([execution], now, using)
     if save:
         execution.save(using=using)
     notify_parent(execution, using)
@@ -274,6 +284,39 @@ def finish(
             ),
             using,
         )
+
+
+def clean_up(executions: Sequence[WorkflowExecution], now: datetime, using: str) -> None:
+    """Drop what executions that reached a final status leave behind: their tasks, the
+    attempts still running or parked (they can no longer commit, or never wake), pending
+    inputs and concurrency slots (the next execution in line is admitted)."""
+    pks = [execution.pk for execution in executions]
+    # Tasks first, in a statement of their own: every path that ends an execution takes
+    # its locks in that order.
+    if hot.supported(using):
+        hot.delete_execution_tasks(pks, using)
+    else:
+        Task.objects.using(using).filter(execution_id__in=pks).delete()
+    for status in sorted({str(execution.status) for execution in executions}):
+        ended = [execution for execution in executions if execution.status == status]
+        interrupted = {
+            "type": "Interrupted",
+            "message": f"the execution ended ({status}) while the step ran or waited; "
+            "its outcome was discarded",
+        }
+        if hot.supported(using):
+            pks = [execution.pk for execution in ended]
+            for slot in hot.finish_cleanup(pks, now, interrupted, using):
+                flowcontrol.slot_released(*slot, using=using)
+            continue
+        for execution in ended:
+            flowcontrol.release_slot(execution, using=using)
+            execution.steps.using(using).filter(
+                status__in=[StepStatus.RUNNING, StepStatus.WAITING]
+            ).update(status=StepStatus.FAILED, completed_at=now, error=interrupted)
+            execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
+                status=PendingInput.Status.CANCELLED, completed_at=now
+            )
 
 
 # Written by every checkpoint whatever the comparison says: the router may have changed

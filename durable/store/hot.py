@@ -9,16 +9,20 @@ databases keep the ORM path beside each caller.
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from django.db import connections
+from django.db.models import DEFERRED, JSONField, Model
 
 from durable.models import (
     CLAIMABLE_TASK_STATUSES,
+    ExecutionStatus,
     FlowSlot,
     PendingInput,
     QueueState,
@@ -28,6 +32,8 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
+
+M = TypeVar("M", bound=Model)
 
 
 def supported(using: str) -> bool:
@@ -45,6 +51,47 @@ class Lease:
 
 def _table(model: type[Any]) -> str:
     return str(model._meta.db_table)
+
+
+def _execute(using: str, sql: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Run `sql` on Durable's connection; return the result's column names and rows.
+
+    Parameters are bound on the server (sent apart from the statement, not quoted into it
+    in Python, which costs more than the statement for the arrays a batch sends), and the
+    statement is prepared once per connection when the database settings allow prepared
+    statements (`OPTIONS["prepare_threshold"]`; Django leaves them off for poolers)."""
+    connection = connections[using]
+    connection.ensure_connection()
+    raw = connection.connection
+    prepare = None if raw.prepare_threshold is None else True
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
+        names = [column.name for column in cursor.description or ()]
+        rows = cursor.fetchall() if cursor.description else []
+    if connection.queries_logged:
+        # What CaptureQueriesContext and DEBUG's connection.queries count (bench/statements.py).
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return names, rows
+
+
+def _models(model: type[M], using: str, names: list[str], rows: list[Any]) -> list[M]:
+    """Model instances from raw rows (columns missing from `names` are deferred). JSON
+    columns arrive as text on Django's connections, as its from_db_value expects them."""
+    fields = model._meta.concrete_fields
+    where = {name: index for index, name in enumerate(names)}
+    picks = [(where.get(str(f.column)), isinstance(f, JSONField)) for f in fields]
+    attnames = [f.attname for f in fields]
+    instances = []
+    for row in rows:
+        values = [
+            DEFERRED
+            if index is None
+            else (json.loads(row[index]) if is_json and row[index] is not None else row[index])
+            for index, is_json in picks
+        ]
+        instances.append(model.from_db(using, attnames, values))
+    return instances
 
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
@@ -77,7 +124,7 @@ def claim_ready(queue: str, limit: int, lease: Lease, now: datetime, using: str)
         "now": now,
         "limit": limit,
     }
-    tasks = list(Task.objects.using(using).raw(CLAIM_SQL, params))
+    tasks = _models(Task, using, *_execute(using, CLAIM_SQL, params))
     tasks.sort(key=lambda task: (-task.priority, task.run_at, task.id))
     return tasks
 
@@ -111,18 +158,13 @@ def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> boo
     """Whether work of `priority` must go back to `queue` instead of being chained: the
     queue is paused, or a task of higher priority is due on it (claims go by priority)."""
     if supported(using):
-        with connections[using].cursor() as cursor:
-            cursor.execute(
-                YIELDS_SQL,
-                {
-                    "queue": queue,
-                    "priority": priority,
-                    "now": now,
-                    "claimable": [str(status) for status in CLAIMABLE_TASK_STATUSES],
-                },
-            )
-            row = cursor.fetchone()
-        return bool(row[0])
+        params = {
+            "queue": queue,
+            "priority": priority,
+            "now": now,
+            "claimable": [str(status) for status in CLAIMABLE_TASK_STATUSES],
+        }
+        return bool(_execute(using, YIELDS_SQL, params)[1][0][0])
     if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
         return True
     return (
@@ -137,9 +179,38 @@ def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> boo
     )
 
 
+CLAIM_EXECUTIONS_SQL = f"""
+SELECT {", ".join(CLAIM_EXECUTION_FIELDS)} FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)s)
+"""
+
+
 def claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
-    rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
-    return {execution.pk: execution for execution in rows.only(*CLAIM_EXECUTION_FIELDS)}
+    if not supported(using):
+        rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
+        return {execution.pk: execution for execution in rows.only(*CLAIM_EXECUTION_FIELDS)}
+    result = _execute(using, CLAIM_EXECUTIONS_SQL, {"pks": list(pks)})
+    return {execution.pk: execution for execution in _models(WorkflowExecution, using, *result)}
+
+
+MARK_RUNNING_SQL = f"""
+UPDATE {_table(WorkflowExecution)} AS e
+   SET status = %(running)s, started_at = COALESCE(e.started_at, %(now)s)
+ WHERE e.id IN (SELECT id FROM {_table(WorkflowExecution)}
+                 WHERE id = ANY(%(pks)s) AND status = ANY(%(not_running)s)
+                   FOR NO KEY UPDATE SKIP LOCKED)
+"""
+
+
+def mark_running(pks: Iterable[int], now: datetime, using: str) -> None:
+    """Mark the pending or waiting executions among `pks` running, skipping the rows
+    another transaction holds (see durable.store.claims._mark_running)."""
+    params = {
+        "running": ExecutionStatus.RUNNING.value,
+        "now": now,
+        "pks": list(pks),
+        "not_running": [ExecutionStatus.PENDING.value, ExecutionStatus.WAITING.value],
+    }
+    _execute(using, MARK_RUNNING_SQL, params)
 
 
 DELETE_TASK_SQL = f"""
@@ -150,9 +221,8 @@ DELETE FROM {_table(Task)} WHERE id = %(id)s AND lease_token = %(token)s RETURNI
 def delete_task(task_id: int, lease_token: uuid.UUID, using: str) -> Task | None:
     """Delete our task row if the lease is still ours; return what it held (else None).
     One statement for what a locking SELECT and a DELETE did."""
-    rows = list(
-        Task.objects.using(using).raw(DELETE_TASK_SQL, {"id": task_id, "token": lease_token})
-    )
+    result = _execute(using, DELETE_TASK_SQL, {"id": task_id, "token": lease_token})
+    rows = _models(Task, using, *result)
     return rows[0] if rows else None
 
 
@@ -164,32 +234,273 @@ def delete_task(task_id: int, lease_token: uuid.UUID, using: str) -> Task | None
 FINISH_SQL = f"""
 WITH steps AS (UPDATE {_table(StepExecution)}
                   SET status = %(failed)s, completed_at = %(now)s, error = %(error)s::jsonb
-                WHERE execution_id = %(pk)s AND status = ANY(%(unfinished)s)),
+                WHERE execution_id = ANY(%(pks)s) AND status = ANY(%(unfinished)s)),
      inputs AS (UPDATE {_table(PendingInput)} SET status = %(cancelled)s, completed_at = %(now)s
-                 WHERE execution_id = %(pk)s AND status = %(pending)s),
-     slot AS (DELETE FROM {_table(FlowSlot)} WHERE execution_id = %(pk)s
+                 WHERE execution_id = ANY(%(pks)s) AND status = %(pending)s),
+     slot AS (DELETE FROM {_table(FlowSlot)} WHERE execution_id = ANY(%(pks)s)
               RETURNING scope, admitted)
 SELECT scope, admitted FROM slot
 """
 
 
 def finish_cleanup(
-    execution_pk: int, now: datetime, error: dict[str, Any], using: str
-) -> tuple[str, bool] | None:
-    """PostgreSQL: drop what a finishing execution leaves behind (see FINISH_SQL); returns
-    the (scope, admitted) of the concurrency slot it held, if any."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            FINISH_SQL,
-            {
-                "pk": execution_pk,
-                "failed": StepStatus.FAILED.value,
-                "now": now,
-                "error": json.dumps(error),
-                "unfinished": [StepStatus.RUNNING.value, StepStatus.WAITING.value],
-                "cancelled": PendingInput.Status.CANCELLED.value,
-                "pending": PendingInput.Status.PENDING.value,
-            },
-        )
-        row = cursor.fetchone()
-    return (str(row[0]), bool(row[1])) if row is not None else None
+    execution_pks: Sequence[int], now: datetime, error: dict[str, Any], using: str
+) -> list[tuple[str, bool]]:
+    """PostgreSQL: drop what finishing executions leave behind (see FINISH_SQL); returns
+    the (scope, admitted) of the concurrency slots they held."""
+    params = {
+        "pks": list(execution_pks),
+        "failed": StepStatus.FAILED.value,
+        "now": now,
+        "error": json.dumps(error),
+        "unfinished": [StepStatus.RUNNING.value, StepStatus.WAITING.value],
+        "cancelled": PendingInput.Status.CANCELLED.value,
+        "pending": PendingInput.Status.PENDING.value,
+    }
+    rows = _execute(using, FINISH_SQL, params)[1]
+    return [(str(scope), bool(admitted)) for scope, admitted in rows]
+
+
+DELETE_EXECUTION_TASKS_SQL = f"""
+DELETE FROM {_table(Task)} WHERE execution_id = ANY(%(pks)s)
+"""
+
+
+def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> None:
+    _execute(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
+
+
+# -- batch checkpoints (durable.store.batch): one statement per kind of write per batch ---
+
+LOCK_EXECUTIONS_SQL = f"""
+SELECT * FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)s) ORDER BY id FOR NO KEY UPDATE
+"""
+
+
+def lock_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
+    """Lock the executions `pks`, in id order (every batch takes them in the same order,
+    so two batches never wait for each other in a cycle)."""
+    result = _execute(using, LOCK_EXECUTIONS_SQL, {"pks": sorted(pks)})
+    return {execution.pk: execution for execution in _models(WorkflowExecution, using, *result)}
+
+
+DELETE_TASKS_SQL = f"""
+DELETE FROM {_table(Task)} AS t
+ USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS d(id, token)
+ WHERE t.id = d.id AND t.lease_token = d.token
+RETURNING t.*
+"""
+
+
+def delete_tasks(leases: Iterable[tuple[int, uuid.UUID]], using: str) -> dict[int, Task]:
+    """Delete the tasks whose (id, lease token) pairs are given and still ours: the ones
+    returned, by id. A task missing from the result was lost (retaken, or its execution
+    ended)."""
+    pairs = list(leases)
+    ids = [task_id for task_id, _ in pairs]
+    tokens = [token for _, token in pairs]
+    result = _execute(using, DELETE_TASKS_SQL, {"ids": ids, "tokens": tokens})
+    return {task.id: task for task in _models(Task, using, *result)}
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """A completed attempt's row, keyed as the claim inserted it."""
+
+    execution_id: int
+    step: str
+    scope_key: str
+    kind: str
+    attempt: int
+    output: Any
+    duration_ms: int
+    logs: list[dict[str, Any]] | None  # None: keep what the row has
+
+
+COMPLETE_ATTEMPTS_SQL = f"""
+UPDATE {_table(StepExecution)} AS s
+   SET status = %(completed)s, output = d.output::jsonb, completed_at = %(now)s,
+       duration_ms = d.duration_ms, logs = COALESCE(d.logs::jsonb, s.logs)
+  FROM unnest(%(executions)s::bigint[], %(steps)s::text[], %(scopes)s::text[],
+              %(kinds)s::text[], %(attempts)s::int[], %(outputs)s::text[],
+              %(durations)s::bigint[], %(logs)s::text[])
+       AS d(execution_id, step, scope_key, kind, attempt, output, duration_ms, logs)
+ WHERE s.execution_id = d.execution_id AND s.step = d.step AND s.scope_key = d.scope_key
+   AND s.kind = d.kind AND s.attempt = d.attempt
+"""
+
+
+def complete_attempts(outcomes: list[AttemptOutcome], now: datetime, using: str) -> None:
+    """Mark the attempt rows of `outcomes` completed, with their outputs and logs."""
+    _execute(
+        using,
+        COMPLETE_ATTEMPTS_SQL,
+        {
+            "completed": StepStatus.COMPLETED.value,
+            "now": now,
+            "executions": [o.execution_id for o in outcomes],
+            "steps": [o.step for o in outcomes],
+            "scopes": [o.scope_key for o in outcomes],
+            "kinds": [o.kind for o in outcomes],
+            "attempts": [o.attempt for o in outcomes],
+            # JSONField stores None as SQL NULL, and so does this.
+            "outputs": [_json_or_null(o.output) for o in outcomes],
+            "durations": [o.duration_ms for o in outcomes],
+            "logs": [_json_or_null(o.logs) for o in outcomes],
+        },
+    )
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+# The columns a step's checkpoint may change on its execution (anything else changed goes
+# through the ORM's save, see durable.store.batch).
+BATCH_EXECUTION_FIELDS = (
+    "context",
+    "fanouts",
+    "current_step",
+    "status",
+    "started_at",
+    "updated_at",
+    "result",
+    "result_explicit",
+    "completed_at",
+    "duration_ms",
+)
+
+UPDATE_EXECUTIONS_SQL = f"""
+UPDATE {_table(WorkflowExecution)} AS e
+   SET context = d.context::jsonb, fanouts = d.fanouts::jsonb, current_step = d.current_step,
+       status = d.status, started_at = d.started_at, updated_at = %(now)s,
+       result = d.result::jsonb,
+       result_explicit = d.result_explicit, completed_at = d.completed_at,
+       duration_ms = d.duration_ms
+  FROM unnest(%(pks)s::bigint[], %(contexts)s::text[], %(fanouts)s::text[],
+              %(steps)s::text[], %(statuses)s::text[], %(started)s::timestamptz[],
+              %(results)s::text[], %(explicit)s::bool[], %(completed)s::timestamptz[],
+              %(durations)s::bigint[])
+       AS d(id, context, fanouts, current_step, status, started_at, result, result_explicit,
+            completed_at, duration_ms)
+ WHERE e.id = d.id
+"""
+
+
+def update_executions(executions: list[WorkflowExecution], now: datetime, using: str) -> None:
+    """Write BATCH_EXECUTION_FIELDS of `executions` (updated_at = `now`) in one statement."""
+    for execution in executions:
+        execution.updated_at = now
+    _execute(
+        using,
+        UPDATE_EXECUTIONS_SQL,
+        {
+            "pks": [e.pk for e in executions],
+            "contexts": [json.dumps(e.context) for e in executions],
+            "fanouts": [json.dumps(e.fanouts) for e in executions],
+            "steps": [e.current_step for e in executions],
+            "statuses": [str(e.status) for e in executions],
+            "started": [e.started_at for e in executions],
+            "now": now,
+            "results": [_json_or_null(e.result) for e in executions],
+            "explicit": [e.result_explicit for e in executions],
+            "completed": [e.completed_at for e in executions],
+            "durations": [e.duration_ms for e in executions],
+        },
+    )
+
+
+INSERT_TASKS_SQL = f"""
+INSERT INTO {_table(Task)} (execution_id, kind, step, token, queue, priority, run_at, status,
+                            attempt, claims, expiries, lease_token, leased_by,
+                            lease_expires_at, wait, created_at)
+SELECT d.execution_id, d.kind, d.step, d.token::jsonb, d.queue, d.priority, d.run_at,
+       d.status, d.attempt, d.claims, d.expiries, d.lease_token, d.leased_by,
+       d.lease_expires_at, d.wait::jsonb, %(now)s
+  FROM unnest(%(executions)s::bigint[], %(kinds)s::text[], %(steps)s::text[],
+              %(tokens)s::text[], %(queues)s::text[], %(priorities)s::int[],
+              %(run_at)s::timestamptz[], %(statuses)s::text[], %(attempts)s::int[],
+              %(claims)s::int[], %(expiries)s::int[], %(lease_tokens)s::uuid[],
+              %(leased_by)s::text[], %(lease_expires)s::timestamptz[], %(waits)s::text[])
+       WITH ORDINALITY
+       AS d(execution_id, kind, step, token, queue, priority, run_at, status, attempt, claims,
+            expiries, lease_token, leased_by, lease_expires_at, wait, n)
+ ORDER BY d.n
+RETURNING id
+"""
+
+
+def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> None:
+    """Insert `tasks` in one statement and give each its id (as bulk_create would)."""
+    params = {
+        "now": now,
+        "executions": [t.execution_id for t in tasks],
+        "kinds": [t.kind for t in tasks],
+        "steps": [t.step for t in tasks],
+        "tokens": [json.dumps(t.token) for t in tasks],
+        "queues": [t.queue for t in tasks],
+        "priorities": [t.priority for t in tasks],
+        "run_at": [t.run_at for t in tasks],
+        "statuses": [str(t.status) for t in tasks],
+        "attempts": [t.attempt for t in tasks],
+        "claims": [t.claims for t in tasks],
+        "expiries": [t.expiries for t in tasks],
+        "lease_tokens": [t.lease_token for t in tasks],
+        "leased_by": [t.leased_by for t in tasks],
+        "lease_expires": [t.lease_expires_at for t in tasks],
+        "waits": [_json_or_null(t.wait) for t in tasks],
+    }
+    rows = _execute(using, INSERT_TASKS_SQL, params)[1]
+    for task, (task_id,) in zip(tasks, rows, strict=True):
+        task.id = task_id
+        task.created_at = now
+        task._state.adding = False
+        task._state.db = using
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    """A running attempt's row, inserted as its task is claimed."""
+
+    execution_id: int
+    step: str
+    scope_key: str
+    kind: str
+    attempt: int
+    input: Any
+    context_before: Any
+
+
+# A retaken attempt starts over: nothing of the run that died is kept on its row.
+START_ATTEMPTS_SQL = f"""
+INSERT INTO {_table(StepExecution)} AS s (execution_id, step, scope_key, kind, attempt, status,
+                                        started_at, input, worker_id, context_before, logs)
+SELECT d.execution_id, d.step, d.scope_key, d.kind, d.attempt, %(running)s, %(now)s,
+       d.input::jsonb, %(worker)s, d.context_before::jsonb, '[]'::jsonb
+  FROM unnest(%(executions)s::bigint[], %(steps)s::text[], %(scopes)s::text[],
+              %(kinds)s::text[], %(attempts)s::int[], %(inputs)s::text[],
+              %(contexts)s::text[])
+       AS d(execution_id, step, scope_key, kind, attempt, input, context_before)
+    ON CONFLICT (execution_id, step, scope_key, kind, attempt) DO UPDATE
+   SET status = EXCLUDED.status, started_at = EXCLUDED.started_at,
+       worker_id = EXCLUDED.worker_id, completed_at = NULL, duration_ms = NULL, error = NULL
+"""
+
+
+def start_attempts(
+    attempts: Sequence[AttemptStart], worker_id: str, now: datetime, using: str
+) -> None:
+    """Upsert a `running` row per attempt (see START_ATTEMPTS_SQL)."""
+    params = {
+        "running": StepStatus.RUNNING.value,
+        "now": now,
+        "worker": worker_id,
+        "executions": [a.execution_id for a in attempts],
+        "steps": [a.step for a in attempts],
+        "scopes": [a.scope_key for a in attempts],
+        "kinds": [a.kind for a in attempts],
+        "attempts": [a.attempt for a in attempts],
+        "inputs": [_json_or_null(a.input) for a in attempts],
+        "contexts": [_json_or_null(a.context_before) for a in attempts],
+    }
+    _execute(using, START_ATTEMPTS_SQL, params)
