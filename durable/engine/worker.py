@@ -252,8 +252,11 @@ class Worker:
             self.stats.claimed += 1
 
     def _run(self, claim: ClaimedTask) -> None:
-        """Run `claim` and the steps its checkpoints chain to it (at most MAX_CHAIN more)."""
-        for links in range(MAX_CHAIN + 1):
+        """Run `claim` and the claims its checkpoints return: the next step of its execution
+        (at most MAX_CHAIN in a row), or a due task of the queue taken in a batch
+        checkpoint for a thread whose execution went no further (durable.store.batch)."""
+        links = 0
+        while True:
             chained = None
             try:
                 chained = execute(
@@ -267,6 +270,9 @@ class Worker:
                 self._finished(claim, chained=chained is not None)
             if chained is None:
                 return
+            # A claim taken from the queue is as fair as the claim loop's: only steps of
+            # one execution in a row count towards the limit.
+            links = links + 1 if chained.execution_pk == claim.execution_pk else 0
             claim = chained
 
     def _chain(self, links: int) -> Chain | None:
