@@ -89,7 +89,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="postgres://postgres@127.0.0.1:5432/durable_bench_run",
         help="PostgreSQL database to (re)create for Durable's rows",
     )
-    add("--concurrency", type=int, default=8, help="threads (slots) per worker, every system")
+    add("--concurrency", type=int, default=64, help="threads (slots) per worker, every system")
     add(
         "--poll-interval",
         default="0.05",

@@ -1,10 +1,12 @@
-"""Statements and commits per no-op step on PostgreSQL, as a worker thread issues them.
+"""Statements and commits per no-op step on PostgreSQL, as a worker issues them.
 
 Starts N workflows of three no-op steps (bench/run_workflows.py), then claims and runs them
-the way one worker thread does (claim one task, run it, follow the chained claims its
-checkpoints return), counting every statement inside `CaptureQueriesContext`:
+the way one worker thread does alone (claim one task, run it, follow the chained claims its
+checkpoints return), or with --batch B the way a worker's committer does when B steps
+finish together (B claimed, run, checkpointed in one batch, durable.store.batch, then the
+claims the batch returns), counting every statement inside `CaptureQueriesContext`:
 
-    .venv/bin/python bench/statements.py [--workflows 20] [--database-url postgres://...]
+    .venv/bin/python bench/statements.py [--workflows 20] [--batch 8] [--database-url URL]
 
 Prints statements (BEGIN/COMMIT included) and commits per step, and with --show the
 statements grouped by their text.
@@ -32,6 +34,9 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/durable_bench_statements"
     )
     parser.add_argument("--show", action="store_true", help="statements grouped by text")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="checkpoint this many steps per batch (0: alone)"
+    )
     parser.add_argument(
         "--cpu-workflows",
         type=int,
@@ -65,8 +70,13 @@ def main() -> None:
         commit()
 
     connection.commit = counting_commit  # type: ignore[method-assign]
+    run = (
+        (lambda: run_batched(args.batch, chain))
+        if args.batch
+        else (lambda: run_all(adapter, chain))
+    )
     with CaptureQueriesContext(connection) as captured:
-        run_all(adapter, chain)
+        run()
     done = WorkflowExecution.objects.filter(status=ExecutionStatus.COMPLETED).count()
     if done != args.workflows:
         sys.exit(f"only {done}/{args.workflows} workflows completed")
@@ -77,7 +87,7 @@ def main() -> None:
     print(f"{steps} steps, {statements} statements (with BEGIN/COMMIT), {commits} commits")
     print(f"per step: {statements / steps:.1f} statements, {commits / steps:.2f} commits")
     if args.cpu_workflows:
-        cpu_per_step(args.cpu_workflows, adapter, chain)
+        cpu_per_step(args.cpu_workflows, run)
     if args.show:
         groups = collections.Counter(_shape(s) for s in sql)
         for text, n in groups.most_common():
@@ -95,7 +105,37 @@ def run_all(adapter: Any, chain: Any) -> None:
                 next_claim = execute(next_claim, adapter, chain=chain)
 
 
-def cpu_per_step(n: int, adapter: Any, chain: Any) -> None:
+def run_batched(size: int, chain: Any) -> None:
+    """Claim `size` tasks, run their steps, checkpoint them in one batch, and go on with the
+    claims the batch returns (chained steps, or due tasks it claimed), as a committer does."""
+    from durable.dsl import registry
+    from durable.flow.context import Context
+    from durable.store.batch import Completion, complete_steps
+    from durable.store.claims import claim_tasks
+    from durable.store.records import ClaimedTask
+
+    while claims := claim_tasks(
+        "default", size, worker_id="statements", lease_seconds=60.0, using="default"
+    ):
+        while claims:
+            items = []
+            for claim in claims:
+                definition = registry.get(claim.workflow_name)
+                step = definition.step(claim.step)
+                ctx = Context(
+                    claim.context,
+                    input=claim.input,
+                    workflow_id=claim.workflow_id,
+                    current_step=step.name,
+                    attempt=claim.attempt,
+                )
+                output = getattr(definition.workflow_class(), step.method)(ctx)
+                items.append(Completion(claim, definition, ctx.ops, output, 0, [], chain))
+            results = complete_steps(items, using="default")
+            claims = [result for result in results if isinstance(result, ClaimedTask)]
+
+
+def cpu_per_step(n: int, run: Any) -> None:
     """This process's CPU (Python, psycopg) and wall time per step over `n` more workflows
     run on one thread: the CPU figure bounds what one worker process can do."""
     import durable
@@ -106,7 +146,7 @@ def cpu_per_step(n: int, adapter: Any, chain: Any) -> None:
         durable.start(ThreeNoOps, {"n": i})
     before = StepExecution.objects.count()
     cpu, wall = time.process_time(), time.perf_counter()
-    run_all(adapter, chain)
+    run()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     steps = StepExecution.objects.count() - before
     print(

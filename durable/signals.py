@@ -95,21 +95,28 @@ _collecting = threading.local()
 
 
 @contextmanager
-def batched_events(using: str) -> Iterator[None]:
-    """Inside the block, `send_on_commit` only collects events; when it ends without an
-    error (still inside the caller's transaction) they are published together, one
-    statement for a batch checkpoint's dozens of events instead of one each."""
+def batched_events(using: str) -> Iterator[Callable[[], None]]:
+    """Inside the block, `send_on_commit` only collects events. They are published
+    together (one statement for a batch checkpoint's dozens of events instead of one each)
+    when the block calls the function it is given, and when it ends without an error; still
+    inside the caller's transaction."""
     if getattr(_collecting, "events", None) is not None:
-        yield  # an enclosing batch publishes them
+        yield lambda: None  # an enclosing batch publishes them
         return
     events: list[dict[str, Any]] = []
+
+    def publish() -> None:
+        if events:
+            collected = events[:]
+            events.clear()
+            _send_all_on_commit(collected, using)
+
     _collecting.events = events
     try:
-        yield
+        yield publish
     finally:
         _collecting.events = None
-    if events:
-        _send_all_on_commit(events, using)
+    publish()
 
 
 def _send_all_on_commit(events: list[dict[str, Any]], using: str) -> None:

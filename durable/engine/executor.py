@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from durable.conf import durable_settings
@@ -23,6 +23,7 @@ from durable.dsl import registry
 from durable.dsl.nodes import Definition, StepNode
 from durable.engine import livelogs
 from durable.engine.async_runner import run_coroutine
+from durable.engine.connections import close_stale_connections
 from durable.engine.groupcommit import GroupCommit
 from durable.engine.logcapture import StepLog, capturing
 from durable.engine.progress import ProgressReporter
@@ -67,7 +68,7 @@ def execute(
     this caller; that claim is returned, to be run next. With a `committer`, a successful
     step is checkpointed in its next batch, with the steps of other threads.
     """
-    _close_stale_connections()
+    close_stale_connections()
     try:
         return _execute(claim, adapter, chain, committer)
     except LeaseLost as exc:
@@ -86,10 +87,10 @@ def execute(
             claim.workflow_id,
         )
         # The release must not reuse the connection that just broke.
-        _close_stale_connections()
+        close_stale_connections()
         _release(claim, adapter)
     finally:
-        _close_stale_connections()
+        close_stale_connections()
     return None
 
 
@@ -120,23 +121,6 @@ def _unstorable(what: str, claim: ClaimedTask, exc: Exception) -> dict[str, Any]
         f"the outcome of {what} could not be stored: {cause['type']}: {cause['message']}"
     )
     return {**error_record(problem, with_traceback=False), "non_retryable": True}
-
-
-def _close_stale_connections() -> None:
-    """Close this thread's connections that broke (or were left mid-transaction), and keep
-    the others open whatever CONN_MAX_AGE says: a worker thread runs step after step, and a
-    new connection per step would cost more than most steps. Connections inside an atomic
-    block are the caller's (a test's transaction, inline runs) and are left alone."""
-    for connection in connections.all(initialized_only=True):
-        if connection.in_atomic_block or connection.connection is None:
-            continue
-        if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
-            connection.close()
-        elif connection.errors_occurred:
-            if connection.is_usable():
-                connection.errors_occurred = False
-            else:
-                connection.close()
 
 
 def _execute(

@@ -199,6 +199,10 @@ class Worker:
             except Exception:
                 logger.exception("could not release %s; its lease will expire", claim.step)
         self.abandoned_steps = len(left)
+        if self._committer is not None:
+            # Abandoned steps that finish later are checkpointed alone (their leases
+            # were given back, so those checkpoints are rejected).
+            self._committer.close(timeout=self.shutdown_timeout)
         self._pool.shutdown(wait=not left, cancel_futures=True)
         logger.info("worker %s stopped", self.worker_id)
 

@@ -16,7 +16,7 @@ second step of an execution already in the batch. Those come back as `ALONE`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ from durable.conf import durable_settings
 from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition
 from durable.exceptions import LeaseLost
-from durable.flow.ops import Op
+from durable.flow.ops import Op, copy_json
+from durable.flow.token import Token
 from durable.models import Task, WorkflowExecution
 from durable.signals import batched_events
 from durable.store import hot
@@ -36,12 +37,19 @@ from durable.store.claims import (
     Chain,
     attempt_kind,
     attempt_scope_key,
-    claim_in_transaction,
     new_chain_lease,
     start_chained,
+    start_claims,
     step_event,
 )
-from durable.store.executions import ACTIVE, Deferred, clean_up, loaded_values, save_changed
+from durable.store.executions import (
+    ACTIVE,
+    Deferred,
+    loaded_values,
+    release_slots,
+    save_changed,
+    send_clean_up,
+)
 from durable.store.hot import AttemptOutcome, Lease
 from durable.store.livelogs import resumes_attempt
 from durable.store.notify import announce_tasks
@@ -70,6 +78,10 @@ class Completion:
     logs: list[dict[str, Any]] | None
     chain: Chain | None  # leave to claim the execution's next step, as complete_step's
 
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.definition)
+
 
 # What a completion came to: the chained claim (or None), a LeaseLost, or ALONE.
 Result = ClaimedTask | None | LeaseLost | Alone
@@ -96,35 +108,35 @@ def _queues_rate_limited() -> bool:
 
 
 def complete_steps(items: Sequence[Completion], *, using: str) -> list[Result]:
-    """Checkpoint `items` together; one Result per item, in order."""
+    """Checkpoint `items` together; one Result per item, in order.
+
+    A fixed number of round trips whatever the batch's size: statements that need no
+    answer in between are sent together (hot.pipeline)."""
     results: list[Result] = [ALONE] * len(items)
+    candidates = _candidates(items)
+    if not candidates:
+        return results
     now = timezone.now()
-    with transaction.atomic(using=using), batched_events(using):
-        executions = hot.lock_executions({item.claim.execution_pk for item in items}, using)
-        batched = _batchable(items, executions)
+    with transaction.atomic(using=using), batched_events(using) as publish_events:
+        # Executions first, then their tasks: the order every checkpoint locks in.
+        with hot.pipeline(using):
+            locking = hot.lock_executions({items[i].claim.execution_pk for i in candidates}, using)
+            asking = {queue: hot.queue_head(queue, now, using) for queue in _queues(items)}
+            executions = locking.result()
+        heads = {queue: head.result() for queue, head in asking.items()}
+        batched = _batchable(items, candidates, executions)
         if not batched:
             return results
-        tasks = hot.delete_tasks(
-            [(items[i].claim.task_id, items[i].claim.lease_token) for i in batched], using
-        )
-        ours: list[tuple[int, Task]] = []
-        for index in batched:
-            claim = items[index].claim
-            task = tasks.get(claim.task_id)
-            if task is None:
-                results[index] = LeaseLost(
-                    f"step {claim.step!r} of {claim.workflow_id} (attempt {claim.attempt}): "
-                    "the lease was lost or the execution ended; this outcome is discarded"
-                )
-            else:
-                ours.append((index, task))
+        leases = [(items[i].claim.task_id, items[i].claim.lease_token) for i in batched]
+        tasks = hot.delete_tasks(leases, using).result()
+        ours = _taken(items, batched, tasks, results)
         if not ours:
             return results
-        hot.complete_attempts([_attempt(items[i], task) for i, task in ours], now, using)
+
+        # Route each execution on, in memory (the rare paths write as they go).
         deferred = Deferred()
         chained: list[tuple[int, Task, Lease]] = []
         updated: list[WorkflowExecution] = []
-        leases = _Leases(now, using)
         for index, task in ours:
             item = items[index]
             results[index] = None
@@ -133,72 +145,141 @@ def complete_steps(items: Sequence[Completion], *, using: str) -> list[Result]:
             if execution.status not in ACTIVE:
                 continue
             loaded = loaded_values(execution)
+            # Routing changes the token (and may keep what it is given) in place, and a
+            # batch that fails hands the same completion to complete_step: route copies.
+            claim = replace(item.claim, token=Token.from_json(item.claim.token.to_json()))
             moved = move_on(
-                item.claim,
+                claim,
                 item.definition,
                 execution,
-                ops=item.ops,
-                output=item.output,
+                ops=copy_json(item.ops),
+                output=copy_json(item.output),
                 using=using,
-                lease=leases.for_chain(item.chain),
+                lease=_chain_leases(item.chain, heads, now),
                 deferred=deferred,
             )
             if moved.chained is not None and moved.lease is not None:
                 chained.append((index, moved.chained, moved.lease))
             _save(execution, loaded, moved, updated, using)
-        if deferred.tasks:
-            hot.insert_tasks(deferred.tasks, now, using)
-            claimed = {id(task) for _, task, _ in chained}
-            announce_tasks([task for task in deferred.tasks if id(task) not in claimed], using)
-        if chained:
-            claims = start_chained([(task, lease) for _, task, lease in chained], now, using)
-            for (index, _, _), claim in zip(chained, claims, strict=True):
-                results[index] = claim
-        if updated:
-            hot.update_executions(updated, now, using)
-        if deferred.finished:
-            clean_up(deferred.finished, now, using)
-        _refill(items, [index for index, _ in ours], results, now, using)
+        free = _free(items, ours, {index for index, _, _ in chained})
+
+        with hot.pipeline(using):
+            hot.complete_attempts([_attempt(items[i], task) for i, task in ours], now, using)
+            inserting = hot.insert_tasks(deferred.tasks, now, using) if deferred.tasks else None
+            if updated:
+                hot.update_executions(updated, now, using)
+            # After the attempts: finishing fails the attempts still running.
+            freed = send_clean_up(deferred.finished, now, using) if deferred.finished else []
+            # After the inserts and clean-ups: new tasks may be claimed, deleted ones not.
+            refills = [
+                (waiting, lease, hot.claim_ready(queue, len(waiting), lease, now, using))
+                for queue, (waiting, lease) in free.items()
+            ]
+            if inserting is not None:
+                inserting.result()
+        release_slots(freed, using)
+
+        with hot.pipeline(using):
+            if deferred.tasks:
+                taken = {id(task) for _, task, _ in chained}
+                announce_tasks([t for t in deferred.tasks if id(t) not in taken], using)
+            if chained:
+                claims = start_chained([(task, lease) for _, task, lease in chained], now, using)
+                for (index, _, _), claim in zip(chained, claims, strict=True):
+                    results[index] = claim
+            for waiting, lease, claiming in refills:
+                claims = start_claims(claiming.result(), lease, now, using)
+                for index, claim in zip(waiting, claims, strict=False):
+                    results[index] = claim
+            publish_events()
     return results
 
 
-def _refill(
-    items: Sequence[Completion],
-    indexes: list[int],
-    results: list[Result],
-    now: datetime,
-    using: str,
-) -> None:
-    """Claim a due task of its queue, in this transaction, for each thread whose chain
-    ended here (its execution finished, waits or yields): it runs that next instead of
-    going back to its worker's claim loop, a transaction of its own."""
-    free: dict[str, list[int]] = {}
-    for index in indexes:
-        if results[index] is None and items[index].chain is not None:
-            free.setdefault(items[index].claim.queue, []).append(index)
-    for queue, waiting in free.items():
-        chain = items[waiting[0]].chain
-        assert chain is not None
-        claimed = claim_in_transaction(len(waiting), new_chain_lease(chain, queue, now), now, using)
-        for index, claim in zip(waiting, claimed, strict=False):
-            results[index] = claim
-
-
-def _batchable(items: Sequence[Completion], executions: dict[int, WorkflowExecution]) -> list[int]:
-    """Indexes of the items this batch checkpoints; the others go alone."""
+def _candidates(items: Sequence[Completion]) -> list[int]:
+    """Indexes of the items the batch may take: the others go alone."""
     seen: set[int] = set()
-    batched = []
+    candidates = []
     for index, item in enumerate(items):
-        execution = executions.get(item.claim.execution_pk)
-        if execution is None or execution.pk in seen:
-            continue  # gone (complete_step says how), or a second step of one execution
-        if execution.definition_fingerprint != fingerprint(item.definition):
+        claim = item.claim
+        if claim.execution_pk in seen:
+            continue  # a second step of one execution: checkpointed after the first
+        if claim.fingerprint != item.fingerprint:
             continue  # a deploy changed its structure: complete_step checks the position
-        if execution.parent_id is not None:
-            continue  # finishing wakes the parent, whose row it locks out of id order
-        seen.add(execution.pk)
-        batched.append(index)
-    return batched
+        seen.add(claim.execution_pk)
+        candidates.append(index)
+    return candidates
+
+
+def _queues(items: Sequence[Completion]) -> set[str]:
+    return {item.claim.queue for item in items if item.chain is not None}
+
+
+def _batchable(
+    items: Sequence[Completion], candidates: list[int], executions: dict[int, WorkflowExecution]
+) -> list[int]:
+    """The candidates the batch checkpoints. The others go alone: their execution is gone,
+    was restructured by a deploy, or is a child, which wakes its parent when it finishes
+    (a row the batch would lock out of id order)."""
+    return [
+        index
+        for index in candidates
+        if (execution := executions.get(items[index].claim.execution_pk)) is not None
+        and execution.definition_fingerprint == items[index].fingerprint
+        and execution.parent_id is None
+    ]
+
+
+def _taken(
+    items: Sequence[Completion], batched: list[int], tasks: dict[int, Task], results: list[Result]
+) -> list[tuple[int, Task]]:
+    """The batched items whose tasks were deleted; the others lost their lease."""
+    ours = []
+    for index in batched:
+        claim = items[index].claim
+        task = tasks.get(claim.task_id)
+        if task is not None:
+            ours.append((index, task))
+            continue
+        results[index] = LeaseLost(
+            f"step {claim.step!r} of {claim.workflow_id} (attempt {claim.attempt}): "
+            "the lease was lost or the execution ended; this outcome is discarded"
+        )
+    return ours
+
+
+def _free(
+    items: Sequence[Completion], ours: list[tuple[int, Task]], chained: set[int]
+) -> dict[str, tuple[list[int], Lease]]:
+    """Per queue, the threads whose chain ended here (their execution finished, waits or
+    yields) and the lease to claim them a due task of the queue under: each runs that
+    next instead of going back to its worker's claim loop, a transaction of its own."""
+    free: dict[str, tuple[list[int], Lease]] = {}
+    now = timezone.now()
+    for index, _ in ours:
+        chain = items[index].chain
+        if index in chained or chain is None:
+            continue
+        queue = items[index].claim.queue
+        if queue not in free:
+            free[queue] = ([], new_chain_lease(chain, queue, now))
+        free[queue][0].append(index)
+    return free
+
+
+def _chain_leases(
+    chain: Chain | None, heads: dict[str, hot.QueueHead], now: datetime
+) -> Callable[[str, int], Lease | None] | None:
+    """complete_step's chain leases, with the queues' heads read once for the batch."""
+    if chain is None:
+        return None
+
+    def lease(queue: str, priority: int) -> Lease | None:
+        head = heads.get(queue)
+        if head is None or head.yields(priority):
+            return None
+        return new_chain_lease(chain, queue, now)
+
+    return lease
 
 
 def _attempt(item: Completion, task: Task) -> AttemptOutcome:
@@ -232,25 +313,3 @@ def _save(
 
 
 _BATCHED_COLUMNS = frozenset(hot.BATCH_EXECUTION_FIELDS)
-
-
-class _Leases:
-    """Chain leases for a batch: whether a queue yields (paused, or higher-priority work due)
-    is asked once per queue and priority, not once per step."""
-
-    def __init__(self, now: datetime, using: str) -> None:
-        self.now = now
-        self.using = using
-        self._yields: dict[tuple[str, int], bool] = {}
-
-    def for_chain(self, chain: Chain | None) -> Callable[[str, int], Lease | None] | None:
-        if chain is None:
-            return None
-
-        def lease(queue: str, priority: int) -> Lease | None:
-            key = (queue, priority)
-            if key not in self._yields:
-                self._yields[key] = hot.yields_to_queue(queue, priority, self.now, self.using)
-            return None if self._yields[key] else new_chain_lease(chain, queue, self.now)
-
-        return lease

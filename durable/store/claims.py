@@ -57,17 +57,25 @@ def claim_tasks(
 
 def claim_in_transaction(limit: int, lease: _Lease, now: datetime, using: str) -> list[ClaimedTask]:
     """Inside the caller's transaction: claim up to `limit` due tasks of `lease.queue` under
-    `lease`, record their attempts as running, mark their executions running and announce
-    the starts (at commit)."""
+    `lease`, and `start_claims` them."""
     if hot.supported(using):
-        tasks = hot.claim_ready(lease.queue, limit, lease, now, using)
+        tasks = hot.claim_ready(lease.queue, limit, lease, now, using).result()
     else:
         tasks = _claim_generic(lease.queue, limit, lease, now, using)
+        executions = hot.claim_executions({t.execution_id for t in tasks}, using)
+        for task in tasks:
+            task.execution = executions[task.execution_id]
+    return start_claims(tasks, lease, now, using)
+
+
+def start_claims(
+    tasks: Sequence[Task], lease: _Lease, now: datetime, using: str
+) -> list[ClaimedTask]:
+    """For tasks just claimed under `lease` (each with its `execution`): record their
+    attempts as running, mark their executions running and announce the starts (at
+    commit)."""
     if not tasks:
         return []
-    executions = hot.claim_executions({t.execution_id for t in tasks}, using)
-    for task in tasks:
-        task.execution = executions[task.execution_id]
     _record_attempts_started(tasks, lease.worker_id, now, using)
     claimed = [_claimed(task, lease.token, now) for task in tasks]
     starting = {t.execution_id for t in tasks if t.execution.status in _NOT_RUNNING}

@@ -290,6 +290,14 @@ def clean_up(executions: Sequence[WorkflowExecution], now: datetime, using: str)
     """Drop what executions that reached a final status leave behind: their tasks, the
     attempts still running or parked (they can no longer commit, or never wake), pending
     inputs and concurrency slots (the next execution in line is admitted)."""
+    release_slots(send_clean_up(executions, now, using), using)
+
+
+def send_clean_up(
+    executions: Sequence[WorkflowExecution], now: datetime, using: str
+) -> list[hot.Pending[list[tuple[str, bool]]]]:
+    """`clean_up` up to the slots it frees, which `release_slots` then hands on; on
+    PostgreSQL only sent, so a batch's pipeline carries it (see hot.pipeline)."""
     pks = [execution.pk for execution in executions]
     # Tasks first, in a statement of their own: every path that ends an execution takes
     # its locks in that order.
@@ -297,6 +305,7 @@ def clean_up(executions: Sequence[WorkflowExecution], now: datetime, using: str)
         hot.delete_execution_tasks(pks, using)
     else:
         Task.objects.using(using).filter(execution_id__in=pks).delete()
+    freed = []
     for status in sorted({str(execution.status) for execution in executions}):
         ended = [execution for execution in executions if execution.status == status]
         interrupted = {
@@ -306,8 +315,7 @@ def clean_up(executions: Sequence[WorkflowExecution], now: datetime, using: str)
         }
         if hot.supported(using):
             pks = [execution.pk for execution in ended]
-            for slot in hot.finish_cleanup(pks, now, interrupted, using):
-                flowcontrol.slot_released(*slot, using=using)
+            freed.append(hot.finish_cleanup(pks, now, interrupted, using))
             continue
         for execution in ended:
             flowcontrol.release_slot(execution, using=using)
@@ -317,6 +325,13 @@ def clean_up(executions: Sequence[WorkflowExecution], now: datetime, using: str)
             execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
                 status=PendingInput.Status.CANCELLED, completed_at=now
             )
+    return freed
+
+
+def release_slots(freed: list[hot.Pending[list[tuple[str, bool]]]], using: str) -> None:
+    for pending in freed:
+        for slot in pending.result():
+            flowcontrol.slot_released(*slot, using=using)
 
 
 # Written by every checkpoint whatever the comparison says: the router may have changed

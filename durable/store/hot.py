@@ -9,12 +9,12 @@ databases keep the ORM path beside each caller.
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.db import connections
@@ -34,6 +34,7 @@ from durable.models import (
 )
 
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 
 def supported(using: str) -> bool:
@@ -53,8 +54,50 @@ def _table(model: type[Any]) -> str:
     return str(model._meta.db_table)
 
 
-def _execute(using: str, sql: str, params: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """Run `sql` on Durable's connection; return the result's column names and rows.
+# Written into the statements, not bound: a prepared statement's generic plan can then use
+# the partial indexes on claimable tasks, whose predicate a parameter cannot match.
+_CLAIMABLE = "(" + ", ".join(f"'{status}'" for status in CLAIMABLE_TASK_STATUSES) + ")"
+
+
+class Pending(Generic[T]):
+    """A statement sent on Durable's connection, its rows read when first asked for.
+
+    Inside `pipeline`, statements sent one after another travel together and the server
+    runs them back to back: a batch checkpoint costs a few round trips, not one per
+    statement. Outside one, the statement has run (or raised) by the time it is returned.
+    """
+
+    def __init__(
+        self,
+        using: str,
+        cursor: psycopg.Cursor[Any],
+        build: Callable[[list[str], list[Any]], T] | None,
+    ) -> None:
+        self.using = using
+        self.cursor = cursor
+        self.build = build
+        self._value: T | None = None
+        self._read = False
+
+    def result(self) -> T:
+        if not self._read:
+            with connections[self.using].wrap_database_errors:
+                rows = self.cursor.fetchall() if self.build is not None else []
+                names = [column.name for column in self.cursor.description or ()]
+            self.cursor.close()
+            self._read = True
+            if self.build is not None:
+                self._value = self.build(names, rows)
+        return self._value  # type: ignore[return-value]
+
+
+def _send(
+    using: str,
+    sql: str,
+    params: dict[str, Any],
+    build: Callable[[list[str], list[Any]], T] | None = None,
+) -> Pending[T]:
+    """Send `sql` on Durable's connection; `build` makes the result of its rows.
 
     Parameters are bound on the server (sent apart from the statement, not quoted into it
     in Python, which costs more than the statement for the arrays a batch sends), and the
@@ -63,23 +106,39 @@ def _execute(using: str, sql: str, params: dict[str, Any]) -> tuple[list[str], l
     connection = connections[using]
     connection.ensure_connection()
     raw = connection.connection
-    prepare = None if raw.prepare_threshold is None else True
-    started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=prepare)
-        names = [column.name for column in cursor.description or ()]
-        rows = cursor.fetchall() if cursor.description else []
+    cursor = psycopg.Cursor(raw)
+    with connection.wrap_database_errors:
+        cursor.execute(sql, params, prepare=None if raw.prepare_threshold is None else True)
     if connection.queries_logged:
         # What CaptureQueriesContext and DEBUG's connection.queries count (bench/statements.py).
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    return names, rows
+        connection.queries_log.append({"sql": sql, "time": "0.000"})
+    return Pending(using, cursor, build)
 
 
-def _models(model: type[M], using: str, names: list[str], rows: list[Any]) -> list[M]:
-    """Model instances from raw rows (columns missing from `names` are deferred). JSON
-    columns arrive as text on Django's connections, as its from_db_value expects them."""
+@contextmanager
+def pipeline(using: str) -> Iterator[None]:
+    """Send the statements of the block together (psycopg's pipeline mode); reading a
+    result inside waits for what was sent before it. Errors surface at the latest when
+    the block ends, which sends and waits for everything."""
+    import os
+
+    if os.environ.get("NOPIPE"):
+        yield
+        return
+    connection = connections[using]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
+def _models(
+    model: type[M], using: str, names: list[str], rows: list[Any], prefix: str = ""
+) -> list[M]:
+    """Model instances from raw rows, from the columns named `prefix` + column (the others
+    are deferred). JSON columns arrive as text on Django's connections, as its
+    from_db_value expects them."""
     fields = model._meta.concrete_fields
-    where = {name: index for index, name in enumerate(names)}
+    where = {name[len(prefix) :]: i for i, name in enumerate(names) if name.startswith(prefix)}
     picks = [(where.get(str(f.column)), isinstance(f, JSONField)) for f in fields]
     attnames = [f.attname for f in fields]
     instances = []
@@ -92,41 +151,6 @@ def _models(model: type[M], using: str, names: list[str], rows: list[Any]) -> li
         ]
         instances.append(model.from_db(using, attnames, values))
     return instances
-
-
-# One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
-# and return the claimed rows. A paused queue matches nothing, so an idle poll is this
-# statement alone. The inner ORDER BY/LIMIT walks durable_task_ready_idx.
-CLAIM_SQL = f"""
-UPDATE {_table(Task)} AS t
-   SET status = %(claimed)s, lease_token = %(token)s, leased_by = %(worker)s,
-       lease_expires_at = %(expires)s, claims = t.claims + 1
- WHERE t.id IN (
-       SELECT id FROM {_table(Task)}
-        WHERE queue = %(queue)s AND status = ANY(%(claimable)s) AND run_at <= %(now)s
-          AND NOT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused)
-        ORDER BY priority DESC, run_at, id
-        LIMIT %(limit)s
-          FOR UPDATE SKIP LOCKED)
-RETURNING t.*
-"""
-
-
-def claim_ready(queue: str, limit: int, lease: Lease, now: datetime, using: str) -> list[Task]:
-    """PostgreSQL: claim up to `limit` due tasks of `queue` in one statement, best first."""
-    params = {
-        "claimed": TaskStatus.CLAIMED.value,
-        "token": lease.token,
-        "worker": lease.worker_id,
-        "expires": lease.expires_at,
-        "queue": queue,
-        "claimable": [str(status) for status in CLAIMABLE_TASK_STATUSES],
-        "now": now,
-        "limit": limit,
-    }
-    tasks = _models(Task, using, *_execute(using, CLAIM_SQL, params))
-    tasks.sort(key=lambda task: (-task.priority, task.run_at, task.id))
-    return tasks
 
 
 # What a claim reads of its executions: what the step's view and ClaimedTask need, not
@@ -144,27 +168,92 @@ CLAIM_EXECUTION_FIELDS = (
     "attempt_floor",  # the first attempt of a re-run keeps its context (restarts)
 )
 
-
-# Both reasons to yield in one round trip (the second walks durable_task_ready_idx).
-YIELDS_SQL = f"""
-SELECT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused)
-    OR EXISTS (SELECT 1 FROM {_table(Task)}
-                WHERE queue = %(queue)s AND status = ANY(%(claimable)s)
-                  AND run_at <= %(now)s AND priority > %(priority)s)
+# One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
+# and return the claimed rows with what the claim needs of their executions. A paused
+# queue matches nothing, so an idle poll is this statement alone. The inner
+# ORDER BY/LIMIT walks durable_task_ready_idx.
+CLAIM_SQL = f"""
+WITH claimed AS (
+UPDATE {_table(Task)} AS t
+   SET status = %(claimed)s, lease_token = %(token)s, leased_by = %(worker)s,
+       lease_expires_at = %(expires)s, claims = t.claims + 1
+ WHERE t.id IN (
+       SELECT id FROM {_table(Task)}
+        WHERE queue = %(queue)s AND status IN {_CLAIMABLE} AND run_at <= %(now)s
+          AND NOT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused)
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED)
+RETURNING t.*)
+SELECT claimed.*, {", ".join(f"e.{name} AS e__{name}" for name in CLAIM_EXECUTION_FIELDS)}
+  FROM claimed JOIN {_table(WorkflowExecution)} AS e ON e.id = claimed.execution_id
 """
 
 
+def claim_ready(
+    queue: str, limit: int, lease: Lease, now: datetime, using: str
+) -> Pending[list[Task]]:
+    """PostgreSQL: claim up to `limit` due tasks of `queue` in one statement, best first,
+    each with its `execution` (CLAIM_EXECUTION_FIELDS only)."""
+    params = {
+        "claimed": TaskStatus.CLAIMED.value,
+        "token": lease.token,
+        "worker": lease.worker_id,
+        "expires": lease.expires_at,
+        "queue": queue,
+        "now": now,
+        "limit": limit,
+    }
+
+    def build(names: list[str], rows: list[Any]) -> list[Task]:
+        tasks = _models(Task, using, names, rows)
+        executions = _models(WorkflowExecution, using, names, rows, prefix="e__")
+        for task, execution in zip(tasks, executions, strict=True):
+            task.execution = execution
+        tasks.sort(key=lambda task: (-task.priority, task.run_at, task.id))
+        return tasks
+
+    return _send(using, CLAIM_SQL, params, build)
+
+
+# Whether a queue is paused, and the highest priority due on it, in one round trip (the
+# second walks durable_task_ready_idx).
+QUEUE_HEAD_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused),
+       (SELECT max(priority) FROM {_table(Task)}
+         WHERE queue = %(queue)s AND status IN {_CLAIMABLE} AND run_at <= %(now)s)
+"""
+
+
+@dataclass(frozen=True)
+class QueueHead:
+    paused: bool
+    top_priority: int | None  # of the tasks due now; None: none is
+
+    def yields(self, priority: int) -> bool:
+        """Whether work of `priority` must go back to the queue instead of being chained:
+        the queue is paused, or a task of higher priority is due on it."""
+        return self.paused or (self.top_priority is not None and self.top_priority > priority)
+
+
+def queue_head(queue: str, now: datetime, using: str) -> Pending[QueueHead]:
+    params = {
+        "queue": queue,
+        "now": now,
+    }
+
+    def build(names: list[str], rows: list[Any]) -> QueueHead:
+        paused, top = rows[0]
+        return QueueHead(bool(paused), top)
+
+    return _send(using, QUEUE_HEAD_SQL, params, build)
+
+
 def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> bool:
-    """Whether work of `priority` must go back to `queue` instead of being chained: the
-    queue is paused, or a task of higher priority is due on it (claims go by priority)."""
+    """Whether work of `priority` must go back to `queue` instead of being chained (see
+    QueueHead.yields): claims go by priority."""
     if supported(using):
-        params = {
-            "queue": queue,
-            "priority": priority,
-            "now": now,
-            "claimable": [str(status) for status in CLAIMABLE_TASK_STATUSES],
-        }
-        return bool(_execute(using, YIELDS_SQL, params)[1][0][0])
+        return queue_head(queue, now, using).result().yields(priority)
     if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
         return True
     return (
@@ -179,17 +268,10 @@ def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> boo
     )
 
 
-CLAIM_EXECUTIONS_SQL = f"""
-SELECT {", ".join(CLAIM_EXECUTION_FIELDS)} FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)s)
-"""
-
-
 def claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
-    if not supported(using):
-        rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
-        return {execution.pk: execution for execution in rows.only(*CLAIM_EXECUTION_FIELDS)}
-    result = _execute(using, CLAIM_EXECUTIONS_SQL, {"pks": list(pks)})
-    return {execution.pk: execution for execution in _models(WorkflowExecution, using, *result)}
+    """What a claim reads of its executions, for databases whose claim does not return them."""
+    rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
+    return {execution.pk: execution for execution in rows.only(*CLAIM_EXECUTION_FIELDS)}
 
 
 MARK_RUNNING_SQL = f"""
@@ -201,7 +283,7 @@ UPDATE {_table(WorkflowExecution)} AS e
 """
 
 
-def mark_running(pks: Iterable[int], now: datetime, using: str) -> None:
+def mark_running(pks: Iterable[int], now: datetime, using: str) -> Pending[None]:
     """Mark the pending or waiting executions among `pks` running, skipping the rows
     another transaction holds (see durable.store.claims._mark_running)."""
     params = {
@@ -210,7 +292,7 @@ def mark_running(pks: Iterable[int], now: datetime, using: str) -> None:
         "pks": list(pks),
         "not_running": [ExecutionStatus.PENDING.value, ExecutionStatus.WAITING.value],
     }
-    _execute(using, MARK_RUNNING_SQL, params)
+    return _send(using, MARK_RUNNING_SQL, params)
 
 
 DELETE_TASK_SQL = f"""
@@ -221,8 +303,8 @@ DELETE FROM {_table(Task)} WHERE id = %(id)s AND lease_token = %(token)s RETURNI
 def delete_task(task_id: int, lease_token: uuid.UUID, using: str) -> Task | None:
     """Delete our task row if the lease is still ours; return what it held (else None).
     One statement for what a locking SELECT and a DELETE did."""
-    result = _execute(using, DELETE_TASK_SQL, {"id": task_id, "token": lease_token})
-    rows = _models(Task, using, *result)
+    params = {"id": task_id, "token": lease_token}
+    rows = _send(using, DELETE_TASK_SQL, params, lambda *r: _models(Task, using, *r)).result()
     return rows[0] if rows else None
 
 
@@ -245,7 +327,7 @@ SELECT scope, admitted FROM slot
 
 def finish_cleanup(
     execution_pks: Sequence[int], now: datetime, error: dict[str, Any], using: str
-) -> list[tuple[str, bool]]:
+) -> Pending[list[tuple[str, bool]]]:
     """PostgreSQL: drop what finishing executions leave behind (see FINISH_SQL); returns
     the (scope, admitted) of the concurrency slots they held."""
     params = {
@@ -257,8 +339,11 @@ def finish_cleanup(
         "cancelled": PendingInput.Status.CANCELLED.value,
         "pending": PendingInput.Status.PENDING.value,
     }
-    rows = _execute(using, FINISH_SQL, params)[1]
-    return [(str(scope), bool(admitted)) for scope, admitted in rows]
+
+    def build(names: list[str], rows: list[Any]) -> list[tuple[str, bool]]:
+        return [(str(scope), bool(admitted)) for scope, admitted in rows]
+
+    return _send(using, FINISH_SQL, params, build)
 
 
 DELETE_EXECUTION_TASKS_SQL = f"""
@@ -266,8 +351,8 @@ DELETE FROM {_table(Task)} WHERE execution_id = ANY(%(pks)s)
 """
 
 
-def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> None:
-    _execute(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
+def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> Pending[None]:
+    return _send(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
 
 
 # -- batch checkpoints (durable.store.batch): one statement per kind of write per batch ---
@@ -277,11 +362,14 @@ SELECT * FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)s) ORDER BY id FO
 """
 
 
-def lock_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
+def lock_executions(pks: Iterable[int], using: str) -> Pending[dict[int, WorkflowExecution]]:
     """Lock the executions `pks`, in id order (every batch takes them in the same order,
     so two batches never wait for each other in a cycle)."""
-    result = _execute(using, LOCK_EXECUTIONS_SQL, {"pks": sorted(pks)})
-    return {execution.pk: execution for execution in _models(WorkflowExecution, using, *result)}
+
+    def build(names: list[str], rows: list[Any]) -> dict[int, WorkflowExecution]:
+        return {e.pk: e for e in _models(WorkflowExecution, using, names, rows)}
+
+    return _send(using, LOCK_EXECUTIONS_SQL, {"pks": sorted(pks)}, build)
 
 
 DELETE_TASKS_SQL = f"""
@@ -292,15 +380,17 @@ RETURNING t.*
 """
 
 
-def delete_tasks(leases: Iterable[tuple[int, uuid.UUID]], using: str) -> dict[int, Task]:
+def delete_tasks(leases: Iterable[tuple[int, uuid.UUID]], using: str) -> Pending[dict[int, Task]]:
     """Delete the tasks whose (id, lease token) pairs are given and still ours: the ones
     returned, by id. A task missing from the result was lost (retaken, or its execution
     ended)."""
     pairs = list(leases)
-    ids = [task_id for task_id, _ in pairs]
-    tokens = [token for _, token in pairs]
-    result = _execute(using, DELETE_TASKS_SQL, {"ids": ids, "tokens": tokens})
-    return {task.id: task for task in _models(Task, using, *result)}
+    params = {"ids": [task_id for task_id, _ in pairs], "tokens": [token for _, token in pairs]}
+
+    def build(names: list[str], rows: list[Any]) -> dict[int, Task]:
+        return {task.id: task for task in _models(Task, using, names, rows)}
+
+    return _send(using, DELETE_TASKS_SQL, params, build)
 
 
 @dataclass(frozen=True)
@@ -330,9 +420,9 @@ UPDATE {_table(StepExecution)} AS s
 """
 
 
-def complete_attempts(outcomes: list[AttemptOutcome], now: datetime, using: str) -> None:
+def complete_attempts(outcomes: list[AttemptOutcome], now: datetime, using: str) -> Pending[None]:
     """Mark the attempt rows of `outcomes` completed, with their outputs and logs."""
-    _execute(
+    return _send(
         using,
         COMPLETE_ATTEMPTS_SQL,
         {
@@ -387,11 +477,13 @@ UPDATE {_table(WorkflowExecution)} AS e
 """
 
 
-def update_executions(executions: list[WorkflowExecution], now: datetime, using: str) -> None:
+def update_executions(
+    executions: list[WorkflowExecution], now: datetime, using: str
+) -> Pending[None]:
     """Write BATCH_EXECUTION_FIELDS of `executions` (updated_at = `now`) in one statement."""
     for execution in executions:
         execution.updated_at = now
-    _execute(
+    return _send(
         using,
         UPDATE_EXECUTIONS_SQL,
         {
@@ -430,8 +522,9 @@ RETURNING id
 """
 
 
-def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> None:
-    """Insert `tasks` in one statement and give each its id (as bulk_create would)."""
+def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> Pending[None]:
+    """Insert `tasks` in one statement; each gets its id (as from bulk_create) once the
+    result is read."""
     params = {
         "now": now,
         "executions": [t.execution_id for t in tasks],
@@ -450,12 +543,15 @@ def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> None:
         "lease_expires": [t.lease_expires_at for t in tasks],
         "waits": [_json_or_null(t.wait) for t in tasks],
     }
-    rows = _execute(using, INSERT_TASKS_SQL, params)[1]
-    for task, (task_id,) in zip(tasks, rows, strict=True):
-        task.id = task_id
-        task.created_at = now
-        task._state.adding = False
-        task._state.db = using
+
+    def build(names: list[str], rows: list[Any]) -> None:
+        for task, (task_id,) in zip(tasks, rows, strict=True):
+            task.id = task_id
+            task.created_at = now
+            task._state.adding = False
+            task._state.db = using
+
+    return _send(using, INSERT_TASKS_SQL, params, build)
 
 
 @dataclass(frozen=True)
@@ -489,7 +585,7 @@ SELECT d.execution_id, d.step, d.scope_key, d.kind, d.attempt, %(running)s, %(no
 
 def start_attempts(
     attempts: Sequence[AttemptStart], worker_id: str, now: datetime, using: str
-) -> None:
+) -> Pending[None]:
     """Upsert a `running` row per attempt (see START_ATTEMPTS_SQL)."""
     params = {
         "running": StepStatus.RUNNING.value,
@@ -503,4 +599,4 @@ def start_attempts(
         "inputs": [_json_or_null(a.input) for a in attempts],
         "contexts": [_json_or_null(a.context_before) for a in attempts],
     }
-    _execute(using, START_ATTEMPTS_SQL, params)
+    return _send(using, START_ATTEMPTS_SQL, params)

@@ -198,7 +198,7 @@ def test_a_step_the_database_refuses_fails_alone_and_the_rest_of_its_batch_commi
     bad = durable.start(wf.Unstorable, {"where": "step"})
     good = durable.start(wf.Linear, {"seed": 1})
     bad_claim, good_claim = sorted(claim_all(2), key=lambda c: c.workflow_id != bad)
-    committer = GroupCommit("default", max_batch=8, max_leaders=1)
+    committer = GroupCommit("default", max_batch=8)
     results: dict[str, ClaimedTask | None] = {}
     barrier = threading.Barrier(2)
 
@@ -216,6 +216,7 @@ def test_a_step_the_database_refuses_fails_alone_and_the_rest_of_its_batch_commi
         thread.start()
     for thread in threads:
         thread.join(30)
+    committer.close()
 
     assert results[bad] is None
     bad_row = StepExecution.objects.get(execution__workflow_id=bad, step="record")
@@ -250,23 +251,23 @@ class _Recorder:
         return [f"result {item}" for item in items]
 
 
-@pytest.mark.parametrize("leaders", [1, 2])
+@pytest.mark.parametrize("threads", [1, 2])
 def test_group_commit_gives_every_thread_its_own_result(
-    monkeypatch: pytest.MonkeyPatch, leaders: int
+    monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     recorder = _Recorder(delay=0.005)
     monkeypatch.setattr("durable.engine.groupcommit.complete_steps", recorder)
-    committer = GroupCommit("default", max_batch=4, max_leaders=leaders)
+    committer = GroupCommit("default", max_batch=4, threads=threads)
     results: dict[int, Any] = {}
 
     def run(n: int) -> None:
         for round_ in range(5):
             results[n * 100 + round_] = committer.complete(n * 100 + round_)  # type: ignore[arg-type]
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(12)]
-    for thread in threads:
+    steps = [threading.Thread(target=run, args=(n,)) for n in range(12)]
+    for thread in steps:
         thread.start()
-    for thread in threads:
+    for thread in steps:
         thread.join(30)
 
     assert results == {key: f"result {key}" for key in results}
@@ -274,9 +275,10 @@ def test_group_commit_gives_every_thread_its_own_result(
     assert sorted(i for b in recorder.batches for i in b) == sorted(results)
     assert max(len(b) for b in recorder.batches) <= 4
     assert max(len(b) for b in recorder.batches) > 1  # steps did share commits
-    assert recorder.most_running <= leaders
-    assert committer._leaders == 0
+    assert recorder.most_running <= threads
+    committer.close(timeout=5)
     assert committer._queue == []
+    assert not any(thread.is_alive() for thread in committer._threads)
 
 
 def test_a_failing_batch_hands_every_step_back_to_go_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,7 +289,9 @@ def test_a_failing_batch_hands_every_step_back_to_go_alone(monkeypatch: pytest.M
     committer = GroupCommit("default")
 
     assert committer.complete(object()) is ALONE  # type: ignore[arg-type]
-    assert committer._leaders == 0
+    committer.close(timeout=5)
+    # Once closed, steps are checkpointed alone.
+    assert committer.complete(object()) is ALONE  # type: ignore[arg-type]
 
 
 @pytest.mark.django_db(transaction=True)
