@@ -115,7 +115,11 @@ class WorkflowExecution(models.Model):
 class StepExecution(models.Model):
     """One attempt of one step (for foreach items and loop iterations: one per run)."""
 
-    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: durable_step_attempt_unique starts with it, and every attempt row
+    # written would pay for a second one.
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
     step = models.CharField(max_length=200)
     # Which run of the step: foreach item / loop iteration; empty for a step that runs once.
     scope_key = models.CharField(max_length=500, blank=True, default="")
@@ -318,7 +322,6 @@ class Task(models.Model):
                 condition=Q(status="claimed"),
                 name="durable_task_lease_idx",
             ),
-            models.Index(fields=["execution"], name="durable_task_exec_idx"),
         ]
 
     def __str__(self) -> str:

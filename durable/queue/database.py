@@ -7,6 +7,7 @@ are woken at once by work made ready in their own process.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,7 +23,8 @@ class DatabaseQueue(QueueAdapter):
 
     def __init__(self, *, using: str = "default", options: dict[str, Any] | None = None) -> None:
         super().__init__(using=using, options=options)
-        self._waiters: set[threading.Event] = set()
+        # Weak: a worker's event is dropped with the worker.
+        self._waiters: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         self._lock = threading.Lock()
         notify.add_listener(self._wake_waiters)
 
@@ -43,13 +45,12 @@ class DatabaseQueue(QueueAdapter):
         claims.release(claim, using=self.using)
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+        # `wake` stays registered after the wait: work announced while its worker claims or
+        # does housekeeping sets it, and the next wait returns at once instead of sleeping
+        # through the poll interval.
         with self._lock:
             self._waiters.add(wake)
-        try:
-            wake.wait(timeout)
-        finally:
-            with self._lock:
-                self._waiters.discard(wake)
+        wake.wait(timeout)
 
     def close(self) -> None:
         notify.remove_listener(self._wake_waiters)

@@ -216,12 +216,15 @@ def claim_ready(
     return _send(using, CLAIM_SQL, params, build)
 
 
-# Whether a queue is paused, and the highest priority due on it, in one round trip (the
-# second walks durable_task_ready_idx).
+# Whether a queue is paused, and the highest priority due on it, in one round trip. The
+# second is written as ORDER BY ... LIMIT 1 so that it reads the first entry of
+# durable_task_ready_idx even before the table has statistics (max() may then scan every
+# due task of the queue, per batch).
 QUEUE_HEAD_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused),
-       (SELECT max(priority) FROM {_table(Task)}
-         WHERE queue = %(queue)s AND status IN {_CLAIMABLE} AND run_at <= %(now)s)
+       (SELECT priority FROM {_table(Task)}
+         WHERE queue = %(queue)s AND status IN {_CLAIMABLE} AND run_at <= %(now)s
+         ORDER BY priority DESC LIMIT 1)
 """
 
 
