@@ -120,11 +120,6 @@ def pipeline(using: str) -> Iterator[None]:
     """Send the statements of the block together (psycopg's pipeline mode); reading a
     result inside waits for what was sent before it. Errors surface at the latest when
     the block ends, which sends and waits for everything."""
-    import os
-
-    if os.environ.get("NOPIPE"):
-        yield
-        return
     connection = connections[using]
     connection.ensure_connection()
     with connection.wrap_database_errors, connection.connection.pipeline():
