@@ -5,7 +5,7 @@ groupcommit), which checkpoints whatever has gathered while the previous batch c
 For each step the effect is `checkpoints.complete_step`'s; the writes of the whole batch go
 in one statement per kind (lock the executions, delete the tasks, complete the attempt
 rows, insert the next tasks and their attempts, update the executions, publish the events)
-and one commit, instead of a transaction of ten statements per step.
+and one commit, instead of a transaction of about fifteen statements per step.
 
 PostgreSQL only, and only plain checkpoints (`eligible`): a step that consumed events,
 started children or appends to an earlier run's log, a workflow under flow control, a
