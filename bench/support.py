@@ -99,6 +99,18 @@ def empty_tables() -> None:
         cursor.execute("VACUUM ANALYZE")
 
 
+def settle_tables() -> None:
+    """After a batch was started and before workers run it: analyze the tables the starts
+    filled and flush their dirty pages, so that neither autovacuum/autoanalyze nor the
+    checkpointer does the starts' work during the timed window (bench/clone.py does the
+    same after a fill)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")
+
+
 # -- /proc -----------------------------------------------------------------------------------
 
 

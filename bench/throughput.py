@@ -26,7 +26,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from bench.support import REPO, Workers, empty_tables, worker_env
+from bench.support import REPO, Workers, empty_tables, settle_tables, worker_env
 
 STEPS = ("first", "second", "third")
 
@@ -133,6 +133,7 @@ def throughput_round(
     empty_tables()
     start_seconds = start_batch_in_process(args, n, env) if env else start_batch(n)
     print(f"[{label}] started {n:,} with durable.start() in {start_seconds:.1f}s", flush=True)
+    settle_tables()
     with workers_for(args, env) as workers:
         workers.start(count, label)
         wait_finished(ThreeNoOps.name, n, workers, max(600.0, n / 5))
