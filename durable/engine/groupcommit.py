@@ -42,12 +42,11 @@ class GroupCommit:
         self._ready = threading.Condition()
         self._queue: list[_Entry] = []
         self._closed = False
+        self._started = False
         self._threads = [
             threading.Thread(target=self._commit_loop, name=f"durable-commit-{n}", daemon=True)
             for n in range(threads)
         ]
-        for thread in self._threads:
-            thread.start()
 
     def complete(self, item: Completion) -> Result:
         """Checkpoint `item` in the next batch; its Result (ALONE: checkpoint it alone)."""
@@ -55,6 +54,12 @@ class GroupCommit:
         with self._ready:
             if self._closed:
                 return ALONE
+            if not self._started:
+                # Started on first use: a worker whose steps never join a batch (SQLite,
+                # or a worker made and never run) keeps no idle committer threads.
+                self._started = True
+                for thread in self._threads:
+                    thread.start()
             self._queue.append(entry)
             self._ready.notify()
         entry.done.wait()
@@ -65,6 +70,8 @@ class GroupCommit:
         with self._ready:
             self._closed = True
             self._ready.notify_all()
+        if not self._started:
+            return
         for thread in self._threads:
             thread.join(timeout)
 

@@ -45,6 +45,7 @@ from durable.store.claims import (
 from durable.store.executions import (
     ACTIVE,
     Deferred,
+    changed_columns,
     loaded_values,
     release_slots,
     save_changed,
@@ -161,7 +162,7 @@ def complete_steps(items: Sequence[Completion], *, using: str) -> list[Result]:
             if moved.chained is not None and moved.lease is not None:
                 chained.append((index, moved.chained, moved.lease))
             _save(execution, loaded, moved, updated, using)
-        free = _free(items, ours, {index for index, _, _ in chained})
+        free = _free(items, ours, {index for index, _, _ in chained}, now)
 
         with hot.pipeline(using):
             hot.complete_attempts([_attempt(items[i], task) for i, task in ours], now, using)
@@ -248,13 +249,12 @@ def _taken(
 
 
 def _free(
-    items: Sequence[Completion], ours: list[tuple[int, Task]], chained: set[int]
+    items: Sequence[Completion], ours: list[tuple[int, Task]], chained: set[int], now: datetime
 ) -> dict[str, tuple[list[int], Lease]]:
     """Per queue, the threads whose chain ended here (their execution finished, waits or
     yields) and the lease to claim them a due task of the queue under: each runs that
     next instead of going back to its worker's claim loop, a transaction of its own."""
     free: dict[str, tuple[list[int], Lease]] = {}
-    now = timezone.now()
     for index, _ in ours:
         chain = items[index].chain
         if index in chained or chain is None:
@@ -305,8 +305,7 @@ def _save(
     """Batch the execution's update when only the columns a step moves changed."""
     if moved.saved:
         return
-    changed = {name for name, value in loaded.items() if getattr(execution, name) != value}
-    if changed <= _BATCHED_COLUMNS:
+    if changed_columns(execution, loaded) <= _BATCHED_COLUMNS:
         updated.append(execution)
     else:
         save_changed(execution, loaded, using)

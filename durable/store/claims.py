@@ -62,7 +62,7 @@ def claim_in_transaction(limit: int, lease: _Lease, now: datetime, using: str) -
         tasks = hot.claim_ready(lease.queue, limit, lease, now, using).result()
     else:
         tasks = _claim_generic(lease.queue, limit, lease, now, using)
-        executions = hot.claim_executions({t.execution_id for t in tasks}, using)
+        executions = _claim_executions({t.execution_id for t in tasks}, using)
         for task in tasks:
             task.execution = executions[task.execution_id]
     return start_claims(tasks, lease, now, using)
@@ -131,6 +131,13 @@ def start_chained(
         step_event("step_started", claim, task, using, worker_id=lease.worker_id)
         claims.append(claim)
     return claims
+
+
+def _claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
+    """What a claim reads of its executions, where the claim statement does not return them
+    (hot.CLAIM_SQL does)."""
+    rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
+    return {execution.pk: execution for execution in rows.only(*hot.CLAIM_EXECUTION_FIELDS)}
 
 
 def _claim_generic(queue: str, limit: int, lease: _Lease, now: datetime, using: str) -> list[Task]:

@@ -344,16 +344,17 @@ def loaded_values(execution: WorkflowExecution) -> dict[str, Any]:
     return {field.attname: getattr(execution, field.attname) for field in _CONCRETE}
 
 
+def changed_columns(execution: WorkflowExecution, loaded: dict[str, Any]) -> set[str]:
+    """The attnames whose values differ from `loaded` (see `loaded_values`)."""
+    return {name for name, value in loaded.items() if getattr(execution, name) != value}
+
+
 def save_changed(execution: WorkflowExecution, loaded: dict[str, Any], using: str) -> None:
     """Save the fields that differ from `loaded` (plus context and fanouts): a checkpoint's
     UPDATE then carries neither the input nor the other columns it did not touch."""
-    changed = [
-        field.name
-        for field in _CONCRETE
-        if field.attname in _ALWAYS_SAVED
-        or getattr(execution, field.attname) != loaded[field.attname]
-    ]
-    execution.save(using=using, update_fields=changed)
+    changed = changed_columns(execution, loaded).union(_ALWAYS_SAVED)
+    fields = [field.name for field in _CONCRETE if field.attname in changed]
+    execution.save(using=using, update_fields=fields)
 
 
 def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:

@@ -266,12 +266,6 @@ def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> boo
     )
 
 
-def claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
-    """What a claim reads of its executions, for databases whose claim does not return them."""
-    rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
-    return {execution.pk: execution for execution in rows.only(*CLAIM_EXECUTION_FIELDS)}
-
-
 MARK_RUNNING_SQL = f"""
 UPDATE {_table(WorkflowExecution)} AS e
    SET status = %(running)s, started_at = COALESCE(e.started_at, %(now)s)
