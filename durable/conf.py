@@ -41,8 +41,11 @@ DEFAULTS: dict[str, Any] = {
     # How often an idle worker looks for due work when no wake-up arrives.
     "POLL_INTERVAL": 1.0,
     # At most this many completed steps are checkpointed in one transaction by a worker's
-    # group commit (PostgreSQL; durable.engine.groupcommit). 1 checkpoints each alone.
+    # committer (PostgreSQL; durable.engine.committer). 1 checkpoints each alone.
     "CHECKPOINT_BATCH": 64,
+    # Threads a worker runs sync steps on (None: its total concurrency, at most 64). Async
+    # steps need none: they run as coroutines of the worker's event loop.
+    "SYNC_THREADS": None,
     # The database alias Durable stores its state in.
     "DATABASE": "default",
 }

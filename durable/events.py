@@ -19,7 +19,8 @@ from django.db import DatabaseError
 
 from durable.bus import AsyncSubscription, MessageBus, Subscription, get_bus
 from durable.serialization import normalize
-from durable.signals import LIFECYCLE, set_in_transaction_publisher
+from durable.signals import LIFECYCLE
+from durable.store import outbox
 
 logger = logging.getLogger("durable.events")
 
@@ -147,4 +148,4 @@ def connect() -> None:
     """Forward every lifecycle signal to the bus (called once, when the app is ready)."""
     for signal in LIFECYCLE.values():
         signal.connect(forward_to_bus, dispatch_uid="durable.events.forward_to_bus")
-    set_in_transaction_publisher(publish_in_transaction)
+    outbox.connect(events=publish_in_transaction)

@@ -301,6 +301,10 @@ class Task(models.Model):
     wait = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Not a column: whether the claim that took the task saw unconsumed events and child
+    # workflows of its execution (see durable.engine.waits.StepWaits).
+    claim_saw: tuple[bool, bool] = (False, False)
+
     class Meta:
         indexes = [
             # Claiming: due work per queue, highest priority first, then oldest due.

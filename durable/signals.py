@@ -3,21 +3,18 @@
 Connect a receiver for in-process hooks; each gets `event`, a JSON dict such as
 `{"event": "step_completed", "workflow_id": ..., "workflow_name": ..., "step": ...,
 "attempt": 1, "status": ..., "timestamp": ...}`. The same events are published on the
-message bus (see `durable.events`). A bus that joins the writing transaction (PostgresBus on
-Durable's own database: a NOTIFY is delivered at commit) publishes the event inside it, so an
-event costs no transaction of its own; receivers are then sent `published=True`.
+message bus (see `durable.events`). The store sends them through its outbox
+(`durable.store.outbox`): a bus that joins the writing transaction (PostgresBus on
+Durable's own database: a NOTIFY is delivered at commit) publishes the event inside it, so
+an event costs no transaction of its own; receivers are then sent `published=True`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
 from django.dispatch import Signal
 
 logger = logging.getLogger("durable.signals")
@@ -60,17 +57,6 @@ def lifecycle_event(name: str, workflow_id: str, workflow_name: str, **data: Any
     }
 
 
-# Publishes events inside the current transaction of a database alias, if the bus can;
-# returns whether it did. Set by `durable.events` (the store sits below the bus layer).
-InTransactionPublisher = Callable[[Sequence[dict[str, Any]], str], bool]
-_in_transaction_publisher: InTransactionPublisher | None = None
-
-
-def set_in_transaction_publisher(publisher: InTransactionPublisher | None) -> None:
-    global _in_transaction_publisher
-    _in_transaction_publisher = publisher
-
-
 def send_now(event: dict[str, Any], *, published: bool = False) -> None:
     """Send `event` to its signal's receivers; a failing receiver never breaks the engine.
     `published`: the bus already carries it (it rode the transaction that made it)."""
@@ -80,53 +66,3 @@ def send_now(event: dict[str, Any], *, published: bool = False) -> None:
             logger.warning(
                 "lifecycle receiver %r failed on %s: %s", receiver, event["event"], response
             )
-
-
-def send_on_commit(event: dict[str, Any], using: str) -> None:
-    """Send `event` once the current transaction commits (at once outside one)."""
-    collected = getattr(_collecting, "events", None)
-    if collected is not None:
-        collected.append(event)
-        return
-    _send_all_on_commit([event], using)
-
-
-_collecting = threading.local()
-
-
-@contextmanager
-def batched_events(using: str) -> Iterator[Callable[[], None]]:
-    """Inside the block, `send_on_commit` only collects events. They are published
-    together (one statement for a batch checkpoint's dozens of events instead of one each)
-    when the block calls the function it is given, and when it ends without an error; still
-    inside the caller's transaction."""
-    if getattr(_collecting, "events", None) is not None:
-        yield lambda: None  # an enclosing batch publishes them
-        return
-    events: list[dict[str, Any]] = []
-
-    def publish() -> None:
-        if events:
-            collected = events[:]
-            events.clear()
-            _send_all_on_commit(collected, using)
-
-    _collecting.events = events
-    try:
-        yield publish
-    finally:
-        _collecting.events = None
-    publish()
-
-
-def _send_all_on_commit(events: list[dict[str, Any]], using: str) -> None:
-    publisher = _in_transaction_publisher
-    published = False
-    if publisher is not None and transaction.get_connection(using).in_atomic_block:
-        published = publisher(events, using)
-
-    def send() -> None:
-        for event in events:
-            send_now(event, published=published)
-
-    transaction.on_commit(send, using=using)

@@ -29,7 +29,7 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.store.notify import announce_tasks
+from durable.store import outbox
 from durable.store.waits import FAR_FUTURE
 
 INLINE_WORKER = "inline"
@@ -154,5 +154,5 @@ def advance_time(delta: timedelta) -> int:
         PendingInput.objects.using(using).filter(
             status=PendingInput.Status.PENDING, timeout_at__isnull=False
         ).update(timeout_at=F("timeout_at") - delta)
-        announce_tasks(Task.objects.using(using).filter(status__in=CLAIMABLE_TASK_STATUSES), using)
+        outbox.ready(Task.objects.using(using).filter(status__in=CLAIMABLE_TASK_STATUSES), using)
     return due

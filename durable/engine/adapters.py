@@ -12,8 +12,8 @@ from django.dispatch import receiver
 
 from durable.conf import durable_settings
 from durable.queue.base import QueueAdapter
-from durable.store import notify
-from durable.store.notify import ReadyTask
+from durable.store import outbox
+from durable.store.outbox import ReadyTask
 
 logger = logging.getLogger("durable.queue")
 
@@ -64,4 +64,4 @@ def publish_ready(tasks: Sequence[ReadyTask]) -> None:
 
 
 def connect() -> None:
-    notify.add_task_listener(publish_ready)
+    outbox.connect(tasks=publish_ready)

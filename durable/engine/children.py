@@ -49,25 +49,24 @@ def child_start(
 
 
 class Children:
-    """The children of one execution as one step run sees them."""
+    """The children of one execution as one step run sees them: a snapshot read before the
+    run (`load`), or nothing. Without one, a wait on a child that is not finished suspends,
+    and parking wakes the run at once if the child ended meanwhile or is no child at all
+    (durable.store.waits), so the re-run, which loads them, answers."""
 
-    def __init__(self, execution_pk: int, using: str, *, preload: bool) -> None:
-        self.execution_pk = execution_pk
-        self.using = using
+    def __init__(self) -> None:
         self.started: set[str] = set()  # by this run, created at its checkpoint
-        # Async steps cannot query from the event loop thread: they get a snapshot.
-        self._rows = self._query(None) if preload else None
+        self._rows: dict[str, tuple[str, Any, Any]] | None = None
 
-    def _query(self, workflow_id: str | None) -> dict[str, tuple[str, Any, Any]]:
-        rows = WorkflowExecution.objects.using(self.using).filter(parent_id=self.execution_pk)
-        if workflow_id is not None:
-            rows = rows.filter(workflow_id=workflow_id)
+    def load(self, execution_pk: int, using: str) -> None:
+        rows = WorkflowExecution.objects.using(using).filter(parent_id=execution_pk)
         values = rows.values_list("workflow_id", "status", "result", "error")
-        return {wid: (status, result, error) for wid, status, result, error in values}
+        self._rows = {wid: (status, result, error) for wid, status, result, error in values}
 
     def outcome(self, workflow_id: str) -> ChildOutcome | None:
-        rows = self._rows if self._rows is not None else self._query(workflow_id)
-        row = rows.get(workflow_id)
+        if self._rows is None:
+            return None
+        row = self._rows.get(workflow_id)
         if row is None:
             if workflow_id in self.started:
                 return None

@@ -1,7 +1,16 @@
-"""Runs one claimed task (a step attempt or a compensation) and checkpoints its outcome.
+"""Runs claimed tasks (step attempts and compensations) and checkpoints their outcomes.
 
-`execute` never raises: every outcome, including `BaseException`s from user code and
-values that cannot be stored, ends as a recorded checkpoint or a released claim.
+A run has three parts, the same for a worker and for an inline run:
+
+- `prepare` turns a claim into a `Run`, or straight into an outcome when there is nothing
+  to run (a workflow this worker cannot load, a lease lost too often, a passed deadline);
+- `invoke` runs a sync step on the calling thread, `invoke_async` an async one on the
+  calling event loop; both return the attempt's `Outcome`, whatever the step raised;
+- the outcome goes to a checkpointer (`durable.engine.committer`), and `settle` handles its
+  result: the claim to run next, if the checkpoint chained one.
+
+`execute` is all of it on the calling thread, with the checkpoint made at once. None of
+these raise for anything a step or its checkpoint does.
 """
 
 from __future__ import annotations
@@ -12,19 +21,21 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import registry
+from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition, StepNode
 from durable.engine import livelogs
 from durable.engine.async_runner import run_coroutine
+from durable.engine.committer import TRANSIENT, Inline, tell_adapter
 from durable.engine.connections import close_stale_connections
-from durable.engine.groupcommit import GroupCommit
+from durable.engine.lanes import DIRECT, Db
 from durable.engine.logcapture import StepLog, capturing
 from durable.engine.progress import ProgressReporter
 from durable.engine.waits import StepWaits
@@ -41,96 +52,81 @@ from durable.flow.context import Context
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
-from durable.store import batch, checkpoints, deploys
-from durable.store.batch import Alone, Completion
+from durable.store import checkpoint, deploys
 from durable.store.claims import Chain
-from durable.store.records import ClaimedTask, WaitEffects, error_record
+from durable.store.outcomes import (
+    Compensated,
+    Failed,
+    Outcome,
+    Parked,
+    Result,
+    Settled,
+    Succeeded,
+)
+from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
 
 
 @dataclass
 class Failure:
+    """What an exception comes to before it is an outcome."""
+
     error: dict[str, Any]
     retryable: bool
 
 
-def execute(
+@dataclass
+class Run:
+    """A claim ready to run: the method to call and what it is called with."""
+
+    claim: ClaimedTask
+    definition: Definition
+    step: StepNode  # for a compensation: the compensation method as a step
+    method: Callable[..., Any] | Failure  # Failure: the workflow class could not be made
+    args: tuple[Any, ...]
+    ctx: Context | None  # None for a compensation
+    waits: StepWaits | None
+    log: StepLog
+    adapter: QueueAdapter
+    chain: Chain | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def using(self) -> str:
+        return self.adapter.using
+
+    @property
+    def is_async(self) -> bool:
+        return self.step.is_async and not isinstance(self.method, Failed)
+
+    def duration_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+
+def needs_database(claim: ClaimedTask) -> bool:
+    """Whether `prepare` reads the database for `claim` (a worker then calls it on a lane
+    of its own rather than on its event loop)."""
+    try:
+        definition = registry.get(claim.workflow_name)
+    except WorkflowNotFound:
+        return False
+    return claim.fingerprint != fingerprint(definition) or (
+        claim.kind == "step" and StepWaits.needs_loading(claim)
+    )
+
+
+def prepare(
     claim: ClaimedTask,
     adapter: QueueAdapter,
     *,
+    db: Db = DIRECT,
     chain: Chain | None = None,
-    committer: GroupCommit | None = None,
-) -> ClaimedTask | None:
-    """Run `claim` to its checkpoint. Safe to call from any thread.
-
-    With a `chain`, a successful checkpoint may claim the next step of the execution for
-    this caller; that claim is returned, to be run next. With a `committer`, a successful
-    step is checkpointed in its next batch, with the steps of other threads.
-    """
-    close_stale_connections()
-    try:
-        return _execute(claim, adapter, chain, committer)
-    except LeaseLost as exc:
-        logger.warning("checkpoint rejected: %s", exc)
-    except WaitConflict as exc:
-        # An expected race (two branches took one event): the run is handed back to retry.
-        logger.info("%s; running it again", exc)
-        _release(claim, adapter)
-    except Exception:
-        # The checkpoint itself failed (database gone, say): hand the claim back. If even
-        # that fails, the lease expires and another worker retakes the task.
-        logger.exception(
-            "could not checkpoint %s %r of %s; releasing it",
-            claim.kind,
-            claim.step,
-            claim.workflow_id,
-        )
-        # The release must not reuse the connection that just broke.
-        close_stale_connections()
-        _release(claim, adapter)
-    finally:
-        close_stale_connections()
-    return None
-
-
-def _release(claim: ClaimedTask, adapter: QueueAdapter) -> None:
-    try:
-        adapter.nack(claim)
-    except Exception:
-        logger.exception(
-            "could not release %s %r of %s; its lease will expire",
-            claim.kind,
-            claim.step,
-            claim.workflow_id,
-        )
-
-
-# Failures of the connection, not of the data: the checkpoint may work on a retry, so the
-# claim is handed back. LeaseLost means another worker owns the task now.
-_TRANSIENT = (OperationalError, InterfaceError, LeaseLost, WaitConflict)
-
-
-def _unstorable(what: str, claim: ClaimedTask, exc: Exception) -> dict[str, Any]:
-    """The error recorded when an outcome cannot be checkpointed for a reason other than a
-    lost connection (the database refused a value, say). Handing the claim back would run
-    it again and again, since a release counts no attempt; it fails instead."""
-    logger.exception("could not store the outcome of %s of %s", what, claim.workflow_id)
-    cause = error_record(exc, with_traceback=False)
-    problem = NonRetryable(
-        f"the outcome of {what} could not be stored: {cause['type']}: {cause['message']}"
-    )
-    return {**error_record(problem, with_traceback=False), "non_retryable": True}
-
-
-def _execute(
-    claim: ClaimedTask,
-    adapter: QueueAdapter,
-    chain: Chain | None,
-    committer: GroupCommit | None,
-) -> ClaimedTask | None:
+) -> Run | Outcome | None:
+    """What to do with `claim`: a Run; an Outcome to checkpoint without running anything;
+    or None when a deploy moved the claim's position (it was handed back or parked, and
+    the adapter told). `db` carries progress reports while the step runs."""
     using = adapter.using
-    started = time.monotonic()
     if _position_gone(claim, adapter):
         return None
     try:
@@ -141,8 +137,7 @@ def _execute(
             f"this worker cannot run {claim.kind} {claim.step!r} of "
             f"workflow {claim.workflow_name!r}: {exc}"
         )
-        _fail_unrun(claim, None, error_record(problem, with_traceback=False), using)
-        return None
+        return _unrun(claim, None, error_record(problem, with_traceback=False))
     limit = int(durable_settings.MAX_LEASE_EXPIRIES)
     if claim.expiries >= limit:
         lost = WorkerLost(
@@ -151,19 +146,19 @@ def _execute(
             f"(DURABLE['MAX_LEASE_EXPIRIES'] = {limit})"
         )
         error = {**error_record(lost, with_traceback=False), "non_retryable": True}
-        _fail_unrun(claim, definition, error, using)
-        return None
+        return _unrun(claim, definition, error)
+    log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
     if claim.kind == "compensate":
-        _compensate(claim, definition, step, adapter, started)
-        return None
+        return _compensation(claim, definition, step, log, adapter)
     if claim.deadline_at is not None and timezone.now() >= claim.deadline_at:
         timeout = WorkflowTimeout(
             f"workflow {definition.name!r} passed its timeout of "
             f"{definition.timeout:g}s before step {step.name!r}"
         )
-        _fail_unrun(claim, definition, error_record(timeout, with_traceback=False), using)
-        return None
-    waits = StepWaits(claim, using)
+        return _unrun(claim, definition, error_record(timeout, with_traceback=False))
+    waits = StepWaits(claim)
+    if StepWaits.needs_loading(claim):
+        waits.load(using)
     ctx = Context(
         claim.context,
         input=claim.input,
@@ -172,132 +167,58 @@ def _execute(
         attempt=claim.attempt,
         waits=waits,
         progress_hook=ProgressReporter(
-            claim.execution_pk, step.name, claim.token.scope_key(), claim.attempt, using
+            claim.execution_pk, step.name, claim.token.scope_key(), claim.attempt, using, db
         ),
     )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)
-    log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
-    logger.debug("running %s of %s (attempt %d)", step.name, claim.workflow_id, claim.attempt)
+    return Run(claim, definition, step, method, args, ctx, waits, log, adapter, chain)
+
+
+def _compensation(
+    claim: ClaimedTask, definition: Definition, step: StepNode, log: StepLog, adapter: QueueAdapter
+) -> Run:
+    assert step.compensate is not None
+    method = _method(definition, step.compensate)
+    compensation = StepNode(name=step.compensate, method=step.compensate, timeout=step.timeout)
+    args: tuple[Any, ...] = ()
+    if not isinstance(method, Failure):
+        ctx = Context(
+            claim.context,
+            input=claim.input,
+            workflow_id=claim.workflow_id,
+            current_step=step.compensate,
+            attempt=claim.attempt,
+        )
+        takes_item = len(inspect.signature(method).parameters) >= 2
+        args = (ctx, claim.token.item) if takes_item else (ctx,)
+        compensation = StepNode(
+            name=step.compensate,
+            method=step.compensate,
+            is_async=inspect.iscoroutinefunction(method),
+            timeout=step.timeout,
+        )
+    return Run(claim, definition, compensation, method, args, None, None, log, adapter)
+
+
+def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:
+    """Method `name` of a fresh workflow instance. An `__init__` that raises fails the
+    attempt like the step would; escaping as a checkpoint error, it would hand the claim
+    back to run again forever (a release counts no attempt)."""
     try:
-        if isinstance(method, Failure):
-            outcome: Any = method
-        elif step.transactional:
-            outcome = _run_transactional(
-                method, args, step, ctx, claim, definition, waits, started, log
-            )
-        else:
-            # Lines logged so far reach the attempt's row while a long step runs.
-            with livelogs.following(log, claim, using):
-                outcome = _invoke(method, args, step, log)
-    except Suspend as suspend:
-        duration_ms = int((time.monotonic() - started) * 1000)
-        try:
-            checkpoints.park_step(
-                claim,
-                wait=suspend.wait,
-                effects=waits.effects,
-                duration_ms=duration_ms,
-                using=using,
-                logs=log.finish(),
-            )
-        except _TRANSIENT:
-            raise
-        except Exception as exc:
-            _fail_unstorable(
-                f"the wait of step {step.name!r}", claim, definition, exc, log, duration_ms, using
-            )
-            return None
-        adapter.ack(claim)
-        logger.info("step %s of %s is %s", step.name, claim.workflow_id, suspend)
-        return None
-    duration_ms = int((time.monotonic() - started) * 1000)
-    if outcome is COMMITTED:
-        adapter.ack(claim)
-        logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
-        return None
-    if isinstance(outcome, Failure):
-        retry_at = checkpoints.fail_step(
-            claim,
-            definition,
-            error=outcome.error,
-            retryable=outcome.retryable,
-            duration_ms=duration_ms,
-            using=using,
-            waits=waits.effects,
-            logs=_with_failure(log, outcome),
-        )
-        logger.info(
-            "step %s of %s failed (attempt %d): %s%s",
-            step.name,
-            claim.workflow_id,
-            claim.attempt,
-            outcome.error["message"],
-            f"; retrying at {retry_at:%H:%M:%S}" if retry_at else "",
-        )
-        if retry_at is not None:
-            adapter.reschedule(claim, retry_at)
-        return None
-    try:
-        chained = _complete(
-            claim,
-            definition,
-            ctx,
-            outcome,
-            duration_ms,
-            waits.effects,
-            log.finish(),
-            chain if _may_chain(chain, adapter) else None,
-            committer,
-            using,
-        )
-    except _TRANSIENT:
-        raise
+        return getattr(definition.workflow_class(), name)  # type: ignore[no-any-return]
     except Exception as exc:
-        _fail_unstorable(f"step {step.name!r}", claim, definition, exc, log, duration_ms, using)
-        return None
-    adapter.ack(claim)
-    logger.info("step %s of %s completed in %d ms", step.name, claim.workflow_id, duration_ms)
-    return chained
+        return Failure(error_record(exc), retryable=True)
+    except BaseException as exc:
+        return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
 
 
-def _complete(
-    claim: ClaimedTask,
-    definition: Definition,
-    ctx: Context,
-    output: Any,
-    duration_ms: int,
-    effects: WaitEffects,
-    logs: list[dict[str, Any]],
-    chain: Chain | None,
-    committer: GroupCommit | None,
-    using: str,
-) -> ClaimedTask | None:
-    """Checkpoint a successful step: in the committer's next batch when it may join one,
-    otherwise (or when the batch leaves it out) in a transaction of its own."""
-    if committer is not None and batch.eligible(claim, definition, effects, using):
-        result = committer.complete(
-            Completion(claim, definition, ctx.ops, output, duration_ms, logs, chain)
-        )
-        if isinstance(result, LeaseLost):
-            raise result
-        if not isinstance(result, Alone):
-            return result
-    return checkpoints.complete_step(
-        claim,
-        definition,
-        ops=ctx.ops,
-        output=output,
-        duration_ms=duration_ms,
-        using=using,
-        waits=effects,
-        logs=logs,
-        chain=chain,
-    )
-
-
-def _may_chain(chain: Chain | None, adapter: QueueAdapter) -> bool:
-    return chain is not None and adapter.capabilities.chains_claims and chain.allowed()
+def _unrun(claim: ClaimedTask, definition: Definition | None, error: dict[str, Any]) -> Outcome:
+    """Fail an attempt without running it (nothing to retry, no traceback of ours). A
+    compensation goes on to the next one; unloadable ones are ended by the checkpoint."""
+    if claim.kind == "compensate" and definition is not None:
+        return Compensated(claim, definition, error=error, retryable=False)
+    return Failed(claim, definition, error=error, retryable=False)
 
 
 def _position_gone(claim: ClaimedTask, adapter: QueueAdapter) -> bool:
@@ -315,103 +236,7 @@ def _position_gone(claim: ClaimedTask, adapter: QueueAdapter) -> bool:
     return verdict is not deploys.ClaimCheck.RUN
 
 
-def _fail_unrun(
-    claim: ClaimedTask, definition: Definition | None, error: dict[str, Any], using: str
-) -> None:
-    """Fail an attempt without running it (nothing to retry, no traceback of ours). A
-    compensation goes on to the next one; unloadable ones are ended by `fail_step`."""
-    if claim.kind == "compensate" and definition is not None:
-        checkpoints.complete_compensation(
-            claim, definition, error=error, retryable=False, duration_ms=0, using=using
-        )
-    else:
-        checkpoints.fail_step(
-            claim, definition, error=error, retryable=False, duration_ms=0, using=using
-        )
-
-
-def _fail_unstorable(
-    what: str,
-    claim: ClaimedTask,
-    definition: Definition,
-    exc: Exception,
-    log: StepLog,
-    duration_ms: int,
-    using: str,
-) -> None:
-    """Fail an attempt whose outcome the database refused. Handing the claim back instead
-    would run (or park) it again and again, since a release counts no attempt."""
-    failure = Failure(_unstorable(what, claim, exc), retryable=False)
-    checkpoints.fail_step(
-        claim,
-        definition,
-        error=failure.error,
-        retryable=False,
-        duration_ms=duration_ms,
-        using=using,
-        logs=_with_failure(log, failure),
-    )
-
-
-def _with_failure(log: StepLog, failure: Failure) -> list[dict[str, Any]]:
-    """The attempt's log, ending with the failure and its traceback."""
-    error = failure.error
-    log.add(
-        level="ERROR",
-        message=error.get("traceback") or f"{error['type']}: {error['message']}",
-        logger="durable",
-        stream="durable",
-        keep=True,
-    )
-    return log.finish()
-
-
-# The outcome of a transactional step whose writes and checkpoint committed together.
-COMMITTED = object()
-
-
-class _RolledBack(Exception):
-    def __init__(self, failure: Failure) -> None:
-        self.failure = failure
-
-
-def _run_transactional(
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    step: StepNode,
-    ctx: Context,
-    claim: ClaimedTask,
-    definition: Definition,
-    waits: StepWaits,
-    started: float,
-    log: StepLog,
-) -> Any:
-    """Run the step and checkpoint it in ONE transaction on Durable's database, so the
-    step's ORM writes commit exactly when its checkpoint does: a crash, a failure, a wait
-    or a lost lease rolls them back with it. Returns COMMITTED or a Failure."""
-    using = waits.using
-    try:
-        with transaction.atomic(using=using):
-            outcome = _invoke(method, args, step, log)
-            if isinstance(outcome, Failure):
-                raise _RolledBack(outcome)
-            checkpoints.complete_step(
-                claim,
-                definition,
-                ops=ctx.ops,
-                output=outcome,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                using=using,
-                waits=waits.effects,
-                logs=log.finish(),
-            )
-    except _RolledBack as rolled_back:
-        return rolled_back.failure
-    except _TRANSIENT:
-        raise
-    except Exception as exc:
-        return Failure(_unstorable(f"step {step.name!r}", claim, exc), retryable=False)
-    return COMMITTED
+# -- running -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -419,133 +244,385 @@ class _Raised:
     error: BaseException
 
 
-async def _capture(coroutine: Coroutine[Any, Any, Any], log: StepLog | None) -> Any:
-    """Await a step, handing back what it raised instead of raising it on the event loop.
+def invoke(run: Run) -> Outcome:
+    """Run a prepared claim on this thread (an async step on the process's shared loop,
+    which only inline runs use) and return its outcome. A transactional step is
+    checkpointed here, in its own transaction: its outcome is then `COMMITTED`."""
+    if isinstance(run.method, Failure):
+        return _failed(run, run.method)
+    if run.step.transactional:
+        return _run_transactional(run)
+    with _following(run):
+        raw = run_coroutine(_awaited(run), None) if run.is_async else _called(run)
+    return _conclude(run, raw)
 
-    A SystemExit or KeyboardInterrupt escaping an asyncio task stops the shared loop, so
-    this and every later async step would wait forever; and a TimeoutError of the step's
-    own must not be mistaken for its `timeout=` expiring. The step's log capture is set
-    here, inside the task, since a task does not inherit the submitting thread's context.
-    """
+
+async def invoke_async(run: Run) -> Outcome:
+    """Run a prepared async step as a coroutine of the calling event loop."""
+    assert run.is_async
+    with _following(run):
+        raw = await _awaited(run)
+    return _conclude(run, raw)
+
+
+def _following(run: Run) -> Any:
+    if run.ctx is None:
+        return nullcontext()
+    # Lines logged so far reach the attempt's row while a long step runs.
+    return livelogs.following(run.log, run.claim, run.using)
+
+
+def _called(run: Run) -> Any:
+    """Call a sync step: its return value, or _Raised."""
+    assert not isinstance(run.method, Failure)
+    started = time.monotonic()
     try:
-        if log is None:
-            return await coroutine
-        with capturing(log):
-            return await coroutine
+        with capturing(run.log):
+            result = run.method(*run.args)
+    except BaseException as exc:
+        return _Raised(exc)
+    # A sync step cannot be interrupted; the worker fails it at the deadline, and a late
+    # return is recorded as the timeout it was.
+    if run.step.timeout is not None and time.monotonic() - started > run.step.timeout:
+        return _Raised(_timeout(run.step))
+    return result
+
+
+async def _awaited(run: Run) -> Any:
+    """Await an async step: its return value, or _Raised.
+
+    A SystemExit or KeyboardInterrupt escaping an asyncio task would stop the loop, and a
+    TimeoutError of the step's own must not be mistaken for its `timeout=` expiring. The
+    capture is set here, inside the task, since a task does not inherit the submitting
+    thread's context."""
+    assert not isinstance(run.method, Failure)
+    try:
+        with capturing(run.log):
+            coroutine: Coroutine[Any, Any, Any] = run.method(*run.args)
+            return await asyncio.wait_for(_shielded(coroutine), run.step.timeout)
     except asyncio.CancelledError:
-        raise  # how the step's timeout stops it
+        raise  # the worker is going away: the claim is handed back
     except BaseException as exc:
         return _Raised(exc)
 
 
-def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:
-    """Method `name` of a fresh workflow instance. An `__init__` that raises fails the
-    attempt like the step would; escaping as a checkpoint error, it would hand the claim back
-    to run again forever (a release counts no attempt)."""
+async def _shielded(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    # wait_for raises TimeoutError when the step's timeout expires; the step's own
+    # TimeoutError is told apart by being re-raised as what it is, not as a timeout.
     try:
-        return getattr(definition.workflow_class(), name)  # type: ignore[no-any-return]
-    except Exception as exc:
-        return Failure(error_record(exc), retryable=True)
-    except BaseException as exc:
-        return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
+        return await coroutine
+    except TimeoutError as exc:
+        raise _OwnTimeout(exc) from exc
 
 
-def _invoke(
-    method: Callable[..., Any], args: tuple[Any, ...], step: StepNode, log: StepLog | None = None
-) -> Any:
-    """Call the step; return its normalised output, or a Failure describing what went wrong.
-    What it logs and prints goes to `log`."""
-    started = time.monotonic()
+class _OwnTimeout(Exception):
+    def __init__(self, error: TimeoutError) -> None:
+        self.error = error
+
+
+def _timeout(step: StepNode) -> StepTimeout:
+    return StepTimeout(f"step {step.name!r} ran past its timeout of {step.timeout:g}s")
+
+
+def _conclude(run: Run, raw: Any) -> Outcome:
+    """The outcome of a run that returned `raw` (or raised: `_Raised`)."""
+    if isinstance(raw, _Raised):
+        error = raw.error
+        if isinstance(error, _OwnTimeout):
+            error = error.error
+        elif isinstance(error, TimeoutError) and run.is_async:
+            error = _timeout(run.step)
+        if isinstance(error, Suspend) and run.ctx is not None:
+            assert run.waits is not None
+            return Parked(
+                run.claim,
+                run.definition,
+                duration_ms=run.duration_ms(),
+                logs=run.log.finish(),
+                waits=run.waits.effects,
+                wait=error.wait,
+            )
+        return _failed(run, _failure(error))
     try:
-        if step.is_async:
-            try:
-                result = run_coroutine(_capture(method(*args), log), step.timeout)
-            except TimeoutError:
-                raise StepTimeout(
-                    f"step {step.name!r} ran past its timeout of {step.timeout:g}s"
-                ) from None
-            if isinstance(result, _Raised):
-                raise result.error
-        else:
-            with capturing(log) if log is not None else nullcontext(log):
-                result = method(*args)
-            # A sync step cannot be interrupted; the worker's supervisor fails it at the
-            # deadline, and a late return is recorded as the timeout it was.
-            if step.timeout is not None and time.monotonic() - started > step.timeout:
-                raise StepTimeout(f"step {step.name!r} ran past its timeout of {step.timeout:g}s")
-        return normalize(result, f"return value of step {step.name!r}")
-    except Suspend:
-        raise  # not a failure: the step parks on a wait
-    except NonRetryable as exc:
-        cause = exc.error if isinstance(exc.error, BaseException) else exc
-        return Failure({**error_record(cause), "non_retryable": True}, retryable=False)
+        output = normalize(raw, f"return value of step {run.step.name!r}")
     except NotJSONError as exc:
-        return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
-    except Exception as exc:
-        return Failure(error_record(exc), retryable=True)
-    except BaseException as exc:
-        # SystemExit, KeyboardInterrupt & co. raised by step code end the attempt, not the
-        # worker; they are not retried, since they mean "stop".
-        return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
-
-
-def _compensate(
-    claim: ClaimedTask,
-    definition: Definition,
-    step: StepNode,
-    adapter: QueueAdapter,
-    started: float,
-) -> None:
-    assert step.compensate is not None
-    method = _method(definition, step.compensate)
-    log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
-    if isinstance(method, Failure):
-        outcome: Any = method
-    else:
-        ctx = Context(
-            claim.context,
-            input=claim.input,
-            workflow_id=claim.workflow_id,
-            current_step=step.compensate,
-            attempt=claim.attempt,
+        return _failed(run, _failure(exc))
+    if run.ctx is None:
+        return Compensated(
+            run.claim,
+            run.definition,
+            duration_ms=run.duration_ms(),
+            logs=run.log.finish(),
+            output=output,
         )
-        takes_item = len(inspect.signature(method).parameters) >= 2
-        args: tuple[Any, ...] = (ctx, claim.token.item) if takes_item else (ctx,)
-        compensation = StepNode(
-            name=step.compensate,
-            method=step.compensate,
-            is_async=inspect.iscoroutinefunction(method),
-            timeout=step.timeout,
-        )
-        outcome = _invoke(method, args, compensation, log)
-    duration_ms = int((time.monotonic() - started) * 1000)
-    failure = outcome if isinstance(outcome, Failure) else None
-    try:
-        checkpoints.complete_compensation(
-            claim,
-            definition,
-            error=failure.error if failure else None,
-            retryable=failure.retryable if failure else False,
-            duration_ms=duration_ms,
-            using=adapter.using,
-            output=None if failure else outcome,
-            logs=_with_failure(log, failure) if failure else log.finish(),
-        )
-    except _TRANSIENT:
-        raise
-    except Exception as exc:
-        failure = Failure(_unstorable(f"compensation {step.compensate!r}", claim, exc), False)
-        checkpoints.complete_compensation(
-            claim,
-            definition,
-            error=failure.error,
-            retryable=False,
-            duration_ms=duration_ms,
-            using=adapter.using,
-        )
-    logger.info(
-        "compensation %s of %s %s",
-        step.compensate,
-        claim.workflow_id,
-        "failed" if failure else "completed",
+    assert run.waits is not None
+    return Succeeded(
+        run.claim,
+        run.definition,
+        duration_ms=run.duration_ms(),
+        logs=run.log.finish(),
+        waits=run.waits.effects,
+        ops=run.ctx.ops,
+        output=output,
+        # Asked now, not when the step started: a stop or the --max-tasks count may have
+        # come meanwhile.
+        chain=run.chain if run.chain is not None and run.chain.allowed() else None,
     )
+
+
+def _failure(error: BaseException) -> Failure:
+    """What an exception raised by a step (or by making its output) comes to."""
+    if isinstance(error, NonRetryable):
+        cause = error.error if isinstance(error.error, BaseException) else error
+        return Failure({**error_record(cause), "non_retryable": True}, retryable=False)
+    if isinstance(error, NotJSONError | Suspend) or not isinstance(error, Exception):
+        # SystemExit, KeyboardInterrupt & co. raised by step code end the attempt, not the
+        # worker; they are not retried, since they mean "stop". A wait in a compensation
+        # is a mistake no retry mends.
+        return Failure({**error_record(error), "non_retryable": True}, retryable=False)
+    return Failure(error_record(error), retryable=True)
+
+
+def _failed(run: Run, failure: Failure) -> Outcome:
+    """The outcome of a run that failed with `failure`: its log ends with the error."""
+    error = failure.error
+    run.log.add(
+        level="ERROR",
+        message=error.get("traceback") or f"{error['type']}: {error['message']}",
+        logger="durable",
+        stream="durable",
+        keep=True,
+    )
+    logs = run.log.finish()
+    if run.ctx is None:
+        return Compensated(
+            run.claim,
+            run.definition,
+            duration_ms=run.duration_ms(),
+            logs=logs,
+            error=error,
+            retryable=failure.retryable,
+        )
+    return Failed(
+        run.claim,
+        run.definition,
+        duration_ms=run.duration_ms(),
+        logs=logs,
+        waits=run.waits.effects if run.waits is not None else None,
+        error=error,
+        retryable=failure.retryable,
+    )
+
+
+@dataclass
+class Committed(Outcome):
+    """A transactional step whose writes and checkpoint committed (or did not) together."""
+
+    result: Result | None = None
+
+    def settled(self) -> Result:
+        return self.result if self.result is not None else Settled()
+
+
+class _RolledBack(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+def _run_transactional(run: Run) -> Outcome:
+    """Run the step and checkpoint it in ONE transaction on Durable's database, so the
+    step's ORM writes commit exactly when its checkpoint does: a crash, a failure, a wait
+    or a lost lease rolls them back with it."""
+    try:
+        with transaction.atomic(using=run.using):
+            outcome = _conclude(run, _called(run))
+            if not isinstance(outcome, Succeeded):
+                raise _RolledBack(outcome)
+            [result] = checkpoint.apply([outcome], using=run.using)
+            if isinstance(result, Exception):
+                raise result
+    except _RolledBack as rolled_back:
+        return rolled_back.outcome
+    except (*TRANSIENT, LeaseLost, WaitConflict) as exc:
+        return Committed(run.claim, run.definition, result=exc)
+    except Exception as exc:
+        return _failed(run, _unstorable(f"step {run.step.name!r}", run.claim, exc))
+    tell_adapter(run.adapter, outcome, result)
+    return Committed(run.claim, run.definition, duration_ms=outcome.duration_ms, result=result)
+
+
+def _unstorable(what: str, claim: ClaimedTask, exc: Exception) -> Failure:
+    """The failure recorded when an outcome cannot be checkpointed for a reason other than
+    a lost connection (the database refused a value, say). Handing the claim back would
+    run it again and again, since a release counts no attempt; it fails instead."""
+    logger.error("could not store the outcome of %s of %s: %s", what, claim.workflow_id, exc)
+    cause = error_record(exc, with_traceback=False)
+    problem = NonRetryable(
+        f"the outcome of {what} could not be stored: {cause['type']}: {cause['message']}"
+    )
+    return Failure({**error_record(problem, with_traceback=False), "non_retryable": True}, False)
+
+
+# -- checkpointing -----------------------------------------------------------------------
+
+
+# What `settled` answers for a result that needs `recover`.
+RECOVER = object()
+
+
+def settled(outcome: Outcome, result: Result) -> ClaimedTask | object | None:
+    """The claim the checkpoint of `outcome` chained (or None) once `result` settles it;
+    RECOVER when it did not commit and `recover` must say what happens instead."""
+    if isinstance(result, Settled):
+        _log(outcome, result)
+        return result.chained
+    if isinstance(result, LeaseLost):
+        logger.warning("checkpoint rejected: %s", result)
+        return None
+    return RECOVER
+
+
+def recover(outcome: Outcome, result: Result, adapter: QueueAdapter) -> Outcome | None:
+    """After a checkpoint that did not commit: hand the claim back (None), or, when the
+    database refused a value of the outcome rather than the connection, the failure to
+    record instead (once: if that is refused too, the claim goes back)."""
+    claim = outcome.claim
+    if isinstance(result, WaitConflict):
+        # An expected race (two branches took one event): the run is handed back to retry.
+        logger.info("%s; running it again", result)
+        _release(claim, adapter)
+        return None
+    if isinstance(result, TRANSIENT) or isinstance(outcome, Unstorable | UnstorableCompensation):
+        # The database went away, or even the failure could not be stored. If the release
+        # fails too, the lease expires and another worker retakes the task.
+        logger.warning(
+            "could not checkpoint %s %r of %s (%s); releasing it",
+            claim.kind,
+            claim.step,
+            claim.workflow_id,
+            result,
+        )
+        close_stale_connections()
+        _release(claim, adapter)
+        return None
+    assert isinstance(result, Exception)
+    what = f"step {claim.step!r}"
+    if claim.kind == "compensate" and outcome.definition is not None:
+        what = f"compensation {outcome.definition.step(claim.step).compensate!r}"
+    error = _unstorable(what, claim, result).error
+    logs = [
+        *(outcome.logs or []),
+        {
+            "timestamp": timezone.now().isoformat(),
+            "level": "ERROR",
+            "message": f"{error['type']}: {error['message']}",
+            "logger": "durable",
+            "stream": "durable",
+        },
+    ]
+    if isinstance(outcome, Compensated):
+        return UnstorableCompensation(
+            claim, outcome.definition, duration_ms=outcome.duration_ms, logs=logs, error=error
+        )
+    return Unstorable(
+        claim,
+        outcome.definition,
+        duration_ms=outcome.duration_ms,
+        logs=logs,
+        error=error,
+        retryable=False,
+    )
+
+
+@dataclass
+class Unstorable(Failed):
+    """The failure recorded in place of a step outcome the database refused."""
+
+
+@dataclass
+class UnstorableCompensation(Compensated):
+    """The failure recorded in place of a compensation outcome the database refused."""
+
+
+def _log(outcome: Outcome, result: Settled) -> None:
+    claim = outcome.claim
+    if isinstance(outcome, Succeeded | Committed):
+        # Debug: at thousands of steps a second, a line each would cost more than the step.
+        logger.debug(
+            "step %s of %s completed in %d ms", claim.step, claim.workflow_id, outcome.duration_ms
+        )
+    elif isinstance(outcome, Parked):
+        logger.info("step %s of %s is %s", claim.step, claim.workflow_id, outcome.wait)
+    elif isinstance(outcome, Failed):
+        logger.info(
+            "step %s of %s failed (attempt %d): %s%s",
+            claim.step,
+            claim.workflow_id,
+            claim.attempt,
+            outcome.error.get("message"),
+            f"; retrying at {result.retry_at:%H:%M:%S}" if result.retry_at else "",
+        )
+    elif isinstance(outcome, Compensated):
+        logger.info(
+            "compensation %s of %s %s",
+            claim.step,
+            claim.workflow_id,
+            "failed" if outcome.error else "completed",
+        )
+
+
+def _release(claim: ClaimedTask, adapter: QueueAdapter) -> None:
+    try:
+        adapter.nack(claim)
+    except Exception:
+        logger.exception(
+            "could not release %s %r of %s; its lease will expire",
+            claim.kind,
+            claim.step,
+            claim.workflow_id,
+        )
+
+
+def execute(
+    claim: ClaimedTask, adapter: QueueAdapter, *, chain: Chain | None = None
+) -> ClaimedTask | None:
+    """Run `claim` to its checkpoint on this thread; the claim its checkpoint chained
+    (with a `chain`), to be run next. Never raises for what the step or the checkpoint
+    does."""
+    close_stale_connections()
+    try:
+        return _execute(claim, adapter, chain)
+    except Exception:
+        logger.exception(
+            "could not run %s %r of %s; releasing it", claim.kind, claim.step, claim.workflow_id
+        )
+        close_stale_connections()
+        _release(claim, adapter)
+        return None
+    finally:
+        close_stale_connections()
+
+
+def _execute(claim: ClaimedTask, adapter: QueueAdapter, chain: Chain | None) -> ClaimedTask | None:
+    if not adapter.capabilities.chains_claims:
+        chain = None
+    prepared = prepare(claim, adapter, chain=chain)
+    if prepared is None:
+        return None
+    outcome = invoke(prepared) if isinstance(prepared, Run) else prepared
+    committer = Inline(adapter)
+
+    def checkpoint_now(outcome: Outcome) -> Result:
+        if isinstance(outcome, Committed):
+            return outcome.settled()
+        return committer.submit(outcome).result()
+
+    result = checkpoint_now(outcome)
+    while True:
+        chained = settled(outcome, result)
+        if chained is not RECOVER:
+            return chained  # type: ignore[return-value]
+        recovery = recover(outcome, result, adapter)
+        if recovery is None:
+            return None
+        outcome, result = recovery, checkpoint_now(recovery)

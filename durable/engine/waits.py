@@ -8,38 +8,60 @@ from typing import Any
 
 from django.utils import timezone
 
-from durable.dsl import registry
 from durable.engine.children import Children, child_id, child_start
-from durable.exceptions import WorkflowNotFound
 from durable.flow.ops import copy_json
 from durable.flow.waits import ChildOutcome, WaitSpec
 from durable.models import PendingInput, WorkflowEvent
+from durable.store.livelogs import resumes_attempt
 from durable.store.records import ClaimedTask, WaitEffects
 
 
 class StepWaits:
     """A `WaitRuntime` for one run of one step; collects what to apply at its checkpoint.
 
-    Sync steps look events and responses up when a wait asks. An `async def` step runs on
-    the event loop thread, where Django refuses queries (SynchronousOnlyOperation), so what
-    its waits may look at is loaded up front, in the executor's thread. Either way, an event
-    or a response arriving after the look-up is caught when the step parks
-    (`durable.store.waits.suspend_step`).
+    A step's waits never query the database while it runs: an async step runs on the
+    worker's event loop and a sync one on a pool thread, and neither holds a connection of
+    Durable's. What they may look at is read before the run (`load`), when there can be
+    something to read: in a run that resumes after a wait (events, responses, children of
+    its earlier runs), and when the claim saw open events or children. Whatever arrives
+    later is caught when the step parks (`durable.store.waits.suspend_step`), which then
+    wakes it at once.
     """
 
-    def __init__(self, claim: ClaimedTask, using: str) -> None:
+    def __init__(self, claim: ClaimedTask) -> None:
         self.claim = claim
-        self.using = using
         self.effects = WaitEffects(recorded=list(claim.recorded_waits))
         # Waits only happen in steps, whose attempt rows are keyed by the routing token.
         self._scope_key = claim.token.scope_key()
-        self._events: list[tuple[int, str, Any]] | None = None
-        self._inputs: list[PendingInput] | None = None
-        is_async = _is_async_step(claim)
-        if is_async:
-            self._events = list(self._open_events().values_list("id", "name", "payload"))
-            self._inputs = list(self._step_inputs())
-        self._children = Children(claim.execution_pk, using, preload=is_async)
+        self._events: list[tuple[int, str, Any]] = []
+        self._inputs: list[PendingInput] = []
+        self._children = Children()
+
+    @staticmethod
+    def needs_loading(claim: ClaimedTask) -> bool:
+        return resumes_attempt(claim) or claim.open_events or claim.has_children
+
+    def load(self, using: str) -> None:
+        """Read what the step's waits may look at (on a connection of the caller's)."""
+        claim = self.claim
+        self._events = list(
+            WorkflowEvent.objects.using(using)
+            .filter(execution_id=claim.execution_pk, consumed_at__isnull=True)
+            .order_by("id")
+            .values_list("id", "name", "payload")
+        )
+        if resumes_attempt(claim):
+            self._inputs = list(
+                PendingInput.objects.using(using)
+                .filter(
+                    execution_id=claim.execution_pk,
+                    step_name=claim.step,
+                    scope_key=self._scope_key,
+                )
+                .order_by("-id")
+            )
+        if resumes_attempt(claim) or claim.has_children:
+            self._children.load(claim.execution_pk, using)
 
     def now(self) -> datetime:
         return timezone.now()
@@ -93,43 +115,11 @@ class StepWaits:
     def child_outcome(self, workflow_id: str) -> ChildOutcome | None:
         return self._children.outcome(workflow_id)
 
-    def _open_events(self) -> Any:
-        return (
-            WorkflowEvent.objects.using(self.using)
-            .filter(execution_id=self.claim.execution_pk, consumed_at__isnull=True)
-            .order_by("id")
-        )
-
     def _events_named(self, name: str) -> list[tuple[int, Any]]:
-        if self._events is not None:
-            return [(event_id, payload) for event_id, n, payload in self._events if n == name]
-        return list(self._open_events().filter(name=name).values_list("id", "payload"))
-
-    def _step_inputs(self) -> Any:
-        return (
-            PendingInput.objects.using(self.using)
-            .filter(
-                execution_id=self.claim.execution_pk,
-                step_name=self.claim.step,
-                scope_key=self._scope_key,
-            )
-            .order_by("-id")
-        )
+        return [(event_id, payload) for event_id, n, payload in self._events if n == name]
 
     def _input(self, name: str) -> PendingInput | None:
         """The newest input row of the wait being reached (a retry may have left older)."""
         index = len(self.effects.recorded)
-        if self._inputs is not None:
-            rows = (r for r in self._inputs if (r.input_name, r.wait_index) == (name, index))
-            return next(rows, None)
-        found: PendingInput | None = (
-            self._step_inputs().filter(input_name=name, wait_index=index).first()
-        )
-        return found
-
-
-def _is_async_step(claim: ClaimedTask) -> bool:
-    try:
-        return registry.get(claim.workflow_name).step(claim.step).is_async
-    except (WorkflowNotFound, KeyError, AssertionError):
-        return False
+        rows = (r for r in self._inputs if (r.input_name, r.wait_index) == (name, index))
+        return next(rows, None)

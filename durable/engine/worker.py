@@ -1,13 +1,25 @@
-"""The worker loop: claim ready steps per queue, run them in threads, keep leases alive.
+"""The worker: claims ready steps per queue and runs them on one event loop.
 
-One main thread claims and does housekeeping (heartbeats, retaking expired leases,
-failing sync steps that pass their timeout); a thread pool runs steps, and async steps go
-to the shared event loop. An idle worker sleeps until its queue adapter wakes it, the
-next delayed task falls due, or the poll interval passes.
+Each claimed task becomes a coroutine of the worker's loop. An `async def` step is awaited
+right there, so a thousand of them in flight cost a thousand coroutines, not threads; a
+sync step runs on a bounded thread pool while its coroutine waits. A queue's
+`concurrency` bounds both kinds together.
+
+The worker's own database work goes through a fixed set of connections, whatever the
+concurrency (durable.engine.lanes): the claims lane (claims, housekeeping, idle waits),
+the side lane (the rare reads before a step and progress reports), the committer
+(checkpoints, batched: durable.engine.committer), the lease keeper (durable.engine.leases),
+plus the queue adapter's listener and the live-log flusher. Steps never hold one of
+Durable's.
+
+A busy worker claims less: it claims nothing while checkpoints queue up faster than they
+commit. Leases are renewed by the keeper's own thread, which step load cannot starve.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import random
@@ -19,18 +31,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import registry
-from durable.engine.executor import execute
-from durable.engine.groupcommit import GroupCommit
+from durable.engine import executor
+from durable.engine.committer import Committer
+from durable.engine.executor import Committed, Run
+from durable.engine.lanes import Lane
+from durable.engine.leases import LeaseKeeper
 from durable.engine.reconciler import Reconciler
-from durable.exceptions import LeaseLost, StepTimeout, WorkflowNotFound
+from durable.exceptions import StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
-from durable.store import checkpoints, claims, deploys, retention
+from durable.store import claims, deploys, retention
 from durable.store.claims import Chain
+from durable.store.outcomes import Failed, Outcome, Result
 from durable.store.records import ClaimedTask, error_record
 
 logger = logging.getLogger("durable.worker")
@@ -38,9 +54,12 @@ logger = logging.getLogger("durable.worker")
 
 # Seconds an idle worker trusts its cached next due time without a wake-up.
 NEXT_DUE_REFRESH = 30.0
-# How many steps a thread runs in a row by claiming each one's next step in its checkpoint
-# before going back to the queue, where other executions (and higher priorities) wait.
+# How many steps a coroutine runs in a row by claiming each one's next step in its
+# checkpoint before going back to the queue, where other executions (and higher
+# priorities) wait.
 MAX_CHAIN = 16
+# Sync steps run on at most this many threads unless DURABLE["SYNC_THREADS"] says.
+DEFAULT_SYNC_THREADS = 64
 
 
 def resident_memory_mb() -> float:
@@ -64,8 +83,9 @@ def new_worker_id() -> str:
 @dataclass
 class InFlight:
     claim: ClaimedTask
-    deadline: float | None  # monotonic; sync steps only
+    deadline: float | None = None  # monotonic; a sync step once its thread runs it
     timed_out: bool = False
+    thread_running: bool = False
 
 
 @dataclass
@@ -87,6 +107,7 @@ class Worker:
         worker_id: str | None = None,
         max_tasks: int | None = None,
         max_memory_mb: float | None = None,
+        sync_threads: int | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue")
@@ -100,21 +121,19 @@ class Worker:
         # and exits (status 0) so a process supervisor can start a fresh one.
         self.max_tasks = max_tasks
         self.max_memory_mb = max_memory_mb
+        configured = sync_threads or durable_settings.SYNC_THREADS
+        self.sync_threads = int(configured or min(sum(self.queues.values()), DEFAULT_SYNC_THREADS))
         self.stats = WorkerStats()
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._in_flight: dict[int, InFlight] = {}
-        self._pool = ThreadPoolExecutor(
-            max_workers=sum(self.queues.values()), thread_name_prefix="durable-step"
-        )
-        self._next_heartbeat = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._next_reap = 0.0
         # The next delayed task's due time, looked up again only when something may have
         # changed it (work claimed or finished, a wake-up) or it passed: an idle worker
-        # polls with the claim query alone. Due work is found by that claim within one
-        # poll interval anyway; this only lets the worker wake up earlier for it.
+        # polls with the claim query alone.
         self._next_due: datetime | None = None
         self._next_due_checked = -float("inf")
         self._next_due_stale = True
@@ -122,9 +141,7 @@ class Worker:
         # so a fleet of workers started together does not clean up in lockstep.
         self._next_cleanup = time.monotonic() + random.uniform(30, 90)
         self._cleanup_thread: threading.Thread | None = None
-        # Checkpoints of steps finishing together share a transaction (PostgreSQL).
-        batch_size = int(durable_settings.CHECKPOINT_BATCH)
-        self._committer = GroupCommit(adapter.using, batch_size) if batch_size > 1 else None
+        self._batch_size = max(int(durable_settings.CHECKPOINT_BATCH), 1)
         # Broker adapters only: publishes ready tasks again that the broker lost.
         self._reconciler = Reconciler(adapter, list(self.queues))
         # Step threads still running when `run` returned (released or timed out): the
@@ -134,34 +151,67 @@ class Worker:
     # -- lifecycle -----------------------------------------------------------------------
 
     def run(self) -> None:
+        """Serve the queues until `stop`; then drain and return."""
         logger.info(
             "worker %s serving %s",
             self.worker_id,
             ", ".join(f"{q} (x{n})" for q, n in self.queues.items()),
         )
-        self._revive_parked()
+        asyncio.run(self._serve())
+
+    def stop(self) -> None:
+        """Stop claiming; `run` then waits for in-flight steps and returns."""
+        self.stopping.set()
+        self.wake.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._claims = Lane("claims")
+        self._side = Lane("side")
+        self._committer = Committer(self.adapter, self._batch_size)
+        self._pool = ThreadPoolExecutor(self.sync_threads, thread_name_prefix="durable-step")
+        self._keeper = LeaseKeeper(
+            self._held, lease_seconds=self.lease_seconds, using=self.adapter.using
+        )
+        self._keeper.start()
+        try:
+            await self._claims.run(self._revive_parked)
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            self._keeper.stop(timeout=5)
+            self._pool.shutdown(wait=not self.abandoned_steps, cancel_futures=True)
+            self._claims.close(wait=False)
+            self._side.close(wait=False)
+            close_old_connections()
+        logger.info("worker %s stopped", self.worker_id)
+
+    async def _claim_loop(self) -> None:
         backoff = 0.5
         while not self.stopping.is_set():
             try:
-                claimed = self._claim_round()
-                self._housekeeping()
-                idle_timeout = None if claimed else self._idle_timeout()
+                claimed = await self._claim_round()
+                await self._claims.run(self._housekeeping)
+                idle_timeout = None if claimed else await self._claims.run(self._idle_timeout)
                 backoff = 0.5
             except Exception as exc:
-                # The database went away: keep the in-flight steps, reconnect, try again.
+                # The database went away: keep the in-flight steps, try again.
                 logger.warning("worker loop error (%s); retrying in %.1fs", exc, backoff)
-                close_old_connections()
-                self.stopping.wait(backoff)
+                await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             self._check_recycle()
             if claimed:
                 self._next_due_stale = True
             if idle_timeout is not None and not self.stopping.is_set():
-                self.adapter.wait_for_work(list(self.queues), idle_timeout, self.wake)
+                await self._claims.run(
+                    self.adapter.wait_for_work, list(self.queues), idle_timeout, self.wake
+                )
                 if self.wake.is_set():
                     self._next_due_stale = True
-        self._drain()
+            elif self._busy():
+                # Checkpoints are queueing: let them commit before claiming more.
+                await self._claims.run(self.wake.wait, self.poll_interval)
 
     def _revive_parked(self) -> None:
         """After a deploy, executions parked for a missing step may have it back."""
@@ -173,40 +223,39 @@ class Worker:
         except Exception as exc:
             logger.warning("could not revive executions needing attention: %s", exc)
 
-    def stop(self) -> None:
-        """Stop claiming; `run` then waits for in-flight steps and returns."""
-        self.stopping.set()
-        self.wake.set()
-
-    def _drain(self) -> None:
+    async def _drain(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout
-        while self._in_flight and time.monotonic() < deadline:
+        while self._tasks and time.monotonic() < deadline:
             try:
-                self._housekeeping()
+                await self._claims.run(self._fail_timed_out_steps, time.monotonic())
             except Exception as exc:
-                # Keep draining: the steps may still finish, and their leases then expire.
                 logger.warning("housekeeping failed while draining (%s)", exc)
-                close_old_connections()
-            time.sleep(0.05)
+            await asyncio.wait(self._tasks, timeout=0.05)
         with self._lock:
-            left = [entry.claim for entry in self._in_flight.values()]
-        for claim in left:
+            left = [entry for entry in self._in_flight.values()]
+        for entry in left:
+            claim = entry.claim
             logger.warning(
                 "releasing %s of %s unfinished at shutdown", claim.step, claim.workflow_id
             )
             try:
-                self.adapter.nack(claim)
+                await self._claims.run(self.adapter.nack, claim)
             except Exception:
                 logger.exception("could not release %s; its lease will expire", claim.step)
-        self.abandoned_steps = len(left)
-        if self._committer is not None:
-            # Abandoned steps that finish later are checkpointed alone (their leases
-            # were given back, so those checkpoints are rejected).
-            self._committer.close(timeout=self.shutdown_timeout)
-        self._pool.shutdown(wait=not left, cancel_futures=True)
-        logger.info("worker %s stopped", self.worker_id)
+        # Async steps are cancelled; sync steps cannot be, and their threads are abandoned.
+        self.abandoned_steps = sum(1 for entry in left if entry.thread_running)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1.0)
+        # Abandoned steps that finish later are checkpointed alone (their leases were
+        # given back, so those checkpoints are rejected).
+        await asyncio.to_thread(self._committer.close, self.shutdown_timeout)
 
     # -- claiming ------------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return self._committer.backlog > 2 * self._batch_size
 
     def _check_recycle(self) -> None:
         if self.max_tasks is not None and self.stats.claimed >= self.max_tasks:
@@ -227,8 +276,10 @@ class Worker:
                 )
                 self.stop()
 
-    def _claim_round(self) -> bool:
+    async def _claim_round(self) -> bool:
         self.wake.clear()
+        if self._busy():
+            return False
         claimed_any = False
         for queue, concurrency in self.queues.items():
             with self._lock:
@@ -237,47 +288,104 @@ class Worker:
                 free = min(free, self.max_tasks - self.stats.claimed)
             if free <= 0:
                 continue
-            for claim in self.adapter.claim(
-                queue, free, worker_id=self.worker_id, lease_seconds=self.lease_seconds
-            ):
+            claim = functools.partial(
+                self.adapter.claim,
+                queue,
+                free,
+                worker_id=self.worker_id,
+                lease_seconds=self.lease_seconds,
+            )
+            for claimed in await self._claims.run(claim):
                 claimed_any = True
-                self._submit(claim)
+                self._track(claimed)
+                task = asyncio.create_task(self._run(claimed))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         return claimed_any
 
-    def _submit(self, claim: ClaimedTask) -> None:
-        self._track(claim)
-        self._pool.submit(self._run, claim)
-
     def _track(self, claim: ClaimedTask) -> None:
-        entry = InFlight(claim, self._sync_deadline(claim))
         with self._lock:
             self._running[claim.queue] = self._running.get(claim.queue, 0) + 1
-            self._in_flight[claim.task_id] = entry
+            self._in_flight[claim.task_id] = InFlight(claim)
             self.stats.claimed += 1
 
-    def _run(self, claim: ClaimedTask) -> None:
+    def _held(self) -> list[ClaimedTask]:
+        """The claims whose leases the keeper renews."""
+        with self._lock:
+            return [e.claim for e in self._in_flight.values() if not e.timed_out]
+
+    async def _run(self, claim: ClaimedTask) -> None:
         """Run `claim` and the claims its checkpoints return: the next step of its execution
         (at most MAX_CHAIN in a row), or a due task of the queue taken in a batch
-        checkpoint for a thread whose execution went no further (durable.store.batch)."""
+        checkpoint for a coroutine whose execution went no further."""
         links = 0
-        while True:
-            chained = None
+        next_claim: ClaimedTask | None = claim
+        while next_claim is not None:
+            claim, chained = next_claim, None
             try:
-                chained = execute(
-                    claim, self.adapter, chain=self._chain(links), committer=self._committer
-                )
+                chained = await self._execute(claim, self._chain(links))
+            except Exception:
+                logger.exception("running %s of %s failed", claim.step, claim.workflow_id)
             finally:
                 # The next claim is counted before this one is let go, so the slot it
                 # holds is never seen free.
                 if chained is not None:
                     self._track(chained)
                 self._finished(claim, chained=chained is not None)
-            if chained is None:
-                return
             # A claim taken from the queue is as fair as the claim loop's: only steps of
             # one execution in a row count towards the limit.
-            links = links + 1 if chained.execution_pk == claim.execution_pk else 0
-            claim = chained
+            if chained is not None:
+                links = links + 1 if chained.execution_pk == claim.execution_pk else 0
+            next_claim = chained
+
+    async def _execute(self, claim: ClaimedTask, chain: Chain | None) -> ClaimedTask | None:
+        adapter = self.adapter
+        if not adapter.capabilities.chains_claims:
+            chain = None
+        if executor.needs_database(claim):
+            prepared = await self._side.run(
+                functools.partial(executor.prepare, claim, adapter, db=self._side, chain=chain)
+            )
+        else:
+            prepared = executor.prepare(claim, adapter, db=self._side, chain=chain)
+        if prepared is None:
+            return None
+        if not isinstance(prepared, Run):
+            outcome: Outcome = prepared
+        elif prepared.is_async:
+            outcome = await executor.invoke_async(prepared)
+        else:
+            outcome = await self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
+        result = await self._checkpoint(outcome)
+        while True:
+            followed = executor.settled(outcome, result)
+            if followed is not executor.RECOVER:
+                return followed  # type: ignore[return-value]
+            # Rare: a connection error or a value the database refused.
+            recovery = await self._side.run(executor.recover, outcome, result, adapter)
+            if recovery is None:
+                return None
+            outcome, result = recovery, await self._checkpoint(recovery)
+
+    async def _checkpoint(self, outcome: Outcome) -> Result:
+        if isinstance(outcome, Committed):
+            return outcome.settled()
+        return await asyncio.wrap_future(self._committer.submit(outcome))
+
+    def _invoke_sync(self, run: Run) -> Outcome:
+        """On a pool thread: run a sync step under the worker's timeout watch."""
+        with self._lock:
+            entry = self._in_flight.get(run.claim.task_id)
+            if entry is not None:
+                entry.thread_running = True
+                if run.step.timeout is not None:
+                    entry.deadline = time.monotonic() + run.step.timeout
+        try:
+            return executor.invoke(run)
+        finally:
+            with self._lock:
+                if entry is not None:
+                    entry.thread_running = False
 
     def _chain(self, links: int) -> Chain | None:
         """Leave to chain another step, unless the chain is long enough already."""
@@ -302,25 +410,9 @@ class Worker:
             self._next_due_stale = True  # a finished step may have queued a retry
         self.wake.set()
 
-    @staticmethod
-    def _sync_deadline(claim: ClaimedTask) -> float | None:
-        if claim.kind != "step":
-            return None
-        try:
-            step = registry.get(claim.workflow_name).step(claim.step)
-        except (WorkflowNotFound, KeyError, AssertionError):
-            return None
-        if step.timeout is None or step.is_async:
-            return None
-        return time.monotonic() + step.timeout
-
     def _idle_timeout(self) -> float:
-        # Housekeeping keeps its own pace however long the poll interval: leases held by
-        # running steps must be extended before they expire.
-        timeout = min(
-            self.poll_interval,
-            max(min(self._next_heartbeat, self._next_reap) - time.monotonic(), 0.0),
-        )
+        """On the claims lane: how long an idle worker may wait for a wake-up."""
+        timeout = min(self.poll_interval, max(self._next_reap - time.monotonic(), 0.0))
         now = time.monotonic()
         if (
             self._next_due_stale
@@ -334,16 +426,11 @@ class Worker:
             timeout = min(timeout, max((self._next_due - timezone.now()).total_seconds(), 0.0))
         return timeout
 
-    # -- housekeeping --------------------------------------------------------------------
+    # -- housekeeping (on the claims lane) -----------------------------------------------
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
         self._fail_timed_out_steps(now)
-        if now >= self._next_heartbeat:
-            with self._lock:
-                held = [e.claim for e in self._in_flight.values() if not e.timed_out]
-            claims.heartbeat(held, lease_seconds=self.lease_seconds, using=self.adapter.using)
-            self._next_heartbeat = now + self.lease_seconds / 3
         if now >= self._next_cleanup:
             self._start_cleanup()
             config = durable_settings.RETENTION
@@ -370,38 +457,42 @@ class Worker:
             except Exception:
                 logger.exception("retention cleanup failed; it runs again next interval")
             finally:
-                close_old_connections()
+                connections.close_all()
 
         self._cleanup_thread = threading.Thread(target=run, name="durable-cleanup", daemon=True)
         self._cleanup_thread.start()
 
     def _fail_timed_out_steps(self, now: float) -> None:
+        """Sync steps cannot be interrupted: past their deadline they are failed (and
+        retried) here, and their threads abandoned."""
         with self._lock:
             overdue = [
                 e
                 for e in self._in_flight.values()
                 if e.deadline is not None and not e.timed_out and now > e.deadline
             ]
+            for entry in overdue:
+                entry.timed_out = True
         for entry in overdue:
-            entry.timed_out = True
             claim = entry.claim
-            definition = registry.get(claim.workflow_name)
-            timeout = definition.step(claim.step).timeout or 0
-            error = StepTimeout(f"step {claim.step!r} ran past its timeout of {timeout:g}s")
             try:
-                checkpoints.fail_step(
-                    claim,
-                    definition,
-                    error=error_record(error, with_traceback=False),
-                    retryable=True,
-                    duration_ms=int(timeout * 1000),
-                    using=self.adapter.using,
-                )
-                logger.warning(
-                    "step %s of %s timed out after %gs; its thread is abandoned",
-                    claim.step,
-                    claim.workflow_id,
-                    timeout,
-                )
-            except LeaseLost:
-                pass
+                definition = registry.get(claim.workflow_name)
+                timeout = definition.step(claim.step).timeout or 0
+            except (WorkflowNotFound, KeyError, AssertionError):
+                continue
+            error = StepTimeout(f"step {claim.step!r} ran past its timeout of {timeout:g}s")
+            outcome = Failed(
+                claim,
+                definition,
+                duration_ms=int(timeout * 1000),
+                error=error_record(error, with_traceback=False),
+                retryable=True,
+            )
+            logger.warning(
+                "step %s of %s timed out after %gs; its thread is abandoned",
+                claim.step,
+                claim.workflow_id,
+                timeout,
+            )
+            # Checkpointed with the others; a lost lease there means another worker has it.
+            self._committer.submit(outcome)

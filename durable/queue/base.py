@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 from durable.store.records import ClaimedTask
 
 

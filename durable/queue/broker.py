@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from durable.queue.base import Capabilities, QueueAdapter
 from durable.store import claims
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 from durable.store.records import ClaimedTask
 
 logger = logging.getLogger("durable.queue")

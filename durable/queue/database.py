@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from durable.queue.base import Capabilities, QueueAdapter
-from durable.store import claims, notify
+from durable.store import claims, outbox
 from durable.store.records import ClaimedTask
 
 
@@ -26,7 +26,7 @@ class DatabaseQueue(QueueAdapter):
         # Weak: a worker's event is dropped with the worker.
         self._waiters: weakref.WeakSet[threading.Event] = weakref.WeakSet()
         self._lock = threading.Lock()
-        notify.add_listener(self._wake_waiters)
+        outbox.add_wake_listener(self._wake_waiters)
 
     def _wake_waiters(self, queues: set[str] | None = None) -> None:
         with self._lock:
@@ -53,4 +53,4 @@ class DatabaseQueue(QueueAdapter):
         wake.wait(timeout)
 
     def close(self) -> None:
-        notify.remove_listener(self._wake_waiters)
+        outbox.remove_wake_listener(self._wake_waiters)

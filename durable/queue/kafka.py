@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from durable.queue.base import Capabilities
 from durable.queue.broker import BrokerQueue, Delivery
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 # How long `enqueue` waits for the broker to acknowledge what it produced.

@@ -40,7 +40,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from durable.conf import durable_settings
 from durable.queue.base import Capabilities
 from durable.queue.broker import BrokerQueue, Delivery
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 DEFAULT_MAX_ACK_PENDING = 10_000

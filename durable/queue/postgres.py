@@ -22,7 +22,7 @@ from django.db import connections
 
 from durable.queue.base import Capabilities
 from durable.queue.database import DatabaseQueue
-from durable.store.notify import CHANNEL
+from durable.store.outbox import CHANNEL
 
 logger = logging.getLogger("durable.queue")
 

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from durable.queue.base import Capabilities
 from durable.queue.broker import BrokerQueue, Delivery
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_MAX_PRIORITY = 10

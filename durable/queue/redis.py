@@ -30,7 +30,7 @@ from django.utils import timezone
 from durable.conf import durable_settings
 from durable.queue.base import Capabilities
 from durable.queue.broker import BrokerQueue, Delivery
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 # Ready scores: -priority * PRIORITY_STEP + milliseconds since 2020. Doubles hold integers

@@ -30,8 +30,7 @@ from durable.exceptions import LeaseLost
 from durable.flow.ops import Op, copy_json
 from durable.flow.token import Token
 from durable.models import Task, WorkflowExecution
-from durable.signals import batched_events
-from durable.store import hot
+from durable.store import hot, outbox
 from durable.store.checkpoints import Moved, move_on
 from durable.store.claims import (
     Chain,
@@ -53,7 +52,6 @@ from durable.store.executions import (
 )
 from durable.store.hot import AttemptOutcome, Lease
 from durable.store.livelogs import resumes_attempt
-from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects
 
 
@@ -118,7 +116,7 @@ def complete_steps(items: Sequence[Completion], *, using: str) -> list[Result]:
     if not candidates:
         return results
     now = timezone.now()
-    with transaction.atomic(using=using), batched_events(using) as publish_events:
+    with transaction.atomic(using=using), outbox.collecting(using):
         # Executions first, then their tasks: the order every checkpoint locks in.
         with hot.pipeline(using):
             locking = hot.lock_executions({items[i].claim.execution_pk for i in candidates}, using)
@@ -183,7 +181,7 @@ def complete_steps(items: Sequence[Completion], *, using: str) -> list[Result]:
         with hot.pipeline(using):
             if deferred.tasks:
                 taken = {id(task) for _, task, _ in chained}
-                announce_tasks([t for t in deferred.tasks if id(t) not in taken], using)
+                outbox.ready([t for t in deferred.tasks if id(t) not in taken], using)
             if chained:
                 claims = start_chained([(task, lease) for _, task, lease in chained], now, using)
                 for (index, _, _), claim in zip(chained, claims, strict=True):
@@ -192,7 +190,6 @@ def complete_steps(items: Sequence[Completion], *, using: str) -> list[Result]:
                 claims = start_claims(claiming.result(), lease, now, using)
                 for index, claim in zip(waiting, claims, strict=False):
                     results[index] = claim
-            publish_events()
     return results
 
 

@@ -31,8 +31,8 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.signals import lifecycle_event, send_on_commit
-from durable.store import hot
+from durable.signals import lifecycle_event
+from durable.store import hot, outbox
 from durable.store.claims import Chain, attempt_rows, chain_lease, start_chained, step_event
 from durable.store.deploys import check_checkpoint
 from durable.store.executions import (
@@ -50,7 +50,6 @@ from durable.store.executions import (
 )
 from durable.store.hot import Lease
 from durable.store.livelogs import resumes_attempt
-from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects, error_record
 from durable.store.waits import apply_wait_effects, suspend_step
 
@@ -246,7 +245,7 @@ def park_step(
         suspend_step(claim, task, execution, wait, effects, using=using)
         execution.save(using=using)
         if execution.status == ExecutionStatus.WAITING:
-            send_on_commit(
+            outbox.event(
                 lifecycle_event(
                     "workflow_waiting",
                     claim.workflow_id,
@@ -333,7 +332,7 @@ def _reschedule(task: Task, run_at: datetime, using: str) -> None:
     task.lease_expires_at = None
     task.wait = None  # a retry waits afresh (recorded values of passed waits are kept)
     task.save(using=using)
-    announce_tasks([task], using)
+    outbox.ready([task], using)
 
 
 def complete_compensation(

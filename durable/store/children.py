@@ -42,9 +42,12 @@ def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None
         )
 
 
-def child_finished(workflow_id: str, using: str) -> bool:
-    return (
+def child_settled(parent_pk: int, workflow_id: str, using: str) -> bool:
+    """Whether a wait on child `workflow_id` has nothing left to wait for: the child
+    finished, or it is no child of the parent at all (the re-run then says so)."""
+    return not (
         WorkflowExecution.objects.using(using)
-        .filter(workflow_id=workflow_id, status__in=FINISHED_STATUSES)
+        .filter(parent_id=parent_pk, workflow_id=workflow_id)
+        .exclude(status__in=FINISHED_STATUSES)
         .exists()
     )

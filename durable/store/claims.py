@@ -30,12 +30,13 @@ from durable.models import (
     StepStatus,
     Task,
     TaskStatus,
+    WorkflowEvent,
     WorkflowExecution,
 )
-from durable.signals import lifecycle_event, send_on_commit
-from durable.store import hot
+from durable.signals import lifecycle_event
+from durable.store import hot, outbox
 from durable.store.hot import Lease as _Lease
-from durable.store.notify import ReadyTask, announce_tasks
+from durable.store.outbox import ReadyTask
 from durable.store.records import ClaimedTask
 
 logger = logging.getLogger("durable.store")
@@ -65,7 +66,27 @@ def claim_in_transaction(limit: int, lease: _Lease, now: datetime, using: str) -
         executions = _claim_executions({t.execution_id for t in tasks}, using)
         for task in tasks:
             task.execution = executions[task.execution_id]
+        _look_around(tasks, using)
     return start_claims(tasks, lease, now, using)
+
+
+def _look_around(tasks: Sequence[Task], using: str) -> None:
+    """Set `claim_saw` where the claim statement does not (hot.CLAIM_SQL does)."""
+    pks = {task.execution_id for task in tasks}
+    if not pks:
+        return
+    with_events = set(
+        WorkflowEvent.objects.using(using)
+        .filter(execution_id__in=pks, consumed_at__isnull=True)
+        .values_list("execution_id", flat=True)
+    )
+    with_children = set(
+        WorkflowExecution.objects.using(using)
+        .filter(parent_id__in=pks)
+        .values_list("parent_id", flat=True)
+    )
+    for task in tasks:
+        task.claim_saw = (task.execution_id in with_events, task.execution_id in with_children)
 
 
 def start_claims(
@@ -213,6 +234,7 @@ def claim_task_ids(
             .select_related("execution")
             .order_by("-priority", "run_at", "id")
         )
+        _look_around(tasks, using)
         _record_attempts_started(tasks, worker_id, now, using)
     result.claimed = [_claimed(task, lease_token, now) for task in tasks]
     try:
@@ -253,7 +275,7 @@ def _announce_starts(
         execution = task.execution
         if execution.status == ExecutionStatus.PENDING and execution.pk not in started:
             started.add(execution.pk)
-            send_on_commit(
+            outbox.event(
                 lifecycle_event("workflow_started", claim.workflow_id, claim.workflow_name),
                 using,
             )
@@ -262,7 +284,7 @@ def _announce_starts(
 
 def step_event(name: str, claim: ClaimedTask, task: Task, using: str, **data: Any) -> None:
     """Send a step lifecycle event for `claim` once the current transaction commits."""
-    send_on_commit(
+    outbox.event(
         lifecycle_event(
             name,
             claim.workflow_id,
@@ -383,6 +405,8 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         recorded_waits=list(task.token.get("waits", [])),
         pending_wait=WaitSpec.from_json(task.wait) if task.wait else None,
         fingerprint=execution.definition_fingerprint,
+        open_events=task.claim_saw[0],
+        has_children=task.claim_saw[1],
     )
 
 
@@ -459,7 +483,7 @@ def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) 
         attempt_rows(task, task.attempt, using).filter(status=StepStatus.RUNNING).update(
             status=StepStatus.PENDING, worker_id=""
         )
-    announce_tasks(tasks, using)
+    outbox.ready(tasks, using)
 
 
 def next_due_at(queues: Sequence[str], *, using: str) -> datetime | None:

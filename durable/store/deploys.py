@@ -37,10 +37,10 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.signals import lifecycle_event, send_on_commit
+from durable.signals import lifecycle_event
+from durable.store import outbox
 from durable.store.claims import attempt_rows
 from durable.store.executions import lock_execution, settle_status
-from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask
 
 logger = logging.getLogger("durable.store")
@@ -262,7 +262,7 @@ def _park(
     execution.save(using=using)
     logger.warning("execution %s needs attention: %s", execution.workflow_id, missing)
     if announce_event:
-        send_on_commit(
+        outbox.event(
             lifecycle_event(
                 "workflow_needs_attention",
                 execution.workflow_id,
@@ -290,7 +290,7 @@ def _unpark(execution: WorkflowExecution, tasks: list[Task], using: str) -> None
         execution.status = ExecutionStatus.RUNNING
         settle_status(execution, using)
     execution.save(using=using)
-    announce_tasks([t for t in tasks if t.status == TaskStatus.PARKED], using)
+    outbox.ready([t for t in tasks if t.status == TaskStatus.PARKED], using)
     logger.info("execution %s revived after needing attention", execution.workflow_id)
 
 

@@ -27,11 +27,10 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.signals import lifecycle_event, send_on_commit
-from durable.store import flowcontrol, hot
+from durable.signals import lifecycle_event
+from durable.store import flowcontrol, hot, outbox
 from durable.store.hot import Lease
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
-from durable.store.notify import announce_tasks
 from durable.store.records import error_record
 
 logger = logging.getLogger("durable.store")
@@ -211,7 +210,7 @@ def enqueue_steps(
         deferred.tasks.extend(tasks)
         return chained
     Task.objects.using(using).bulk_create(tasks)
-    announce_tasks([task for task in tasks if task is not chained], using)
+    outbox.ready([task for task in tasks if task is not chained], using)
     return chained
 
 
@@ -274,7 +273,7 @@ def finish(
     notify_parent(execution, using)
     event = FINAL_EVENTS.get(status)
     if event is not None:
-        send_on_commit(
+        outbox.event(
             lifecycle_event(
                 event,
                 execution.workflow_id,
@@ -468,7 +467,7 @@ def enqueue_compensation(
         attempt=execution.attempt_floor + 1,
     )
     execution.current_step = step_name
-    announce_tasks([task], using)
+    outbox.ready([task], using)
 
 
 def mark_step_rows(

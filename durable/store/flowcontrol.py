@@ -36,7 +36,7 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.store.notify import announce_tasks
+from durable.store import outbox
 
 MAX_SCOPE_LENGTH = 255
 
@@ -192,4 +192,4 @@ def _unhold(execution: WorkflowExecution, using: str) -> None:
     if definition is not None:
         pace(execution, definition, tasks, starting=True, using=using)
     Task.objects.using(using).bulk_update(tasks, ["status", "run_at"])
-    announce_tasks(tasks, using)
+    outbox.ready(tasks, using)

@@ -30,6 +30,7 @@ from durable.models import (
     StepStatus,
     Task,
     TaskStatus,
+    WorkflowEvent,
     WorkflowExecution,
 )
 
@@ -180,7 +181,12 @@ UPDATE {_table(Task)} AS t
         LIMIT %(limit)s
           FOR UPDATE SKIP LOCKED)
 RETURNING t.*)
-SELECT claimed.*, {", ".join(f"e.{name} AS e__{name}" for name in CLAIM_EXECUTION_FIELDS)}
+SELECT claimed.*, {", ".join(f"e.{name} AS e__{name}" for name in CLAIM_EXECUTION_FIELDS)},
+       EXISTS (SELECT 1 FROM {_table(WorkflowEvent)} AS ev
+                WHERE ev.execution_id = claimed.execution_id AND ev.consumed_at IS NULL)
+         AS open_events,
+       EXISTS (SELECT 1 FROM {_table(WorkflowExecution)} AS c
+                WHERE c.parent_id = claimed.execution_id) AS has_children
   FROM claimed JOIN {_table(WorkflowExecution)} AS e ON e.id = claimed.execution_id
 """
 
@@ -203,8 +209,10 @@ def claim_ready(
     def build(names: list[str], rows: list[Any]) -> list[Task]:
         tasks = _models(Task, using, names, rows)
         executions = _models(WorkflowExecution, using, names, rows, prefix="e__")
-        for task, execution in zip(tasks, executions, strict=True):
+        flags = names.index("open_events"), names.index("has_children")
+        for task, execution, row in zip(tasks, executions, rows, strict=True):
             task.execution = execution
+            task.claim_saw = (bool(row[flags[0]]), bool(row[flags[1]]))
         tasks.sort(key=lambda task: (-task.priority, task.run_at, task.id))
         return tasks
 

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.models import FINISHED_STATUSES, Task, TaskStatus, WorkflowExecution
-from durable.store.notify import announce_tasks
+from durable.store import outbox
 
 
 def _locking(using: str) -> QuerySet[WorkflowExecution]:
@@ -44,7 +44,7 @@ def notify_parent(child: WorkflowExecution, using: str) -> None:
     Task.objects.using(using).filter(id__in=[t.id for t in parked]).update(run_at=now)
     for task in parked:
         task.run_at = now
-    announce_tasks(parked, using)
+    outbox.ready(parked, using)
 
 
 def lock_unfinished_descendants(root_pk: int, using: str) -> list[WorkflowExecution]:

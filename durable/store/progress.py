@@ -13,7 +13,6 @@ def record_progress(
     scope_key: str,
     attempt: int,
     progress: dict[str, Any],
-    *,
     using: str,
 ) -> None:
     """Store `progress` on the attempt's row while it is still running (a late report from

@@ -37,6 +37,10 @@ class ClaimedTask:
     pending_wait: WaitSpec | None = None
     # The structure the execution started with (durable.dsl.fingerprint); "" for old rows.
     fingerprint: str = ""
+    # Whether the execution had unconsumed events or child workflows when claimed (False
+    # when the claim did not look: a step its checkpoint chained). See StepWaits.
+    open_events: bool = False
+    has_children: bool = False
 
 
 @dataclass

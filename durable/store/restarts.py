@@ -32,8 +32,8 @@ from durable.models import (
     Task,
     WorkflowExecution,
 )
-from durable.signals import lifecycle_event, send_on_commit
-from durable.store import flowcontrol
+from durable.signals import lifecycle_event
+from durable.store import flowcontrol, outbox
 from durable.store.executions import apply_advance, lock_execution
 
 
@@ -76,7 +76,7 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
         execution.context, execution.fanouts = state.context, state.fanouts
         apply_advance(execution, definition, advance, using=using)
         execution.save(using=using)
-        send_on_commit(
+        outbox.event(
             lifecycle_event(
                 "workflow_retried",
                 execution.workflow_id,

@@ -26,10 +26,10 @@ from durable.models import (
     WorkflowEvent,
     WorkflowExecution,
 )
-from durable.store.children import child_finished, start_children
+from durable.store import outbox
+from durable.store.children import child_settled, start_children
 from durable.store.claims import attempt_scope_key
 from durable.store.executions import lock_execution, settle_status
-from durable.store.notify import announce_tasks
 from durable.store.records import ClaimedTask, WaitEffects
 
 # run_at of a task parked on a wait with no deadline: it runs only when woken.
@@ -93,7 +93,7 @@ def suspend_step(
         task.run_at = now
     task.save(using=using)
     # Told even when not due yet: a broker queue adapter publishes it delayed to run_at.
-    announce_tasks([task], using, wake=task.run_at <= now)
+    outbox.ready([task], using, wake=task.run_at <= now)
     settle_status(execution, using)
     execution.current_step = task.step
 
@@ -140,7 +140,7 @@ def _satisfied_meanwhile(task: Task, wait: WaitSpec, effects: WaitEffects, using
         latest = _latest_input(task, wait, using)
         return latest is not None and latest.status == PendingInput.Status.COMPLETED
     if wait.kind == "child":
-        return child_finished(wait.name, using)
+        return child_settled(task.execution_id, wait.name, using)
     return False
 
 
@@ -165,7 +165,7 @@ def _wake(execution: WorkflowExecution, using: str, **wait_lookup: Any) -> None:
     if parked.filter(id__in=[task.id for task in woken]).update(run_at=now):
         for task in woken:
             task.run_at = now
-        announce_tasks(woken, using)
+        outbox.ready(woken, using)
 
 
 def _lock_active(workflow_id: str, using: str, action: str) -> WorkflowExecution:
@@ -256,4 +256,4 @@ def resume(workflow_id: str, data: dict[str, Any], *, using: str) -> None:
             task.run_at = now
             task.save(using=using)
         execution.save(using=using)
-        announce_tasks(parked, using)
+        outbox.ready(parked, using)

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from durable.engine.groupcommit import GroupCommit
 
 import durable
 from durable import queues
 from durable.dsl import registry
 from durable.engine.adapters import queue_adapter
 from durable.engine.executor import execute
-from durable.engine.groupcommit import GroupCommit
 from durable.exceptions import LeaseLost
 from durable.models import StepExecution, StepStatus, Task, TaskStatus, WorkflowExecution
 from durable.store import batch

@@ -21,7 +21,7 @@ from durable.models import Task
 from durable.queue.base import QueueAdapter
 from durable.queue.broker import BrokerQueue
 from durable.store import claims
-from durable.store.notify import ReadyTask
+from durable.store.outbox import ReadyTask
 from durable.store.records import ClaimedTask
 from tests.integration import workflows as wf
 from tests.queue.brokers import lose_messages
