@@ -1,6 +1,6 @@
 """`ctx.set_result(value)` travels with the step's context ops as one `["set_result", value]`
 op, which the checkpoint takes out before the ops reach the context (see
-`durable.store.checkpoints.complete_step`): so only a step that completes sets the result."""
+`durable.store.checkpoint`): so only a step that completes sets the result."""
 
 from __future__ import annotations
 

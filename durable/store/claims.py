@@ -1,8 +1,8 @@
 """Claiming ready tasks under a lease, keeping leases alive, and retaking expired ones.
 
 A claim locks ready rows with `FOR UPDATE SKIP LOCKED` (on PostgreSQL; SQLite serialises
-writers instead), stamps them with a fresh lease token and a lease expiry, and records the
-attempt as running. Only the holder of the current token can checkpoint a task.
+writers instead), stamps them with a fresh lease (durable.store.rows.Lease), and records
+the attempt as running. Only the holder of the current token can checkpoint a task.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
-from django.db.models import F, Q, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db import DatabaseError, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from durable.flow.ops import apply_ops, copy_json
@@ -30,16 +29,19 @@ from durable.models import (
     StepStatus,
     Task,
     TaskStatus,
-    WorkflowEvent,
-    WorkflowExecution,
 )
 from durable.signals import lifecycle_event
-from durable.store import hot, outbox
-from durable.store.hot import Lease as _Lease
+from durable.store import outbox
+from durable.store.backend import backend, look_around
 from durable.store.outbox import ReadyTask
 from durable.store.records import ClaimedTask
+from durable.store.rows import UNLEASED, AttemptKey, AttemptStart, Lease
 
 logger = logging.getLogger("durable.store")
+
+
+def new_lease(worker_id: str, queue: str, now: datetime, lease_seconds: float) -> Lease:
+    return Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds), queue)
 
 
 def claim_tasks(
@@ -48,49 +50,17 @@ def claim_tasks(
     """Claim up to `limit` due tasks of `queue`, highest priority first, then oldest."""
     if limit <= 0:
         return []
-    with transaction.atomic(using=using):
+    with transaction.atomic(using=using), outbox.collecting(using):
         # Read the clock once the transaction holds its locks (SQLite may wait seconds for
         # its write lock): a lease counted from before the wait could expire at once.
         now = timezone.now()
-        lease = _Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds), queue)
-        return claim_in_transaction(limit, lease, now, using)
-
-
-def claim_in_transaction(limit: int, lease: _Lease, now: datetime, using: str) -> list[ClaimedTask]:
-    """Inside the caller's transaction: claim up to `limit` due tasks of `lease.queue` under
-    `lease`, and `start_claims` them."""
-    if hot.supported(using):
-        tasks = hot.claim_ready(lease.queue, limit, lease, now, using).result()
-    else:
-        tasks = _claim_generic(lease.queue, limit, lease, now, using)
-        executions = _claim_executions({t.execution_id for t in tasks}, using)
-        for task in tasks:
-            task.execution = executions[task.execution_id]
-        _look_around(tasks, using)
-    return start_claims(tasks, lease, now, using)
-
-
-def _look_around(tasks: Sequence[Task], using: str) -> None:
-    """Set `claim_saw` where the claim statement does not (hot.CLAIM_SQL does)."""
-    pks = {task.execution_id for task in tasks}
-    if not pks:
-        return
-    with_events = set(
-        WorkflowEvent.objects.using(using)
-        .filter(execution_id__in=pks, consumed_at__isnull=True)
-        .values_list("execution_id", flat=True)
-    )
-    with_children = set(
-        WorkflowExecution.objects.using(using)
-        .filter(parent_id__in=pks)
-        .values_list("parent_id", flat=True)
-    )
-    for task in tasks:
-        task.claim_saw = (task.execution_id in with_events, task.execution_id in with_children)
+        lease = new_lease(worker_id, queue, now, lease_seconds)
+        tasks = backend(using).claim(queue, limit, lease, now).result()
+        return start_claims(tasks, lease, now, using)
 
 
 def start_claims(
-    tasks: Sequence[Task], lease: _Lease, now: datetime, using: str
+    tasks: Sequence[Task], lease: Lease, now: datetime, using: str
 ) -> list[ClaimedTask]:
     """For tasks just claimed under `lease` (each with its `execution`): record their
     attempts as running, mark their executions running and announce the starts (at
@@ -101,7 +71,10 @@ def start_claims(
     claimed = [_claimed(task, lease.token, now) for task in tasks]
     starting = {t.execution_id for t in tasks if t.execution.status in _NOT_RUNNING}
     if starting:
-        _mark_running(starting, now, using)
+        # Rows another transaction holds are skipped (PostgreSQL): a claim must never wait
+        # on an execution row (a cancel holding one waits on our task rows); such an
+        # execution is settled `running` by its step's checkpoint instead.
+        backend(using).mark_running(starting, now)
     _announce_starts(tasks, claimed, lease.worker_id, using)
     return claimed
 
@@ -112,7 +85,7 @@ _NOT_RUNNING = (ExecutionStatus.PENDING, ExecutionStatus.WAITING)
 @dataclass(frozen=True)
 class Chain:
     """A worker's leave to claim, inside a checkpoint, the next step it queues (on the same
-    queue), and run it on the same thread: no claim transaction, no wake-up."""
+    queue), and run it on the same coroutine: no claim transaction, no wake-up."""
 
     worker_id: str
     lease_seconds: float
@@ -120,24 +93,13 @@ class Chain:
     allowed: Callable[[], bool] = lambda: True
 
 
-def chain_lease(
-    chain: Chain, queue: str, priority: int, now: datetime, using: str
-) -> _Lease | None:
-    """The lease a checkpoint inserts its next task under, unless it must yield to the queue
-    (paused, or higher-priority work is due)."""
-    if hot.yields_to_queue(queue, priority, now, using):
-        return None
-    return new_chain_lease(chain, queue, now)
-
-
-def new_chain_lease(chain: Chain, queue: str, now: datetime) -> _Lease:
+def new_chain_lease(chain: Chain, queue: str, now: datetime) -> Lease:
     """A fresh lease for a task a checkpoint inserts claimed on `queue`."""
-    expires_at = now + timedelta(seconds=chain.lease_seconds)
-    return _Lease(uuid.uuid4(), chain.worker_id, expires_at, queue)
+    return new_lease(chain.worker_id, queue, now, chain.lease_seconds)
 
 
 def start_chained(
-    chained: Sequence[tuple[Task, _Lease]], now: datetime, using: str
+    chained: Sequence[tuple[Task, Lease]], now: datetime, using: str
 ) -> list[ClaimedTask]:
     """Record the attempts of tasks a checkpoint inserted claimed (each `execution` is the
     locked, updated row) and announce their start; the checkpoint's commit carries both."""
@@ -152,35 +114,6 @@ def start_chained(
         step_event("step_started", claim, task, using, worker_id=lease.worker_id)
         claims.append(claim)
     return claims
-
-
-def _claim_executions(pks: Iterable[int], using: str) -> dict[int, WorkflowExecution]:
-    """What a claim reads of its executions, where the claim statement does not return them
-    (hot.CLAIM_SQL does)."""
-    rows = WorkflowExecution.objects.using(using).filter(pk__in=list(pks))
-    return {execution.pk: execution for execution in rows.only(*hot.CLAIM_EXECUTION_FIELDS)}
-
-
-def _claim_generic(queue: str, limit: int, lease: _Lease, now: datetime, using: str) -> list[Task]:
-    """The claim for databases without SKIP LOCKED (SQLite): its writers are serialised."""
-    ids = list(
-        Task.objects.using(using)
-        .filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=now)
-        # A paused queue is skipped inside this one statement: an idle poll is one query.
-        .exclude(queue__in=QueueState.objects.using(using).filter(paused=True).values("name"))
-        .order_by("-priority", "run_at", "id")
-        .values_list("id", flat=True)[:limit]
-    )
-    if not ids:
-        return []
-    Task.objects.using(using).filter(id__in=ids).update(
-        status=TaskStatus.CLAIMED,
-        lease_token=lease.token,
-        leased_by=lease.worker_id,
-        lease_expires_at=lease.expires_at,
-        claims=F("claims") + 1,
-    )
-    return list(Task.objects.using(using).filter(id__in=ids).order_by("-priority", "run_at", "id"))
 
 
 @dataclass
@@ -205,16 +138,17 @@ def claim_task_ids(
     result = IdClaim()
     if not task_ids:
         return result
-    lease_token = uuid.uuid4()
+    db = backend(using)
     with transaction.atomic(using=using):
         if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
             result.paused = True
             return result
         now = timezone.now()
+        lease = new_lease(worker_id, queue, now, lease_seconds)
         candidates = Task.objects.using(using).filter(
             id__in=list(task_ids), queue=queue, status__in=CLAIMABLE_TASK_STATUSES
         )
-        if _skip_locked(using):
+        if db.skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
         rows = list(candidates.values_list("id", "run_at"))
         result.not_due = {task_id: run_at for task_id, run_at in rows if run_at > now}
@@ -222,11 +156,7 @@ def claim_task_ids(
         if not ids:
             return result
         Task.objects.using(using).filter(id__in=ids).update(
-            status=TaskStatus.CLAIMED,
-            lease_token=lease_token,
-            leased_by=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            claims=F("claims") + 1,
+            **lease.columns(), claims=F("claims") + 1
         )
         tasks = list(
             Task.objects.using(using)
@@ -234,12 +164,13 @@ def claim_task_ids(
             .select_related("execution")
             .order_by("-priority", "run_at", "id")
         )
-        _look_around(tasks, using)
+        look_around(tasks, using)
         _record_attempts_started(tasks, worker_id, now, using)
-    result.claimed = [_claimed(task, lease_token, now) for task in tasks]
+    result.claimed = [_claimed(task, lease.token, now) for task in tasks]
     try:
-        _mark_running({c.execution_pk for c in result.claimed}, now, using)
-        _announce_starts(tasks, result.claimed, worker_id, using)
+        with transaction.atomic(using=using), outbox.collecting(using):
+            db.mark_running({c.execution_pk for c in result.claimed}, now)
+            _announce_starts(tasks, result.claimed, worker_id, using)
     except DatabaseError as exc:
         logger.warning("claimed %d task(s) but could not mark them started: %s", len(tasks), exc)
     return result
@@ -303,43 +234,13 @@ def _record_attempts_started(
     tasks: Sequence[Task], worker_id: str, now: datetime, using: str
 ) -> None:
     """Upsert a `running` row per attempt; a retaken attempt reuses the row it left behind."""
-    if hot.supported(using):
-        attempts = [
-            hot.AttemptStart(
-                execution_id=task.execution_id,
-                step=task.step,
-                scope_key=attempt_scope_key(task),
-                kind=attempt_kind(task),
-                attempt=task.attempt,
-                input=task.token.get("item"),
-                context_before=restart_snapshot(task),
-            )
-            for task in tasks
-        ]
-        hot.start_attempts(attempts, worker_id, now, using)
-        return
-    rows = [
-        StepExecution(
-            execution_id=task.execution_id,
-            step=task.step,
-            scope_key=attempt_scope_key(task),
-            kind=attempt_kind(task),
-            attempt=task.attempt,
-            status=StepStatus.RUNNING,
-            started_at=now,
-            input=task.token.get("item"),
-            worker_id=worker_id,
-            context_before=restart_snapshot(task),
+    starts = [
+        AttemptStart(
+            attempt_key(task, task.attempt), task.token.get("item"), restart_snapshot(task)
         )
         for task in tasks
     ]
-    StepExecution.objects.using(using).bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["execution", "step", "scope_key", "kind", "attempt"],
-        # A retaken attempt starts over: nothing of the run that died is kept on its row.
-        update_fields=["status", "started_at", "worker_id", "completed_at", "duration_ms", "error"],
-    )
+    backend(using).start_attempts(starts, worker_id, now)
 
 
 def restart_snapshot(task: Task) -> Any:
@@ -363,19 +264,27 @@ def attempt_scope_key(task: Task) -> str:
     return Token.from_json(task.token).scope_key()
 
 
-def attempt_rows(task: Task, attempt: int, using: str) -> QuerySet[StepExecution]:
-    """The StepExecution row of `task`'s attempt, keyed exactly as the claim inserted it."""
-    return StepExecution.objects.using(using).filter(
-        execution_id=task.execution_id,
-        step=task.step,
-        scope_key=attempt_scope_key(task),
-        kind=attempt_kind(task),
-        attempt=attempt,
+def attempt_kind(task: Task) -> str:
+    return "compensate" if task.kind == "compensate" else "step"
+
+
+def attempt_key(task: Task, attempt: int) -> AttemptKey:
+    """Which StepExecution row records `task`'s attempt `attempt`."""
+    return AttemptKey(
+        task.execution_id, task.step, attempt_scope_key(task), attempt_kind(task), attempt
     )
 
 
-def attempt_kind(task: Task) -> str:
-    return "compensate" if task.kind == "compensate" else "step"
+def attempt_rows(task: Task, attempt: int, using: str) -> QuerySet[StepExecution]:
+    """The StepExecution row of `task`'s attempt, keyed exactly as the claim inserted it."""
+    key = attempt_key(task, attempt)
+    return StepExecution.objects.using(using).filter(
+        execution_id=key.execution_id,
+        step=key.step,
+        scope_key=key.scope_key,
+        kind=key.kind,
+        attempt=key.attempt,
+    )
 
 
 def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
@@ -410,35 +319,15 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
     )
 
 
-def _skip_locked(using: str) -> bool:
-    return bool(connections[using].features.has_select_for_update_skip_locked)
-
-
-def _mark_running(execution_pks: Iterable[int], now: datetime, using: str) -> None:
-    """Mark pending (or waiting) executions running: a pending one starts now, a waiting one
-    keeps its start. On PostgreSQL rows another transaction holds are skipped: a claim must
-    never wait on an execution row (a cancel holding one waits on our task rows); such an
-    execution is settled `running` by its step's checkpoint instead."""
-    if hot.supported(using):
-        hot.mark_running(execution_pks, now, using)
-        return
-    WorkflowExecution.objects.using(using).filter(
-        pk__in=list(execution_pks), status__in=_NOT_RUNNING
-    ).update(status=ExecutionStatus.RUNNING, started_at=Coalesce("started_at", Value(now)))
-
-
 def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str) -> int:
     """Extend the leases still held; returns how many were still ours."""
-    claims = list(claims)
-    if not claims:
+    leases = [(claim.task_id, claim.lease_token) for claim in claims]
+    if not leases:
         return 0
-    held = Q()
-    for claim in claims:
-        held |= Q(id=claim.task_id, lease_token=claim.lease_token)
     with transaction.atomic(using=using):
         # The clock is read once the write lock is ours (SQLite may wait for it).
         expires_at = timezone.now() + timedelta(seconds=lease_seconds)
-        return Task.objects.using(using).filter(held).update(lease_expires_at=expires_at)
+        return backend(using).renew_leases(leases, expires_at)
 
 
 def release(claim: ClaimedTask, *, using: str) -> bool:
@@ -460,7 +349,7 @@ def reap_expired_leases(*, using: str) -> int:
     with transaction.atomic(using=using):
         expired = list(
             Task.objects.using(using)
-            .select_for_update(skip_locked=_skip_locked(using))
+            .select_for_update(skip_locked=backend(using).skip_locked)
             .filter(status=TaskStatus.CLAIMED, lease_expires_at__lt=timezone.now())
         )
         _unclaim(expired, using, expired_lease=True)
@@ -473,11 +362,7 @@ def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) 
     if not tasks:
         return
     Task.objects.using(using).filter(id__in=[t.id for t in tasks]).update(
-        status=TaskStatus.READY,
-        lease_token=None,
-        leased_by="",
-        lease_expires_at=None,
-        expiries=F("expiries") + int(expired_lease),
+        status=TaskStatus.READY, **UNLEASED, expiries=F("expiries") + int(expired_lease)
     )
     for task in tasks:
         attempt_rows(task, task.attempt, using).filter(status=StepStatus.RUNNING).update(

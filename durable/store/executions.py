@@ -20,7 +20,6 @@ from durable.flow.token import Token
 from durable.models import (
     FINISHED_STATUSES,
     ExecutionStatus,
-    PendingInput,
     StepExecution,
     StepStatus,
     Task,
@@ -28,10 +27,11 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.signals import lifecycle_event
-from durable.store import flowcontrol, hot, outbox
-from durable.store.hot import Lease
+from durable.store import flowcontrol, outbox
+from durable.store.backend import backend
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.records import error_record
+from durable.store.rows import Lease
 
 logger = logging.getLogger("durable.store")
 
@@ -157,10 +157,10 @@ def apply_advance(
 
 @dataclass
 class Deferred:
-    """Writes a batch checkpoint (durable.store.batch) makes once for all its steps."""
+    """Writes a checkpoint (durable.store.checkpoint) makes once for all its outcomes."""
 
     tasks: list[Task] = field(default_factory=list)  # to insert and announce
-    finished: list[WorkflowExecution] = field(default_factory=list)  # to `clean_up`
+    finished: list[WorkflowExecution] = field(default_factory=list)  # to end (Backend)
 
 
 def enqueue_steps(
@@ -176,8 +176,8 @@ def enqueue_steps(
     """Insert a ready task per token. With a `lease`, the first task on `lease.queue` is
     inserted already claimed under it (no other worker is told about it) and returned.
 
-    With `deferred`, the tasks are added to it instead: a batch checkpoint
-    (durable.store.batch) inserts and announces the tasks of all its steps at once."""
+    With `deferred`, the tasks are added to it instead: a checkpoint
+    (durable.store.checkpoint) inserts and announces the tasks of all its outcomes at once."""
     run_at = run_at or timezone.now()
     tasks = []
     chained = None
@@ -201,15 +201,13 @@ def enqueue_steps(
         due = [t for t in tasks if t.status == TaskStatus.READY and t.run_at <= run_at]
         chained = next((t for t in due if t.queue == lease.queue), None)
         if chained is not None:
-            chained.status = TaskStatus.CLAIMED
-            chained.lease_token = lease.token
-            chained.leased_by = lease.worker_id
-            chained.lease_expires_at = lease.expires_at
+            for name, value in lease.columns().items():
+                setattr(chained, name, value)
             chained.claims = 1
     if deferred is not None:
         deferred.tasks.extend(tasks)
         return chained
-    Task.objects.using(using).bulk_create(tasks)
+    backend(using).insert_tasks(tasks, timezone.now()).result()
     outbox.ready([task for task in tasks if task is not chained], using)
     return chained
 
@@ -255,7 +253,7 @@ def finish(
     deferred: Deferred | None = None,
 ) -> None:
     """Move to a final status and drop every task still queued for the execution (with
-    `deferred`, the caller's batch does that for all its finished executions at once)."""
+    `deferred`, the caller's checkpoint does that for all its finished executions at once)."""
     now = timezone.now()
     execution.status = status
     execution.completed_at = now
@@ -267,7 +265,7 @@ def finish(
     if deferred is not None:
         deferred.finished.append(execution)
     else:
-        clean_up([execution], now, using)
+        end_executions([execution], now, using)
     if save:
         execution.save(using=using)
     notify_parent(execution, using)
@@ -285,75 +283,30 @@ def finish(
         )
 
 
-def clean_up(executions: Sequence[WorkflowExecution], now: datetime, using: str) -> None:
-    """Drop what executions that reached a final status leave behind: their tasks, the
-    attempts still running or parked (they can no longer commit, or never wake), pending
-    inputs and concurrency slots (the next execution in line is admitted)."""
-    release_slots(send_clean_up(executions, now, using), using)
+def end_executions(executions: Sequence[WorkflowExecution], now: datetime, using: str) -> None:
+    """Drop what executions that reached a final status leave behind (Backend.end_executions)
+    and admit the next executions in line for the concurrency slots they held."""
+    release_freed(backend(using).end_executions(executions, now).result(), using)
 
 
-def send_clean_up(
-    executions: Sequence[WorkflowExecution], now: datetime, using: str
-) -> list[hot.Pending[list[tuple[str, bool]]]]:
-    """`clean_up` up to the slots it frees, which `release_slots` then hands on; on
-    PostgreSQL only sent, so a batch's pipeline carries it (see hot.pipeline)."""
-    pks = [execution.pk for execution in executions]
-    # Tasks first, in a statement of their own: every path that ends an execution takes
-    # its locks in that order.
-    if hot.supported(using):
-        hot.delete_execution_tasks(pks, using)
-    else:
-        Task.objects.using(using).filter(execution_id__in=pks).delete()
-    freed = []
-    for status in sorted({str(execution.status) for execution in executions}):
-        ended = [execution for execution in executions if execution.status == status]
-        interrupted = {
-            "type": "Interrupted",
-            "message": f"the execution ended ({status}) while the step ran or waited; "
-            "its outcome was discarded",
-        }
-        if hot.supported(using):
-            pks = [execution.pk for execution in ended]
-            freed.append(hot.finish_cleanup(pks, now, interrupted, using))
-            continue
-        for execution in ended:
-            flowcontrol.release_slot(execution, using=using)
-            execution.steps.using(using).filter(
-                status__in=[StepStatus.RUNNING, StepStatus.WAITING]
-            ).update(status=StepStatus.FAILED, completed_at=now, error=interrupted)
-            execution.pending_inputs.using(using).filter(status=PendingInput.Status.PENDING).update(
-                status=PendingInput.Status.CANCELLED, completed_at=now
-            )
-    return freed
-
-
-def release_slots(freed: list[hot.Pending[list[tuple[str, bool]]]], using: str) -> None:
-    for pending in freed:
-        for slot in pending.result():
-            flowcontrol.slot_released(*slot, using=using)
-
-
-# Written by every checkpoint whatever the comparison says: the router may have changed
-# these JSON values in place, so an equality test against the loaded row proves nothing.
-_ALWAYS_SAVED = ("context", "fanouts", "updated_at")
+def release_freed(freed: Sequence[tuple[str, bool]], using: str) -> None:
+    for scope, admitted in freed:
+        flowcontrol.slot_released(scope, admitted, using=using)
 
 
 def loaded_values(execution: WorkflowExecution) -> dict[str, Any]:
-    """What `save_changed` compares against: the row's values as locked (shallow)."""
+    """What `changed_columns` compares against: the row's values as locked (shallow)."""
     return {field.attname: getattr(execution, field.attname) for field in _CONCRETE}
 
 
-def changed_columns(execution: WorkflowExecution, loaded: dict[str, Any]) -> set[str]:
-    """The attnames whose values differ from `loaded` (see `loaded_values`)."""
-    return {name for name, value in loaded.items() if getattr(execution, name) != value}
-
-
-def save_changed(execution: WorkflowExecution, loaded: dict[str, Any], using: str) -> None:
-    """Save the fields that differ from `loaded` (plus context and fanouts): a checkpoint's
-    UPDATE then carries neither the input nor the other columns it did not touch."""
-    changed = changed_columns(execution, loaded).union(_ALWAYS_SAVED)
-    fields = [field.name for field in _CONCRETE if field.attname in changed]
-    execution.save(using=using, update_fields=fields)
+def changed_columns(
+    execution: WorkflowExecution, loaded: dict[str, Any], *, routed: bool = False
+) -> set[str]:
+    """The attnames whose values differ from `loaded` (see `loaded_values`); with `routed`,
+    context and fanouts too: the router changes those JSON values in place, so comparing
+    them with the loaded row proves nothing."""
+    changed = {name for name, value in loaded.items() if getattr(execution, name) != value}
+    return changed | {"context", "fanouts"} if routed else changed
 
 
 def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:
@@ -368,10 +321,7 @@ def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:
 
 
 def _no_key(using: str) -> bool:
-    # FOR NO KEY UPDATE does not block the FK checks of step rows inserted while claiming.
-    from django.db import connections
-
-    return bool(connections[using].features.has_select_for_no_key_update)
+    return backend(using).no_key
 
 
 def cancel_execution(workflow_id: str, reason: str, *, using: str) -> WorkflowExecution:
@@ -409,18 +359,29 @@ def fail_execution(
     error: dict[str, Any],
     *,
     using: str,
+    save: bool = True,
+    deferred: Deferred | None = None,
 ) -> None:
-    """Fail the (locked) execution; start compensating the completed steps, newest first."""
+    """Fail the (locked) execution; start compensating the completed steps, newest first.
+    With `deferred` (and not `save`), the caller's checkpoint writes the execution."""
     pending = compensations_due(execution, definition, using=using) if definition else []
     if definition is None or not pending:
-        finish(execution, ExecutionStatus.FAILED, using=using, error=error)
+        finish(
+            execution,
+            ExecutionStatus.FAILED,
+            using=using,
+            error=error,
+            save=save,
+            deferred=deferred,
+        )
         return
     Task.objects.using(using).filter(execution=execution).delete()
     execution.status = ExecutionStatus.COMPENSATING
     execution.error = error
     execution.fanouts = {}
     enqueue_compensation(execution, definition, pending, failed=False, using=using)
-    execution.save(using=using)
+    if save:
+        execution.save(using=using)
 
 
 def compensations_due(

@@ -33,6 +33,7 @@ from django.db import connections, transaction
 
 from durable.models import Task
 from durable.signals import send_now
+from durable.store.backend import backend
 
 CHANNEL = "durable_ready"
 
@@ -157,17 +158,12 @@ def event(event: dict[str, Any], using: str) -> None:
         box.events.append(event)
 
 
-NOTIFY_SQL = "SELECT pg_notify(%s, queue) FROM unnest(%s::text[]) AS queue"
-
-
 def _send(box: _Box) -> None:
     using = box.using
-    connection = connections[using]
-    if box.queues and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(NOTIFY_SQL, [CHANNEL, sorted(box.queues)])
+    if box.queues:
+        backend(using).notify(CHANNEL, sorted(box.queues))
     published = False
-    if box.events and _sinks.events is not None and connection.in_atomic_block:
+    if box.events and _sinks.events is not None and connections[using].in_atomic_block:
         published = _sinks.events(box.events, using)
     queues, tasks, events = set(box.queues), list(box.tasks), list(box.events)
 

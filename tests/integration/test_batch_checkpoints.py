@@ -1,6 +1,6 @@
-"""Batch checkpoints (durable.store.batch) and the group commit that forms them
-(durable.engine.groupcommit): many steps' checkpoints in one transaction, with the same
-outcome as each in its own, and every step the batch cannot take left to go alone."""
+"""Batch checkpoints (durable.store.checkpoint.apply) and the committer that forms them
+(durable.engine.committer): many steps' checkpoints in one transaction, with the same
+outcome as each in its own, and every outcome the batch cannot take recorded alone."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from durable.engine.groupcommit import GroupCommit
 
 import durable
 from durable import queues
 from durable.dsl import registry
 from durable.engine.adapters import queue_adapter
+from durable.engine.committer import Committer
 from durable.engine.executor import execute
 from durable.exceptions import LeaseLost
 from durable.models import StepExecution, StepStatus, Task, TaskStatus, WorkflowExecution
-from durable.store import batch
-from durable.store.batch import ALONE, Completion, complete_steps
+from durable.store import checkpoint
 from durable.store.claims import Chain
+from durable.store.outcomes import Result, Settled, Succeeded
 from durable.store.records import ClaimedTask, WaitEffects
 from tests.integration import workflows as wf
 from tests.integration.support import WORKER, claim_one, expire_lease, tasks_of
@@ -30,12 +30,6 @@ from tests.integration.support import WORKER, claim_one, expire_lease, tasks_of
 pytestmark = pytest.mark.django_db
 
 CHAIN = Chain(WORKER, lease_seconds=30)
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("batch checkpoints are PostgreSQL's: runs in the PostgreSQL run only")
 
 
 def claim_all(n: int, queue: str = "default") -> list[ClaimedTask]:
@@ -46,12 +40,19 @@ def claim_all(n: int, queue: str = "default") -> list[ClaimedTask]:
     return found
 
 
-def completion(claim: ClaimedTask, output: Any = None, chain: Chain | None = CHAIN) -> Completion:
+def completion(claim: ClaimedTask, output: Any = None, chain: Chain | None = CHAIN) -> Succeeded:
     definition = registry.get(claim.workflow_name)
-    return Completion(claim, definition, [], output, 1, [], chain)
+    return Succeeded(claim, definition, duration_ms=1, logs=[], output=output, chain=chain)
 
 
-def run_step(claim: ClaimedTask, chain: Chain | None = CHAIN) -> Completion:
+def complete_steps(items: list[Succeeded], *, using: str) -> list[ClaimedTask | Result | None]:
+    """checkpoint.apply, with each Settled result as the claim it chained."""
+    return [
+        r.chained if isinstance(r, Settled) else r for r in checkpoint.apply(items, using=using)
+    ]
+
+
+def run_step(claim: ClaimedTask, chain: Chain | None = CHAIN) -> Succeeded:
     """Run the claim's step method (as the executor would) and return its completion."""
     from durable.flow.context import Context
 
@@ -65,7 +66,9 @@ def run_step(claim: ClaimedTask, chain: Chain | None = CHAIN) -> Completion:
         attempt=claim.attempt,
     )
     output = getattr(definition.workflow_class(), step.method)(ctx)
-    return Completion(claim, definition, ctx.ops, output, 1, [], chain)
+    return Succeeded(
+        claim, definition, duration_ms=1, logs=[], ops=ctx.ops, output=output, chain=chain
+    )
 
 
 def test_a_batch_moves_every_execution_on_as_lone_checkpoints_would() -> None:
@@ -79,10 +82,11 @@ def test_a_batch_moves_every_execution_on_as_lone_checkpoints_would() -> None:
         results = complete_steps([run_step(c) for c in claimed], using="default")
 
     assert all(isinstance(r, ClaimedTask) and r.step == "second" for r in results)
-    # One statement per kind of write, however many steps share the batch.
-    assert len(three_steps.captured_queries) == len(one_step.captured_queries) <= 10, [
-        q["sql"][:60] for q in three_steps.captured_queries
-    ]
+    if connection.vendor == "postgresql":
+        # One statement per kind of write, however many steps share the batch.
+        assert len(three_steps.captured_queries) == len(one_step.captured_queries) <= 10, [
+            q["sql"][:60] for q in three_steps.captured_queries
+        ]
     for wid, chained in zip(ids, results, strict=True):
         assert isinstance(chained, ClaimedTask)
         assert chained.workflow_id == wid
@@ -125,11 +129,11 @@ def test_a_lost_lease_fails_only_its_own_step() -> None:
     assert [t.step for t in tasks_of(ids[0])] == ["first"]
 
 
-def test_a_second_step_of_one_execution_and_a_restructured_execution_go_alone() -> None:
+def test_two_branches_of_one_execution_and_a_restructured_execution_in_one_call() -> None:
     wid = durable.start(wf.Fanned, {})
     (prepare,) = claim_all(1)
     assert execute(prepare, queue_adapter()) is None
-    branch_a, branch_b, _ = claim_all(3)
+    branch_a, branch_b, branch_c = claim_all(3)
     other = durable.start(wf.Linear, {"seed": 1})
     (moved,) = claim_all(1)
     WorkflowExecution.objects.filter(workflow_id=other).update(definition_fingerprint="old")
@@ -138,13 +142,16 @@ def test_a_second_step_of_one_execution_and_a_restructured_execution_go_alone() 
         [run_step(branch_a), run_step(branch_b), run_step(moved)], using="default"
     )
 
-    assert results[0] is None  # joined later; nothing to chain
-    assert results[1] is ALONE
-    assert results[2] is ALONE
-    # What went alone was not touched: its task is still ours, its attempt still running.
-    assert Task.objects.filter(id=branch_b.task_id, lease_token=branch_b.lease_token).exists()
-    assert Task.objects.filter(id=moved.task_id, lease_token=moved.lease_token).exists()
+    # Both branches are recorded in the batch, one after the other on their execution; the
+    # restructured execution's step went through its deploy check in a transaction alone.
+    assert results[:2] == [None, None]
+    assert not Task.objects.filter(id__in=[branch_a.task_id, branch_b.task_id]).exists()
+    assert [t.step for t in tasks_of(wid)] == [branch_c.step]
     assert durable.get_execution(wid).status == "running"
+    assert isinstance(results[2], ClaimedTask | type(None))
+    assert StepExecution.objects.get(execution__workflow_id=other, step="first").status == (
+        StepStatus.COMPLETED
+    )
 
 
 def test_a_thread_whose_chain_ends_gets_the_next_due_task_of_its_queue() -> None:
@@ -182,15 +189,14 @@ def test_what_may_join_a_batch() -> None:
     (claim,) = claim_all(1)
     definition = registry.get(claim.workflow_name)
 
-    assert batch.eligible(claim, definition, WaitEffects(), "default")
-    assert not batch.eligible(claim, definition, WaitEffects(consumed_events=[1]), "default")
-    assert not batch.eligible(
-        claim, definition, WaitEffects(timed_out_inputs=[("x", 0)]), "default"
-    )
-    resumed = ClaimedTask(**{**claim.__dict__, "recorded_waits": [1]})
-    assert not batch.eligible(resumed, definition, WaitEffects(), "default")
-    compensation = ClaimedTask(**{**claim.__dict__, "kind": "compensate"})
-    assert not batch.eligible(compensation, definition, WaitEffects(), "default")
+    def joins(claim: ClaimedTask, waits: WaitEffects) -> bool:
+        return checkpoint._batchable(Succeeded(claim, definition, waits=waits))
+
+    assert joins(claim, WaitEffects())
+    assert not joins(claim, WaitEffects(consumed_events=[1]))
+    assert not joins(claim, WaitEffects(timed_out_inputs=[("x", 0)]))
+    assert not joins(ClaimedTask(**{**claim.__dict__, "recorded_waits": [1]}), WaitEffects())
+    assert not joins(ClaimedTask(**{**claim.__dict__, "kind": "compensate"}), WaitEffects())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -198,43 +204,37 @@ def test_a_step_the_database_refuses_fails_alone_and_the_rest_of_its_batch_commi
     bad = durable.start(wf.Unstorable, {"where": "step"})
     good = durable.start(wf.Linear, {"seed": 1})
     bad_claim, good_claim = sorted(claim_all(2), key=lambda c: c.workflow_id != bad)
-    committer = GroupCommit("default", max_batch=8)
-    results: dict[str, ClaimedTask | None] = {}
-    barrier = threading.Barrier(2)
 
-    def run(claim: ClaimedTask) -> None:
-        barrier.wait()
-        try:
-            results[claim.workflow_id] = execute(
-                claim, queue_adapter(), chain=CHAIN, committer=committer
-            )
-        finally:
-            connection.close()
+    results = dict(
+        zip(
+            (bad, good),
+            checkpoint.apply([run_step(bad_claim), run_step(good_claim)], using="default"),
+            strict=True,
+        )
+    )
 
-    threads = [threading.Thread(target=run, args=(c,)) for c in (bad_claim, good_claim)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    committer.close()
-
-    assert results[bad] is None
-    bad_row = StepExecution.objects.get(execution__workflow_id=bad, step="record")
-    assert bad_row.status == StepStatus.FAILED
-    assert "could not be stored" in bad_row.error["message"]
-    chained = results[good]
-    assert chained is not None
-    assert chained.step == "second"
+    assert isinstance(results[bad], Exception)  # the engine records it as failed instead
+    assert Task.objects.filter(id=bad_claim.task_id, lease_token=bad_claim.lease_token).exists()
+    good_result = results[good]
+    assert isinstance(good_result, Settled)
+    assert good_result.chained is not None
+    assert good_result.chained.step == "second"
     assert StepExecution.objects.get(execution__workflow_id=good, step="first").status == (
         StepStatus.COMPLETED
     )
 
+    # The worker path: the refused outcome is recorded as the step's failure.
+    assert execute(bad_claim, queue_adapter()) is None
+    bad_row = StepExecution.objects.get(execution__workflow_id=bad, step="record")
+    assert bad_row.status == StepStatus.FAILED
+    assert "could not be stored" in bad_row.error["message"]
+
 
 class _Recorder:
-    """complete_steps for GroupCommit's own tests: records the batches it is given."""
+    """checkpoint.apply for the Committer's own tests: records the batches it is given."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.batches: list[list[int]] = []
+        self.batches: list[list[Any]] = []
         self.delay = delay
         self.lock = threading.Lock()
         self.running = 0
@@ -242,27 +242,53 @@ class _Recorder:
 
     def __call__(self, items: list[Any], *, using: str) -> list[Any]:
         with self.lock:
-            self.batches.append([item for item in items])
+            self.batches.append(list(items))
             self.running += 1
             self.most_running = max(self.most_running, self.running)
         time.sleep(self.delay)
         with self.lock:
             self.running -= 1
-        return [f"result {item}" for item in items]
+        return [Settled() for _ in items]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_group_commit_gives_every_thread_its_own_result(
-    monkeypatch: pytest.MonkeyPatch, threads: int
+class _Outcome:
+    """Just enough of an Outcome for the committer and the adapter it tells."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.claim = ClaimedTask(**{**_CLAIM, "task_id": n})
+
+
+_CLAIM: dict[str, Any] = {
+    "task_id": 0,
+    "lease_token": None,
+    "execution_pk": 0,
+    "workflow_id": "w",
+    "workflow_name": "w",
+    "kind": "step",
+    "step": "s",
+    "token": None,
+    "attempt": 1,
+    "queue": "default",
+    "input": {},
+    "context": {},
+    "deadline_at": None,
+    "claimed_at": None,
+}
+
+
+def test_the_committer_gives_every_outcome_its_own_result(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recorder = _Recorder(delay=0.005)
-    monkeypatch.setattr("durable.engine.groupcommit.complete_steps", recorder)
-    committer = GroupCommit("default", max_batch=4, threads=threads)
+    monkeypatch.setattr("durable.engine.committer.checkpoint.apply", recorder)
+    committer = Committer(queue_adapter(), max_batch=4)
     results: dict[int, Any] = {}
 
     def run(n: int) -> None:
         for round_ in range(5):
-            results[n * 100 + round_] = committer.complete(n * 100 + round_)  # type: ignore[arg-type]
+            key = n * 100 + round_
+            results[key] = committer.submit(_Outcome(key)).result(30)  # type: ignore[arg-type]
 
     steps = [threading.Thread(target=run, args=(n,)) for n in range(12)]
     for thread in steps:
@@ -270,32 +296,52 @@ def test_group_commit_gives_every_thread_its_own_result(
     for thread in steps:
         thread.join(30)
 
-    assert results == {key: f"result {key}" for key in results}
     assert len(results) == 60
-    assert sorted(i for b in recorder.batches for i in b) == sorted(results)
+    assert all(isinstance(r, Settled) for r in results.values())
+    assert sorted(o.n for b in recorder.batches for o in b) == sorted(results)
     assert max(len(b) for b in recorder.batches) <= 4
-    assert max(len(b) for b in recorder.batches) > 1  # steps did share commits
-    assert recorder.most_running <= threads
+    assert max(len(b) for b in recorder.batches) > 1  # outcomes did share commits
+    assert recorder.most_running == 1
     committer.close(timeout=5)
-    assert committer._queue == []
-    assert not any(thread.is_alive() for thread in committer._threads)
+    assert committer.backlog == 0
 
 
-def test_a_failing_batch_hands_every_step_back_to_go_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(items: list[Any], *, using: str) -> list[Any]:
-        raise RuntimeError("connection lost")
+def test_the_committer_tries_again_when_the_connection_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
 
-    monkeypatch.setattr("durable.engine.groupcommit.complete_steps", broken)
-    committer = GroupCommit("default")
+    calls: list[int] = []
 
-    assert committer.complete(object()) is ALONE  # type: ignore[arg-type]
+    def flaky(items: list[Any], *, using: str) -> list[Any]:
+        calls.append(len(items))
+        if len(calls) < 3:
+            return [OperationalError("connection refused")] * len(items)
+        return [Settled() for _ in items]
+
+    monkeypatch.setattr("durable.engine.committer.checkpoint.apply", flaky)
+    committer = Committer(queue_adapter())
+
+    assert isinstance(committer.submit(_Outcome(1)).result(30), Settled)  # type: ignore[arg-type]
+    assert calls == [1, 1, 1]
     committer.close(timeout=5)
-    # Once closed, steps are checkpointed alone.
-    assert committer.complete(object()) is ALONE  # type: ignore[arg-type]
+
+
+def test_an_error_of_the_outcome_itself_is_its_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refusing(items: list[Any], *, using: str) -> list[Any]:
+        return [ValueError("a value the database refused") for _ in items]
+
+    monkeypatch.setattr("durable.engine.committer.checkpoint.apply", refusing)
+    committer = Committer(queue_adapter())
+
+    assert isinstance(committer.submit(_Outcome(1)).result(30), ValueError)  # type: ignore[arg-type]
+    committer.close(timeout=5)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_marks_its_execution_running_unless_another_transaction_holds_the_row() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("rows held by another transaction: PostgreSQL's SKIP LOCKED")
     held = durable.start(wf.OneStep, {"echo": 1})
     # Another transaction holds the execution row as a cancel or a checkpoint does: the
     # claim does not wait for it.

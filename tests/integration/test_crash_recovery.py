@@ -10,7 +10,8 @@ from durable.engine.adapters import queue_adapter
 from durable.engine.executor import execute
 from durable.exceptions import LeaseLost
 from durable.models import StepExecution, TaskStatus, WorkflowExecution
-from durable.store import checkpoints, claims
+from durable.store import checkpoint, claims
+from durable.store.outcomes import Failed, Succeeded
 from durable.store.records import error_record
 from durable.testing import run_until_idle
 from tests.integration import workflows as wf
@@ -86,24 +87,14 @@ def test_a_stale_checkpoint_after_the_reap_is_rejected_without_writing() -> None
     before = snapshot(wid)
 
     definition = wf.Recovering.definition()
-    with pytest.raises(LeaseLost):
-        checkpoints.complete_step(
-            dead,
-            definition,
-            ops=[["put", "ghost", True]],
-            output=99,
-            duration_ms=1,
-            using="default",
-        )
-    with pytest.raises(LeaseLost):
-        checkpoints.fail_step(
-            dead,
-            definition,
-            error=error_record(RuntimeError("ghost")),
-            retryable=True,
-            duration_ms=1,
-            using="default",
-        )
+    results = checkpoint.apply(
+        [
+            Succeeded(dead, definition, duration_ms=1, ops=[["put", "ghost", True]], output=99),
+            Failed(dead, definition, duration_ms=1, error=error_record(RuntimeError("ghost"))),
+        ],
+        using="default",
+    )
+    assert [type(result) for result in results] == [LeaseLost, LeaseLost]
     assert snapshot(wid) == before
 
 

@@ -1,9 +1,9 @@
-"""The hot path's hand-written SQL, in one place to review.
+"""The hand-written SQL of the PostgreSQL backend, in one place to review.
 
 A worker's steady state is claim -> run -> checkpoint; every statement here runs once or
 more per step, so each one does in one round trip what the ORM would do in several. Only
-PostgreSQL uses the raw statements (callers check `connection.features` first); other
-databases keep the ORM path beside each caller.
+`durable.store.backend.PostgresBackend` runs them; the generic backend says the same with
+the ORM.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -29,26 +28,13 @@ from durable.models import (
     StepExecution,
     StepStatus,
     Task,
-    TaskStatus,
     WorkflowEvent,
     WorkflowExecution,
 )
+from durable.store.rows import AttemptEnd, AttemptStart, Lease, QueueHead
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
-
-
-def supported(using: str) -> bool:
-    """Whether `using` runs the statements here (PostgreSQL); others take the ORM path."""
-    return connections[using].vendor == "postgresql"
-
-
-@dataclass(frozen=True)
-class Lease:
-    token: uuid.UUID
-    worker_id: str
-    expires_at: datetime
-    queue: str
 
 
 def _table(model: type[Any]) -> str:
@@ -116,6 +102,14 @@ def _send(
     return Pending(using, cursor, build)
 
 
+class Done(Pending[T]):
+    """A result already at hand (the generic backend's statements have run)."""
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+        self._read = True
+
+
 @contextmanager
 def pipeline(using: str) -> Iterator[None]:
     """Send the statements of the block together (psycopg's pipeline mode); reading a
@@ -165,9 +159,10 @@ CLAIM_EXECUTION_FIELDS = (
 )
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
-# and return the claimed rows with what the claim needs of their executions. A paused
-# queue matches nothing, so an idle poll is this statement alone. The inner
-# ORDER BY/LIMIT walks durable_task_ready_idx.
+# and return the claimed rows with what the claim needs of their executions, and whether
+# those have unconsumed events or children (durable.engine.waits). A paused queue matches
+# nothing, so an idle poll is this statement alone. The inner ORDER BY/LIMIT walks
+# durable_task_ready_idx.
 CLAIM_SQL = f"""
 WITH claimed AS (
 UPDATE {_table(Task)} AS t
@@ -194,10 +189,11 @@ SELECT claimed.*, {", ".join(f"e.{name} AS e__{name}" for name in CLAIM_EXECUTIO
 def claim_ready(
     queue: str, limit: int, lease: Lease, now: datetime, using: str
 ) -> Pending[list[Task]]:
-    """PostgreSQL: claim up to `limit` due tasks of `queue` in one statement, best first,
-    each with its `execution` (CLAIM_EXECUTION_FIELDS only)."""
+    """Claim up to `limit` due tasks of `queue` in one statement, best first, each with its
+    `execution` (CLAIM_EXECUTION_FIELDS only) and `claim_saw`."""
+    columns = lease.columns()
     params = {
-        "claimed": TaskStatus.CLAIMED.value,
+        "claimed": str(columns["status"]),
         "token": lease.token,
         "worker": lease.worker_id,
         "expires": lease.expires_at,
@@ -231,47 +227,12 @@ SELECT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND pau
 """
 
 
-@dataclass(frozen=True)
-class QueueHead:
-    paused: bool
-    top_priority: int | None  # of the tasks due now; None: none is
-
-    def yields(self, priority: int) -> bool:
-        """Whether work of `priority` must go back to the queue instead of being chained:
-        the queue is paused, or a task of higher priority is due on it."""
-        return self.paused or (self.top_priority is not None and self.top_priority > priority)
-
-
 def queue_head(queue: str, now: datetime, using: str) -> Pending[QueueHead]:
-    params = {
-        "queue": queue,
-        "now": now,
-    }
-
     def build(names: list[str], rows: list[Any]) -> QueueHead:
         paused, top = rows[0]
         return QueueHead(bool(paused), top)
 
-    return _send(using, QUEUE_HEAD_SQL, params, build)
-
-
-def yields_to_queue(queue: str, priority: int, now: datetime, using: str) -> bool:
-    """Whether work of `priority` must go back to `queue` instead of being chained (see
-    QueueHead.yields): claims go by priority."""
-    if supported(using):
-        return queue_head(queue, now, using).result().yields(priority)
-    if QueueState.objects.using(using).filter(name=queue, paused=True).exists():
-        return True
-    return (
-        Task.objects.using(using)
-        .filter(
-            queue=queue,
-            status__in=CLAIMABLE_TASK_STATUSES,
-            run_at__lte=now,
-            priority__gt=priority,
-        )
-        .exists()
-    )
+    return _send(using, QUEUE_HEAD_SQL, {"queue": queue, "now": now}, build)
 
 
 MARK_RUNNING_SQL = f"""
@@ -285,7 +246,7 @@ UPDATE {_table(WorkflowExecution)} AS e
 
 def mark_running(pks: Iterable[int], now: datetime, using: str) -> Pending[None]:
     """Mark the pending or waiting executions among `pks` running, skipping the rows
-    another transaction holds (see durable.store.claims._mark_running)."""
+    another transaction holds (see durable.store.claims.start_claims)."""
     params = {
         "running": ExecutionStatus.RUNNING.value,
         "now": now,
@@ -295,24 +256,12 @@ def mark_running(pks: Iterable[int], now: datetime, using: str) -> Pending[None]
     return _send(using, MARK_RUNNING_SQL, params)
 
 
-DELETE_TASK_SQL = f"""
-DELETE FROM {_table(Task)} WHERE id = %(id)s AND lease_token = %(token)s RETURNING *
-"""
-
-
-def delete_task(task_id: int, lease_token: uuid.UUID, using: str) -> Task | None:
-    """Delete our task row if the lease is still ours; return what it held (else None).
-    One statement for what a locking SELECT and a DELETE did."""
-    params = {"id": task_id, "token": lease_token}
-    rows = _send(using, DELETE_TASK_SQL, params, lambda *r: _models(Task, using, *r)).result()
-    return rows[0] if rows else None
-
-
-# What an execution reaching its final status drops once its tasks are deleted (a statement
-# of its own, first, as every path that ends an execution takes its locks in that order),
-# in one round trip: the attempts still running or parked elsewhere (they can no longer
-# commit), its pending inputs, and its concurrency slot (returned, for the next execution
-# in line to be admitted). Data-modifying CTEs all run whether or not the SELECT reads them.
+# What executions reaching their final status drop once their tasks are deleted (a
+# statement of its own, first, as every path that ends an execution takes its locks in
+# that order), in one round trip: the attempts still running or parked elsewhere (they can
+# no longer commit), their pending inputs, and their concurrency slots (returned, for the
+# next execution in line to be admitted). Data-modifying CTEs all run whether or not the
+# SELECT reads them.
 FINISH_SQL = f"""
 WITH steps AS (UPDATE {_table(StepExecution)}
                   SET status = %(failed)s, completed_at = %(now)s, error = %(error)s::jsonb
@@ -328,8 +277,8 @@ SELECT scope, admitted FROM slot
 def finish_cleanup(
     execution_pks: Sequence[int], now: datetime, error: dict[str, Any], using: str
 ) -> Pending[list[tuple[str, bool]]]:
-    """PostgreSQL: drop what finishing executions leave behind (see FINISH_SQL); returns
-    the (scope, admitted) of the concurrency slots they held."""
+    """Drop what finishing executions leave behind (see FINISH_SQL); returns the (scope,
+    admitted) of the concurrency slots they held."""
     params = {
         "pks": list(execution_pks),
         "failed": StepStatus.FAILED.value,
@@ -355,16 +304,14 @@ def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> Pending[
     return _send(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
 
 
-# -- batch checkpoints (durable.store.batch): one statement per kind of write per batch ---
-
 LOCK_EXECUTIONS_SQL = f"""
 SELECT * FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)s) ORDER BY id FOR NO KEY UPDATE
 """
 
 
 def lock_executions(pks: Iterable[int], using: str) -> Pending[dict[int, WorkflowExecution]]:
-    """Lock the executions `pks`, in id order (every batch takes them in the same order,
-    so two batches never wait for each other in a cycle)."""
+    """Lock the executions `pks`, in id order (every checkpoint takes them in the same
+    order, so two never wait for each other in a cycle)."""
 
     def build(names: list[str], rows: list[Any]) -> dict[int, WorkflowExecution]:
         return {e.pk: e for e in _models(WorkflowExecution, using, names, rows)}
@@ -379,74 +326,74 @@ DELETE FROM {_table(Task)} AS t
 RETURNING t.*
 """
 
+LOCK_TASKS_SQL = f"""
+SELECT t.* FROM {_table(Task)} AS t
+  JOIN unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS d(id, token)
+    ON t.id = d.id AND t.lease_token = d.token
+ ORDER BY t.id
+   FOR UPDATE OF t
+"""
 
-def delete_tasks(leases: Iterable[tuple[int, uuid.UUID]], using: str) -> Pending[dict[int, Task]]:
-    """Delete the tasks whose (id, lease token) pairs are given and still ours: the ones
-    returned, by id. A task missing from the result was lost (retaken, or its execution
-    ended)."""
-    pairs = list(leases)
-    params = {"ids": [task_id for task_id, _ in pairs], "tokens": [token for _, token in pairs]}
+
+def take_tasks(
+    leases: Sequence[tuple[int, uuid.UUID]], using: str, *, delete: bool
+) -> Pending[dict[int, Task]]:
+    """The tasks whose (id, lease token) pairs are given and still ours, by id: deleted
+    (`delete`) or locked. A task missing from the result was lost (retaken, or its
+    execution ended)."""
+    params = {"ids": [task_id for task_id, _ in leases], "tokens": [t for _, t in leases]}
 
     def build(names: list[str], rows: list[Any]) -> dict[int, Task]:
         return {task.id: task for task in _models(Task, using, names, rows)}
 
-    return _send(using, DELETE_TASKS_SQL, params, build)
+    return _send(using, DELETE_TASKS_SQL if delete else LOCK_TASKS_SQL, params, build)
 
 
-@dataclass(frozen=True)
-class AttemptOutcome:
-    """A completed attempt's row, keyed as the claim inserted it."""
-
-    execution_id: int
-    step: str
-    scope_key: str
-    kind: str
-    attempt: int
-    output: Any
-    duration_ms: int
-    logs: list[dict[str, Any]] | None  # None: keep what the row has
-
-
-COMPLETE_ATTEMPTS_SQL = f"""
+END_ATTEMPTS_SQL = f"""
 UPDATE {_table(StepExecution)} AS s
-   SET status = %(completed)s, output = d.output::jsonb, completed_at = %(now)s,
-       duration_ms = d.duration_ms, logs = COALESCE(d.logs::jsonb, s.logs)
+   SET status = d.status, output = d.output::jsonb, error = d.error::jsonb,
+       completed_at = %(now)s, duration_ms = d.duration_ms,
+       logs = COALESCE(d.logs::jsonb, s.logs)
   FROM unnest(%(executions)s::bigint[], %(steps)s::text[], %(scopes)s::text[],
-              %(kinds)s::text[], %(attempts)s::int[], %(outputs)s::text[],
-              %(durations)s::bigint[], %(logs)s::text[])
-       AS d(execution_id, step, scope_key, kind, attempt, output, duration_ms, logs)
+              %(kinds)s::text[], %(attempts)s::int[], %(statuses)s::text[],
+              %(outputs)s::text[], %(errors)s::text[], %(durations)s::bigint[],
+              %(logs)s::text[])
+       AS d(execution_id, step, scope_key, kind, attempt, status, output, error,
+            duration_ms, logs)
  WHERE s.execution_id = d.execution_id AND s.step = d.step AND s.scope_key = d.scope_key
    AND s.kind = d.kind AND s.attempt = d.attempt
 """
 
 
-def complete_attempts(outcomes: list[AttemptOutcome], now: datetime, using: str) -> Pending[None]:
-    """Mark the attempt rows of `outcomes` completed, with their outputs and logs."""
+def end_attempts(ends: Sequence[AttemptEnd], now: datetime, using: str) -> Pending[None]:
+    """Write how the attempts of `ends` ended, in one statement."""
     return _send(
         using,
-        COMPLETE_ATTEMPTS_SQL,
+        END_ATTEMPTS_SQL,
         {
-            "completed": StepStatus.COMPLETED.value,
             "now": now,
-            "executions": [o.execution_id for o in outcomes],
-            "steps": [o.step for o in outcomes],
-            "scopes": [o.scope_key for o in outcomes],
-            "kinds": [o.kind for o in outcomes],
-            "attempts": [o.attempt for o in outcomes],
+            "executions": [e.key.execution_id for e in ends],
+            "steps": [e.key.step for e in ends],
+            "scopes": [e.key.scope_key for e in ends],
+            "kinds": [e.key.kind for e in ends],
+            "attempts": [e.key.attempt for e in ends],
+            "statuses": [e.status for e in ends],
             # JSONField stores None as SQL NULL, and so does this.
-            "outputs": [_json_or_null(o.output) for o in outcomes],
-            "durations": [o.duration_ms for o in outcomes],
-            "logs": [_json_or_null(o.logs) for o in outcomes],
+            "outputs": [json_or_null(e.output) for e in ends],
+            "errors": [json_or_null(e.error) for e in ends],
+            "durations": [e.duration_ms for e in ends],
+            "logs": [json_or_null(e.logs) for e in ends],
         },
     )
 
 
-def _json_or_null(value: Any) -> str | None:
+def json_or_null(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-# The columns a step's checkpoint may change on its execution (anything else changed goes
-# through the ORM's save, see durable.store.batch).
+# The columns a checkpoint writes on its executions in one statement; an execution with
+# other changed columns is saved by the ORM (durable.store.backend.save_executions).
+# NULL context/fanouts: unchanged (they may be large, and most steps leave them alone).
 BATCH_EXECUTION_FIELDS = (
     "context",
     "fanouts",
@@ -462,7 +409,8 @@ BATCH_EXECUTION_FIELDS = (
 
 UPDATE_EXECUTIONS_SQL = f"""
 UPDATE {_table(WorkflowExecution)} AS e
-   SET context = d.context::jsonb, fanouts = d.fanouts::jsonb, current_step = d.current_step,
+   SET context = COALESCE(d.context::jsonb, e.context),
+       fanouts = COALESCE(d.fanouts::jsonb, e.fanouts), current_step = d.current_step,
        status = d.status, started_at = d.started_at, updated_at = %(now)s,
        result = d.result::jsonb,
        result_explicit = d.result_explicit, completed_at = d.completed_at,
@@ -478,26 +426,27 @@ UPDATE {_table(WorkflowExecution)} AS e
 
 
 def update_executions(
-    executions: list[WorkflowExecution], now: datetime, using: str
+    executions: Sequence[tuple[WorkflowExecution, set[str]]], now: datetime, using: str
 ) -> Pending[None]:
-    """Write BATCH_EXECUTION_FIELDS of `executions` (updated_at = `now`) in one statement."""
-    for execution in executions:
+    """Write BATCH_EXECUTION_FIELDS of `executions` (updated_at = `now`) in one statement;
+    each comes with the attnames that changed (context and fanouts are sent only then)."""
+    for execution, _ in executions:
         execution.updated_at = now
     return _send(
         using,
         UPDATE_EXECUTIONS_SQL,
         {
-            "pks": [e.pk for e in executions],
-            "contexts": [json.dumps(e.context) for e in executions],
-            "fanouts": [json.dumps(e.fanouts) for e in executions],
-            "steps": [e.current_step for e in executions],
-            "statuses": [str(e.status) for e in executions],
-            "started": [e.started_at for e in executions],
+            "pks": [e.pk for e, _ in executions],
+            "contexts": [json.dumps(e.context) if "context" in c else None for e, c in executions],
+            "fanouts": [json.dumps(e.fanouts) if "fanouts" in c else None for e, c in executions],
+            "steps": [e.current_step for e, _ in executions],
+            "statuses": [str(e.status) for e, _ in executions],
+            "started": [e.started_at for e, _ in executions],
             "now": now,
-            "results": [_json_or_null(e.result) for e in executions],
-            "explicit": [e.result_explicit for e in executions],
-            "completed": [e.completed_at for e in executions],
-            "durations": [e.duration_ms for e in executions],
+            "results": [json_or_null(e.result) for e, _ in executions],
+            "explicit": [e.result_explicit for e, _ in executions],
+            "completed": [e.completed_at for e, _ in executions],
+            "durations": [e.duration_ms for e, _ in executions],
         },
     )
 
@@ -541,7 +490,7 @@ def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> Pending[No
         "lease_tokens": [t.lease_token for t in tasks],
         "leased_by": [t.leased_by for t in tasks],
         "lease_expires": [t.lease_expires_at for t in tasks],
-        "waits": [_json_or_null(t.wait) for t in tasks],
+        "waits": [json_or_null(t.wait) for t in tasks],
     }
 
     def build(names: list[str], rows: list[Any]) -> None:
@@ -552,19 +501,6 @@ def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> Pending[No
             task._state.db = using
 
     return _send(using, INSERT_TASKS_SQL, params, build)
-
-
-@dataclass(frozen=True)
-class AttemptStart:
-    """A running attempt's row, inserted as its task is claimed."""
-
-    execution_id: int
-    step: str
-    scope_key: str
-    kind: str
-    attempt: int
-    input: Any
-    context_before: Any
 
 
 # A retaken attempt starts over: nothing of the run that died is kept on its row.
@@ -591,12 +527,32 @@ def start_attempts(
         "running": StepStatus.RUNNING.value,
         "now": now,
         "worker": worker_id,
-        "executions": [a.execution_id for a in attempts],
-        "steps": [a.step for a in attempts],
-        "scopes": [a.scope_key for a in attempts],
-        "kinds": [a.kind for a in attempts],
-        "attempts": [a.attempt for a in attempts],
-        "inputs": [_json_or_null(a.input) for a in attempts],
-        "contexts": [_json_or_null(a.context_before) for a in attempts],
+        "executions": [a.key.execution_id for a in attempts],
+        "steps": [a.key.step for a in attempts],
+        "scopes": [a.key.scope_key for a in attempts],
+        "kinds": [a.key.kind for a in attempts],
+        "attempts": [a.key.attempt for a in attempts],
+        "inputs": [json_or_null(a.input) for a in attempts],
+        "contexts": [json_or_null(a.context_before) for a in attempts],
     }
     return _send(using, START_ATTEMPTS_SQL, params)
+
+
+RENEW_LEASES_SQL = f"""
+UPDATE {_table(Task)} AS t SET lease_expires_at = %(expires)s
+  FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS d(id, token)
+ WHERE t.id = d.id AND t.lease_token = d.token
+RETURNING 1
+"""
+
+
+def renew_leases(
+    leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime, using: str
+) -> Pending[int]:
+    """Extend the leases still held; how many were."""
+    params = {
+        "ids": [task_id for task_id, _ in leases],
+        "tokens": [t for _, t in leases],
+        "expires": expires_at,
+    }
+    return _send(using, RENEW_LEASES_SQL, params, lambda names, rows: len(rows))
