@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     # Threads a worker runs sync steps on (None: its total concurrency, at most 64). Async
     # steps need none: they run as coroutines of the worker's event loop.
     "SYNC_THREADS": None,
+    # Branches of a foreach without concurrency= become ready this many at a time (the
+    # next starts as one finishes); None: durable.flow.branches.DEFAULT_WINDOW (1,000).
+    "FANOUT_WINDOW": None,
     # The database alias Durable stores its state in.
     "DATABASE": "default",
 }

@@ -77,7 +77,9 @@ class WorkflowExecution(models.Model):
     definition_version = models.CharField(max_length=64, blank=True, default="")
     duration_ms = models.BigIntegerField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
-    # Open parallel/foreach fan-outs: the context snapshot, parent token and finished branches.
+    # Open parallel/foreach fan-outs, by id: a small header each (the context snapshot its
+    # branches start from, the parent token, counts); what each branch did is a
+    # FanoutBranch row, so a finishing branch writes one row, not the whole fan-out.
     fanouts = models.JSONField(default=dict, blank=True)
     # Composition (ctx.start_child / ctx.set_result): the execution that started this one
     # from a step, and whether a step set `result` (then the last step's output does not).
@@ -258,6 +260,32 @@ class ScheduledRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} @ {self.fire_time.isoformat()}"
+
+
+class FanoutBranch(models.Model):
+    """One branch of an open parallel/foreach fan-out: a foreach item still waiting for its
+    turn (`item`), and, once the branch finished, the context changes it made (`ops`),
+    merged in branch order at the join. Rows go when the fan-out joins or the execution
+    ends."""
+
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # The fan-out's key (its header's "key" in WorkflowExecution.fanouts).
+    fanout = models.BigIntegerField()
+    index = models.PositiveIntegerField()
+    item = models.JSONField(null=True, blank=True)
+    ops = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "fanout", "index"], name="durable_fanout_branch_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"branch {self.index} of fan-out {self.fanout}"
 
 
 class TaskStatus(models.TextChoices):

@@ -9,6 +9,7 @@ what to enqueue; the store persists the result.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from durable.dsl.nodes import (
     SwitchNode,
     branch_key_matches,
 )
+from durable.flow.branches import Branches, MemoryBranches
 from durable.flow.context import Context
 from durable.flow.ops import ContextConflict, Op, apply_ops, copy_json
 from durable.flow.token import Token
@@ -38,6 +40,9 @@ class FlowState:
     fanouts: dict[str, dict[str, Any]]
     workflow_id: str = ""
     input: Any = None
+    branches: Branches = field(default_factory=MemoryBranches)
+    # Whether routing changed the root context (a step's ops at the root, a join).
+    context_changed: bool = False
 
 
 @dataclass
@@ -174,39 +179,53 @@ class Router:
     def _fan_out(
         self, node: ParallelNode | ForeachNode, token: Token, items: list[Any], limit: int | None
     ) -> None:
+        """Open a fan-out: a small header in `fanouts`; the items beyond the first window
+        are parked (durable.flow.branches), and each branch's ops recorded as it ends."""
         scope = token.scope_key()
         fanout_id = f"{node.name}@{scope}" if scope else node.name
         token.node = node.name
+        total = len(items)
+        if isinstance(node, ForeachNode):
+            limit = min(limit or self.state.branches.window, total)
+        else:
+            limit = total
         record: dict[str, Any] = {
+            "key": secrets.randbits(62),
             "block": node.name,
             "base": copy_json(self.view(token)),
             "parent": token.to_json(),
-            "total": len(items),
+            "total": total,
             "started": 0,
-            "done": {},
+            "done": 0,
+            "limit": limit,
         }
-        if isinstance(node, ForeachNode):
-            record["items"] = items
-            record["limit"] = limit or len(items)
+        if isinstance(node, ForeachNode) and total > limit:
+            self.state.branches.park(record["key"], limit, items[limit:])
         self.state.fanouts[fanout_id] = record
-        self._start_branches(fanout_id, record)
+        self._start_branches(fanout_id, record, items[:limit])
 
-    def _start_branches(self, fanout_id: str, record: dict[str, Any]) -> None:
+    def _start_branches(
+        self, fanout_id: str, record: dict[str, Any], at_hand: list[Any] | None = None
+    ) -> None:
+        """Start branches while the fan-out's limit allows; `at_hand`: the first items (a
+        foreach just opened), the others are read back from where they were parked."""
         node = self.definition.by_name[record["block"]]
         parent = Token.from_json(record["parent"])
-        limit = record.get("limit", record["total"])
         self._starting.add(fanout_id)
         try:
             while (
                 fanout_id in self.state.fanouts
                 and record["started"] < record["total"]
-                and record["started"] - len(record["done"]) < limit
+                and record["started"] - record["done"] < record["limit"]
             ):
                 index = record["started"]
                 record["started"] += 1
                 if isinstance(node, ForeachNode):
-                    child = parent.child(fanout_id, index, record["items"][index])
-                    self._walk(node.name, 0, 0, child)
+                    if at_hand is not None and index < len(at_hand):
+                        item = at_hand[index]
+                    else:
+                        item = self.state.branches.item(record["key"], index)
+                    self._walk(node.name, 0, 0, parent.child(fanout_id, index, item))
                 else:
                     self._walk(node.name, index, 0, parent.child(fanout_id, index))
         finally:
@@ -215,15 +234,18 @@ class Router:
     def _branch_done(self, token: Token) -> None:
         frame = token.frames[-1]
         record = self.state.fanouts[frame.fanout]
-        record["done"][str(frame.index)] = token.ops
-        if len(record["done"]) < record["total"]:
+        branches = self.state.branches
+        branches.finish(record["key"], frame.index, token.ops)
+        record["done"] += 1
+        if record["done"] < record["total"]:
             # A branch that ran no step finishes inside `_start_branches`; its loop goes on
             # (recursing instead would overflow the stack on a long list of such items).
             if frame.fanout not in self._starting:
                 self._start_branches(frame.fanout, record)
             return
         del self.state.fanouts[frame.fanout]
-        merged = [op for i in range(record["total"]) for op in record["done"][str(i)]]
+        merged = [op for ops in branches.results(record["key"], record["total"]) for op in ops]
+        branches.drop(record["key"])
         parent = Token.from_json(record["parent"])
         self._record_ops(parent, merged)
         self._continue_after(record["block"], parent)
@@ -239,6 +261,8 @@ class Router:
 
     def _record_ops(self, token: Token, ops: list[Op]) -> None:
         if token.at_root:
+            if ops:
+                self.state.context_changed = True
             apply_ops(self.state.context, ops)
         else:
             token.ops.extend(ops)

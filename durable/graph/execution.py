@@ -229,7 +229,7 @@ class _States:
         records = [r for r in self.execution.fanouts.values() if r.get("block") == node.name]
         if records:
             return {
-                "done": sum(len(r.get("done", {})) for r in records),
+                "done": sum(int(r.get("done") or 0) for r in records),
                 "total": sum(int(r.get("total", 0)) for r in records),
             }
         frame = re.compile(rf"(?:^|/)({re.escape(node.name)}(?:@.*?)?\[\d+\])(?=/|$)")

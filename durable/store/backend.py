@@ -25,6 +25,7 @@ from django.dispatch import receiver
 from durable.models import (
     CLAIMABLE_TASK_STATUSES,
     ExecutionStatus,
+    FanoutBranch,
     FlowSlot,
     PendingInput,
     QueueState,
@@ -35,7 +36,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.store import sql
-from durable.store.rows import AttemptEnd, AttemptKey, AttemptStart, Lease, QueueHead
+from durable.store.rows import AttemptEnd, AttemptKey, AttemptStart, BranchRow, Lease, QueueHead
 from durable.store.sql import Done, Pending
 
 # Freed concurrency slots: (scope, whether it was admitted).
@@ -119,6 +120,13 @@ class Backend(ABC):
         attempts still running or parked (they can no longer commit, or never wake),
         pending inputs and concurrency slots, whose (scope, admitted) are returned."""
 
+    @abstractmethod
+    def write_branches(self, rows: Sequence[BranchRow]) -> None:
+        """Insert parked items; record the ops of finished branches (durable.store.branches)."""
+
+    @abstractmethod
+    def drop_branches(self, execution_pk: int, keys: Sequence[int]) -> None: ...
+
     def notify(self, channel: str, payloads: Sequence[str]) -> None:  # noqa: B027
         """Publish `payloads` on `channel` when the transaction commits (if the database
         has such a thing)."""
@@ -193,6 +201,12 @@ class PostgresBackend(Backend):
             pks = [e.pk for e in executions if e.status == status]
             freed.append(sql.finish_cleanup(pks, now, _interrupted(status), self.using))
         return _Joined(freed)
+
+    def write_branches(self, rows: Sequence[BranchRow]) -> None:
+        sql.write_branches(rows, self.using)
+
+    def drop_branches(self, execution_pk: int, keys: Sequence[int]) -> None:
+        sql.drop_branches(execution_pk, keys, self.using)
 
     def notify(self, channel: str, payloads: Sequence[str]) -> None:
         with connections[self.using].cursor() as cursor:
@@ -341,10 +355,27 @@ class GenericBackend(Backend):
         PendingInput.objects.using(self.using).filter(
             execution_id__in=pks, status=PendingInput.Status.PENDING
         ).update(status=PendingInput.Status.CANCELLED, completed_at=now)
+        FanoutBranch.objects.using(self.using).filter(execution_id__in=pks).delete()
         slots = FlowSlot.objects.using(self.using).filter(execution_id__in=pks)
         freed = [(slot.scope, slot.admitted) for slot in slots]
         slots.delete()
         return Done(freed)
+
+    def write_branches(self, rows: Sequence[BranchRow]) -> None:
+        FanoutBranch.objects.using(self.using).bulk_create(
+            [
+                FanoutBranch(execution_id=e, fanout=key, index=index, item=item, ops=ops)
+                for e, key, index, item, ops in rows
+            ],
+            update_conflicts=True,
+            unique_fields=["execution", "fanout", "index"],
+            update_fields=["ops"],
+        )
+
+    def drop_branches(self, execution_pk: int, keys: Sequence[int]) -> None:
+        FanoutBranch.objects.using(self.using).filter(
+            execution_id=execution_pk, fanout__in=list(keys)
+        ).delete()
 
 
 def look_around(tasks: Sequence[Task], using: str) -> None:

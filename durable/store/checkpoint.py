@@ -41,6 +41,7 @@ from durable.models import ExecutionStatus, StepStatus, Task, TaskStatus, Workfl
 from durable.signals import lifecycle_event
 from durable.store import outbox
 from durable.store.backend import backend, save_changed
+from durable.store.branches import StoredBranches
 from durable.store.claims import (
     attempt_key,
     attempt_rows,
@@ -138,9 +139,19 @@ class Plan:
     # Outcomes whose chain ended here, to be given a due task of their queue (a refill).
     refills: dict[str, tuple[list[int], Lease]] = field(default_factory=dict)
     heads: dict[str, QueueHead] = field(default_factory=dict)
-    # Executions the router ran on: it changes their JSON values in place, so comparing
-    # with the values as locked proves nothing; they are written.
-    routed: set[int] = field(default_factory=set)
+    # The executions the router ran on, and whether it changed their root contexts: it
+    # changes the JSON values in place, so comparing with the values as locked proves
+    # nothing. Their fanouts are written; their contexts when changed.
+    rerouted: dict[int, bool] = field(default_factory=dict)
+    branches: dict[int, StoredBranches] = field(default_factory=dict)
+
+    def routed(self, pk: int, context_changed: bool) -> None:
+        self.rerouted[pk] = self.rerouted.get(pk, False) or context_changed
+
+    def branches_of(self, pk: int, using: str) -> StoredBranches:
+        if pk not in self.branches:
+            self.branches[pk] = StoredBranches(pk, using)
+        return self.branches[pk]
 
     def track(self, execution: WorkflowExecution) -> None:
         if execution.pk not in self.executions:
@@ -302,15 +313,21 @@ def _move_on(
     ops, result = take_result(copy_json(outcome.ops))
     if result is not None:
         execution.result, execution.result_explicit = result[1], True
-    state = FlowState(execution.context, execution.fanouts, execution.workflow_id, execution.input)
+    state = FlowState(
+        execution.context,
+        execution.fanouts,
+        execution.workflow_id,
+        execution.input,
+        branches=plan.branches_of(execution.pk, using),
+    )
     # Routing changes the token (and may keep what it is given) in place, and a batch that
     # fails hands the same outcome to a transaction of its own: route copies.
     token = Token.from_json(claim.token.to_json())
     output = copy_json(outcome.output)
-    plan.routed.add(execution.pk)  # the router changes the context in place, even failing
     try:
         advance = Router(definition, state).step_done(token, ops, output)
     except FlowError as exc:
+        plan.routed(execution.pk, state.context_changed)
         fail_execution(
             execution,
             definition,
@@ -321,6 +338,7 @@ def _move_on(
         )
         return
     execution.context, execution.fanouts = state.context, state.fanouts
+    plan.routed(execution.pk, state.context_changed)
     lease = None
     if outcome.chain is not None and advance.ready and not advance.completed:
         head = plan.heads.get(claim.queue)
@@ -518,10 +536,12 @@ def _write(db: Any, plan: Plan, results: dict[int, Result], using: str) -> None:
     changes = [
         (execution, changed)
         for pk, (execution, loaded) in plan.executions.items()
-        if (changed := changed_columns(execution, loaded, routed=pk in plan.routed))
+        if (changed := _changed(execution, loaded, plan.rerouted.get(pk)))
     ]
     batched = [(e, c) for e, c in changes if c <= db.batched_columns]
     with db.pipeline():
+        for branches in plan.branches.values():
+            branches.flush()
         if plan.attempts:
             db.end_attempts(plan.attempts, now)
         inserting = db.insert_tasks(deferred.tasks, now) if deferred.tasks else None
@@ -553,6 +573,17 @@ def _write(db: Any, plan: Plan, results: dict[int, Result], using: str) -> None:
             claims = start_claims(claiming.result(), lease, now, using)
             for index, claim in zip(waiting, claims, strict=False):
                 results[index] = replace(_settled(results[index]), chained=claim)
+
+
+def _changed(execution: WorkflowExecution, loaded: dict[str, Any], routed: bool | None) -> set[str]:
+    """The execution's changed columns; when the router ran (routed is not None) its
+    fanouts, and its context if routing changed it."""
+    changed = changed_columns(execution, loaded)
+    if routed is not None:
+        changed.add("fanouts")
+        if routed:
+            changed.add("context")
+    return changed
 
 
 def _settled(result: Result) -> Settled:

@@ -29,6 +29,7 @@ from durable.models import (
 from durable.signals import lifecycle_event
 from durable.store import flowcontrol, outbox
 from durable.store.backend import backend
+from durable.store.branches import StoredBranches
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.records import error_record
 from durable.store.rows import Lease
@@ -97,12 +98,16 @@ def begin(
     execution: WorkflowExecution, definition: Definition, *, run_at: datetime, using: str
 ) -> None:
     """Route a (saved, pending) execution from its input to its first ready steps."""
-    state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
+    branches = StoredBranches(execution.pk, using)
+    state = FlowState(
+        execution.context, {}, execution.workflow_id, execution.input, branches=branches
+    )
     try:
         advance = Router(definition, state).start()
     except FlowError as exc:
         finish(execution, ExecutionStatus.FAILED, using=using, error=error_record(exc))
         return
+    branches.flush()
     execution.context, execution.fanouts = state.context, state.fanouts
     apply_advance(execution, definition, advance, using=using, run_at=run_at)
     execution.save(using=using)
@@ -299,14 +304,9 @@ def loaded_values(execution: WorkflowExecution) -> dict[str, Any]:
     return {field.attname: getattr(execution, field.attname) for field in _CONCRETE}
 
 
-def changed_columns(
-    execution: WorkflowExecution, loaded: dict[str, Any], *, routed: bool = False
-) -> set[str]:
-    """The attnames whose values differ from `loaded` (see `loaded_values`); with `routed`,
-    context and fanouts too: the router changes those JSON values in place, so comparing
-    them with the loaded row proves nothing."""
-    changed = {name for name, value in loaded.items() if getattr(execution, name) != value}
-    return changed | {"context", "fanouts"} if routed else changed
+def changed_columns(execution: WorkflowExecution, loaded: dict[str, Any]) -> set[str]:
+    """The attnames whose values differ from `loaded` (see `loaded_values`)."""
+    return {name for name, value in loaded.items() if getattr(execution, name) != value}
 
 
 def lock_execution(workflow_id: str, using: str) -> WorkflowExecution:

@@ -34,6 +34,7 @@ from durable.models import (
 )
 from durable.signals import lifecycle_event
 from durable.store import flowcontrol, outbox
+from durable.store.branches import StoredBranches
 from durable.store.executions import apply_advance, lock_execution
 
 
@@ -66,13 +67,17 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
         # A re-run counts against its concurrency key like a new start (the slot of the
         # run before went at its finish).
         flowcontrol.take_slot(definition, execution, using=using)
-        state = FlowState(execution.context, {}, execution.workflow_id, execution.input)
+        branches = StoredBranches(execution.pk, using)
+        state = FlowState(
+            execution.context, {}, execution.workflow_id, execution.input, branches=branches
+        )
         try:
             advance = Router(definition, state).restart_at(
                 root, _decisions_before(execution, definition, root, using)
             )
         except FlowError as exc:
             raise InvalidTransition(f"cannot restart from {root!r}: {exc}") from exc
+        branches.flush()
         execution.context, execution.fanouts = state.context, state.fanouts
         apply_advance(execution, definition, advance, using=using)
         execution.save(using=using)

@@ -78,3 +78,7 @@ class AttemptEnd:
     output: Any = None
     error: dict[str, Any] | None = None
     logs: list[dict[str, Any]] | None = None  # None: keep what the row has
+
+
+# A FanoutBranch row: (execution id, fan-out key, index, parked item, finished ops).
+BranchRow = tuple[int, int, int, Any, Any]

@@ -22,6 +22,7 @@ from django.db.models import DEFERRED, JSONField, Model
 from durable.models import (
     CLAIMABLE_TASK_STATUSES,
     ExecutionStatus,
+    FanoutBranch,
     FlowSlot,
     PendingInput,
     QueueState,
@@ -31,7 +32,7 @@ from durable.models import (
     WorkflowEvent,
     WorkflowExecution,
 )
-from durable.store.rows import AttemptEnd, AttemptStart, Lease, QueueHead
+from durable.store.rows import AttemptEnd, AttemptStart, BranchRow, Lease, QueueHead
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -259,7 +260,8 @@ def mark_running(pks: Iterable[int], now: datetime, using: str) -> Pending[None]
 # What executions reaching their final status drop once their tasks are deleted (a
 # statement of its own, first, as every path that ends an execution takes its locks in
 # that order), in one round trip: the attempts still running or parked elsewhere (they can
-# no longer commit), their pending inputs, and their concurrency slots (returned, for the
+# no longer commit), their pending inputs, their fan-outs' branches, and their concurrency
+# slots (returned, for the
 # next execution in line to be admitted). Data-modifying CTEs all run whether or not the
 # SELECT reads them.
 FINISH_SQL = f"""
@@ -268,6 +270,7 @@ WITH steps AS (UPDATE {_table(StepExecution)}
                 WHERE execution_id = ANY(%(pks)s) AND status = ANY(%(unfinished)s)),
      inputs AS (UPDATE {_table(PendingInput)} SET status = %(cancelled)s, completed_at = %(now)s
                  WHERE execution_id = ANY(%(pks)s) AND status = %(pending)s),
+     branches AS (DELETE FROM {_table(FanoutBranch)} WHERE execution_id = ANY(%(pks)s)),
      slot AS (DELETE FROM {_table(FlowSlot)} WHERE execution_id = ANY(%(pks)s)
               RETURNING scope, admitted)
 SELECT scope, admitted FROM slot
@@ -556,3 +559,34 @@ def renew_leases(
         "expires": expires_at,
     }
     return _send(using, RENEW_LEASES_SQL, params, lambda names, rows: len(rows))
+
+
+WRITE_BRANCHES_SQL = f"""
+INSERT INTO {_table(FanoutBranch)} (execution_id, fanout, "index", item, ops)
+SELECT d.execution_id, d.fanout, d.index, d.item::jsonb, d.ops::jsonb
+  FROM unnest(%(executions)s::bigint[], %(fanouts)s::bigint[], %(indexes)s::int[],
+              %(items)s::text[], %(ops)s::text[])
+       AS d(execution_id, fanout, index, item, ops)
+    ON CONFLICT (execution_id, fanout, "index") DO UPDATE SET ops = EXCLUDED.ops
+"""
+
+
+def write_branches(rows: Sequence[BranchRow], using: str) -> Pending[None]:
+    """Insert parked items and record finished branches (their ops), in one statement."""
+    params = {
+        "executions": [r[0] for r in rows],
+        "fanouts": [r[1] for r in rows],
+        "indexes": [r[2] for r in rows],
+        "items": [json_or_null(r[3]) for r in rows],
+        "ops": [json_or_null(r[4]) for r in rows],
+    }
+    return _send(using, WRITE_BRANCHES_SQL, params)
+
+
+DROP_BRANCHES_SQL = f"""
+DELETE FROM {_table(FanoutBranch)} WHERE execution_id = %(execution)s AND fanout = ANY(%(keys)s)
+"""
+
+
+def drop_branches(execution_pk: int, keys: Sequence[int], using: str) -> Pending[None]:
+    return _send(using, DROP_BRANCHES_SQL, {"execution": execution_pk, "keys": list(keys)})

@@ -182,7 +182,7 @@ def fanout_progress(execution: WorkflowExecution) -> dict[str, Any] | None:
     total = sum(int(r.get("total") or 0) for r in records)
     if not total:
         return None
-    return {"done": sum(len(r.get("done") or {}) for r in records), "total": total}
+    return {"done": sum(int(r.get("done") or 0) for r in records), "total": total}
 
 
 def list_progress(

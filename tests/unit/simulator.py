@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from durable import Workflow
+from durable.flow.branches import MemoryBranches
 from durable.flow.context import Context
 from durable.flow.ops import copy_json
 from durable.flow.router import Advance, FlowState, Router
@@ -27,7 +28,11 @@ class Simulation:
         self, workflow: type[Workflow], context: dict[str, Any] | None = None, input: Any = None
     ) -> None:
         self.definition = workflow.definition()
-        self.state = FlowState(normalize(context or {}), {}, "wf-test", normalize(input))
+        # What a store keeps beside the state (parked items, finished branches' ops).
+        self.branches = MemoryBranches()
+        self.state = FlowState(
+            normalize(context or {}), {}, "wf-test", normalize(input), branches=self.branches
+        )
         self.ready: list[Token] = []
         self.completed = False
         self.ran: list[tuple[str, Any]] = []  # (step, item) in the order steps ran
@@ -38,7 +43,11 @@ class Simulation:
 
     def _absorb(self, advance: Advance) -> Advance:
         self.state = FlowState(
-            _stored(self.state.context), _stored(self.state.fanouts), "wf-test", self.state.input
+            _stored(self.state.context),
+            _stored(self.state.fanouts),
+            "wf-test",
+            self.state.input,
+            branches=self.branches,
         )
         self.ready += [Token.from_json(_stored(token.to_json())) for token in advance.ready]
         self.completed = self.completed or advance.completed
