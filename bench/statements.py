@@ -3,7 +3,7 @@
 Starts N workflows of three no-op steps (bench/run_workflows.py), then claims and runs them
 the way one worker thread does alone (claim one task, run it, follow the chained claims its
 checkpoints return), or with --batch B the way a worker's committer does when B steps
-finish together (B claimed, run, checkpointed in one batch, durable.store.batch, then the
+finish together (B claimed, run, checkpointed in one batch, durable.store.checkpoint, then the
 claims the batch returns), counting every statement inside `CaptureQueriesContext`:
 
     .venv/bin/python bench/statements.py [--workflows 20] [--batch 8] [--database-url URL]
@@ -110,9 +110,9 @@ def run_batched(size: int, chain: Any) -> None:
     claims the batch returns (chained steps, or due tasks it claimed), as a committer does."""
     from durable.dsl import registry
     from durable.flow.context import Context
-    from durable.store.batch import Completion, complete_steps
+    from durable.store.checkpoint import apply
     from durable.store.claims import claim_tasks
-    from durable.store.records import ClaimedTask
+    from durable.store.outcomes import Settled, Succeeded
 
     while claims := claim_tasks(
         "default", size, worker_id="statements", lease_seconds=60.0, using="default"
@@ -130,9 +130,11 @@ def run_batched(size: int, chain: Any) -> None:
                     attempt=claim.attempt,
                 )
                 output = getattr(definition.workflow_class(), step.method)(ctx)
-                items.append(Completion(claim, definition, ctx.ops, output, 0, [], chain))
-            results = complete_steps(items, using="default")
-            claims = [result for result in results if isinstance(result, ClaimedTask)]
+                items.append(
+                    Succeeded(claim, definition, logs=[], ops=ctx.ops, output=output, chain=chain)
+                )
+            results = apply(items, using="default")
+            claims = [r.chained for r in results if isinstance(r, Settled) and r.chained]
 
 
 def cpu_per_step(n: int, run: Any) -> None:

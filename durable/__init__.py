@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         retry,
         send_event,
         start,
+        start_many,
         stream_logs,
     )
 
@@ -66,6 +67,7 @@ _API = {
     "retry",
     "send_event",
     "start",
+    "start_many",
     "stream_logs",
 }
 
@@ -102,6 +104,7 @@ __all__ = [
     "retry",
     "send_event",
     "start",
+    "start_many",
     "step",
     "stream_logs",
     "switch",

@@ -8,7 +8,7 @@ instead of half-doing the work.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.serialization import normalize
-from durable.store import debounce, deploys, executions, queries, restarts, waits
+from durable.store import debounce, deploys, executions, queries, restarts, starts, waits
 
 PERIODS = {
     "last_hour": timedelta(hours=1),
@@ -70,12 +70,62 @@ def start(
 ) -> str:
     """Start a workflow and return its workflow id. The same idempotency key returns the
     same id without starting anything."""
+    return _start(
+        workflow,
+        [input if input is not None else {}],
+        ["input"],
+        queue=queue,
+        priority=priority,
+        scheduled_at=scheduled_at,
+        idempotency_key=idempotency_key,
+    )[0]
+
+
+def start_many(
+    workflow: Any,
+    inputs: Iterable[Mapping[str, Any]],
+    *,
+    queue: str | None = None,
+    priority: int = 0,
+    scheduled_at: datetime | None = None,
+    idempotency_key: str | Callable[[Mapping[str, Any]], str | None] | None = None,
+) -> list[str]:
+    """Start one execution of `workflow` per input, in one transaction (one statement on
+    PostgreSQL); return their workflow ids in input order. `idempotency_key` may be a
+    function of the input: an input whose key is known already (or given twice) returns
+    that execution's id and starts nothing. Every input is checked before anything is
+    written: one bad input starts none."""
+    if isinstance(inputs, Mapping | str | bytes):
+        raise TypeError(
+            f"inputs must be a list of dicts (one per execution), got {type(inputs).__name__}"
+        )
+    values = list(inputs)
+    return _start(
+        workflow,
+        values,
+        [f"inputs[{index}]" for index in range(len(values))],
+        queue=queue,
+        priority=priority,
+        scheduled_at=scheduled_at,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _start(
+    workflow: Any,
+    inputs: list[Any],
+    labels: list[str],
+    *,
+    queue: str | None,
+    priority: int,
+    scheduled_at: datetime | None,
+    idempotency_key: str | Callable[[Mapping[str, Any]], str | None] | None,
+) -> list[str]:
     definition = resolve_workflow(workflow)
-    if input is None:
-        input = {}
-    if not isinstance(input, Mapping):
-        raise TypeError(f"input must be a dict (a JSON object), got {type(input).__name__}")
-    data = normalize(dict(input), "input")
+    data = [
+        _checked_input(definition, value, label)
+        for value, label in zip(inputs, labels, strict=True)
+    ]
     if queue is not None:
         _check_queue(queue)
     if isinstance(priority, bool) or not isinstance(priority, int):
@@ -85,32 +135,51 @@ def start(
             raise TypeError(f"scheduled_at must be a datetime, got {scheduled_at!r}")
         if timezone.is_naive(scheduled_at):
             raise ValueError("scheduled_at must be timezone-aware (e.g. tzinfo=UTC)")
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
-    ):
-        raise ValueError("idempotency_key must be a string of 1 to 255 characters")
-    check_keys(definition.name, definition.flow, data)
+    keys = [_key_of(idempotency_key, value) for value in data]
     if definition.flow is not None and definition.flow.debounce is not None:
-        if scheduled_at is not None or idempotency_key is not None:
+        if scheduled_at is not None or any(key is not None for key in keys):
             raise ValueError(
                 f"workflow {definition.name!r} is debounced: its start time is the end of the "
                 "burst and the burst shares one id, so scheduled_at and idempotency_key "
                 "cannot be given"
             )
-        execution = debounce.start_debounced(
-            definition, data, using=_using(), queue=queue, priority=priority
-        )
-    else:
-        execution = executions.create_execution(
-            definition,
-            data,
-            using=_using(),
-            queue=queue,
-            priority=priority,
-            scheduled_at=scheduled_at,
-            idempotency_key=idempotency_key,
-        )
-    return execution.workflow_id
+        return [
+            debounce.start_debounced(
+                definition, value, using=_using(), queue=queue, priority=priority
+            ).workflow_id
+            for value in data
+        ]
+    return starts.start_executions(
+        definition,
+        [
+            starts.Start(
+                value,
+                queue=queue,
+                priority=priority,
+                scheduled_at=scheduled_at,
+                idempotency_key=key,
+            )
+            for value, key in zip(data, keys, strict=True)
+        ],
+        using=_using(),
+    )
+
+
+def _checked_input(definition: Any, value: Any, label: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{label} must be a dict (a JSON object), got {type(value).__name__}")
+    data: dict[str, Any] = normalize(dict(value), label)
+    check_keys(definition.name, definition.flow, data)
+    return data
+
+
+def _key_of(
+    idempotency_key: str | Callable[[Mapping[str, Any]], str | None] | None, value: Any
+) -> str | None:
+    key = idempotency_key(value) if callable(idempotency_key) else idempotency_key
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255):
+        raise ValueError(f"idempotency_key must be a string of 1 to 255 characters, got {key!r}")
+    return key
 
 
 def get_execution(workflow_id: str, *, include_logs: bool = False) -> WorkflowExecution:

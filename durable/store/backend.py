@@ -36,7 +36,16 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.store import sql
-from durable.store.rows import AttemptEnd, AttemptKey, AttemptStart, BranchRow, Lease, QueueHead
+from durable.store.rows import (
+    AttemptEnd,
+    AttemptKey,
+    AttemptStart,
+    BranchRow,
+    Lease,
+    NewExecution,
+    NewTask,
+    QueueHead,
+)
 from durable.store.sql import Done, Pending
 
 # Freed concurrency slots: (scope, whether it was admitted).
@@ -121,6 +130,18 @@ class Backend(ABC):
         pending inputs and concurrency slots, whose (scope, admitted) are returned."""
 
     @abstractmethod
+    def start_executions(
+        self,
+        executions: Sequence[NewExecution],
+        tasks: Sequence[NewTask],
+        now: datetime,
+        channel: str,
+    ) -> None:
+        """Insert `executions` but those whose idempotency key exists, and the `tasks` of
+        those inserted; wake `channel`'s listeners for their due queues. Each execution
+        inserted gets its `pk`, each task inserted its `id`."""
+
+    @abstractmethod
     def write_branches(self, rows: Sequence[BranchRow]) -> None:
         """Insert parked items; record the ops of finished branches (durable.store.branches)."""
 
@@ -201,6 +222,15 @@ class PostgresBackend(Backend):
             pks = [e.pk for e in executions if e.status == status]
             freed.append(sql.finish_cleanup(pks, now, _interrupted(status), self.using))
         return _Joined(freed)
+
+    def start_executions(
+        self,
+        executions: Sequence[NewExecution],
+        tasks: Sequence[NewTask],
+        now: datetime,
+        channel: str,
+    ) -> None:
+        sql.start_executions(executions, tasks, now, channel, self.using).result()
 
     def write_branches(self, rows: Sequence[BranchRow]) -> None:
         sql.write_branches(rows, self.using)
@@ -360,6 +390,61 @@ class GenericBackend(Backend):
         freed = [(slot.scope, slot.admitted) for slot in slots]
         slots.delete()
         return Done(freed)
+
+    def start_executions(
+        self,
+        executions: Sequence[NewExecution],
+        tasks: Sequence[NewTask],
+        now: datetime,
+        channel: str,
+    ) -> None:
+        keys = [e.idempotency_key for e in executions if e.idempotency_key is not None]
+        taken = set(
+            WorkflowExecution.objects.using(self.using)
+            .filter(idempotency_key__in=keys)
+            .values_list("idempotency_key", flat=True)
+        )
+        rows = {
+            e.workflow_id: WorkflowExecution(
+                workflow_id=e.workflow_id,
+                workflow_module=e.module,
+                workflow_name=e.name,
+                status=ExecutionStatus.PENDING,
+                queue=e.queue,
+                priority=e.priority,
+                input=e.input,
+                context=e.context,
+                fanouts=e.fanouts,
+                current_step=e.current_step,
+                scheduled_at=e.scheduled_at,
+                idempotency_key=e.idempotency_key,
+                deadline_at=e.deadline_at,
+                parent_id=e.parent_id,
+                definition_version=e.version,
+                definition_fingerprint=e.fingerprint,
+            )
+            for e in executions
+            if e.idempotency_key is None or e.idempotency_key not in taken
+        }
+        WorkflowExecution.objects.using(self.using).bulk_create(rows.values())
+        for execution in executions:
+            row = rows.get(execution.workflow_id)
+            execution.pk = row.pk if row is not None else None
+        kept = [t for t in tasks if t.workflow_id in rows]
+        inserted = Task.objects.using(self.using).bulk_create(
+            Task(
+                execution=rows[t.workflow_id],
+                kind="step",
+                step=t.step,
+                token=t.token,
+                queue=t.queue,
+                priority=t.priority,
+                run_at=t.run_at,
+            )
+            for t in kept
+        )
+        for new, made in zip(kept, inserted, strict=True):
+            new.id = made.id
 
     def write_branches(self, rows: Sequence[BranchRow]) -> None:
         FanoutBranch.objects.using(self.using).bulk_create(

@@ -31,13 +31,21 @@ def window() -> int:
 
 
 class StoredBranches:
-    def __init__(self, execution_pk: int, using: str) -> None:
+    def __init__(self, execution_pk: int, using: str, *, unsaved: bool = False) -> None:
+        """`unsaved`: for an execution being started (durable.store.starts), which has no
+        rows yet to read; `execution_pk` and `using` are set before `flush`."""
         self.execution_pk = execution_pk
         self.using = using
+        self.unsaved = unsaved
         self.window = window()
         self._parked: dict[tuple[int, int], Any] = {}
         self._finished: dict[tuple[int, int], list[Op]] = {}
         self._dropped: set[int] = set()
+
+    @property
+    def pending(self) -> bool:
+        """Whether there are writes for `flush`."""
+        return bool(self._parked or self._finished or self._dropped)
 
     def park(self, key: int, first: int, items: list[Any]) -> None:
         for offset, item in enumerate(items):
@@ -75,12 +83,14 @@ class StoredBranches:
         self._finished[key, index] = ops
 
     def results(self, key: int, total: int) -> list[list[Op]]:
-        rows = (
-            FanoutBranch.objects.using(self.using)
-            .filter(execution_id=self.execution_pk, fanout=key, ops__isnull=False)
-            .values_list("index", "ops")
-        )
-        found: dict[int, list[Op]] = {index: list(ops or []) for index, ops in rows}
+        found: dict[int, list[Op]] = {}
+        if not self.unsaved:
+            rows = (
+                FanoutBranch.objects.using(self.using)
+                .filter(execution_id=self.execution_pk, fanout=key, ops__isnull=False)
+                .values_list("index", "ops")
+            )
+            found = {index: list(ops or []) for index, ops in rows}
         found.update({index: ops for (k, index), ops in self._finished.items() if k == key})
         if len(found) != total:
             missing = sorted(set(range(total)) - set(found))[:5]

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from durable.dsl import registry
 from durable.models import FINISHED_STATUSES, Task, WorkflowExecution
-from durable.store.executions import create_execution
 from durable.store.records import ChildStart
+from durable.store.starts import Start, start_executions
 
 
 def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None:
@@ -27,19 +27,22 @@ def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None
         .values_list("priority", flat=True)
         .get()
     )
+    by_workflow: dict[str, list[Start]] = {}
     for start in starts:
         if start.workflow_id in existing:
             continue
-        create_execution(
-            # Resolved by ctx.start_child() earlier in this run, in this process.
-            registry.get(start.workflow_name),
-            start.input,
-            using=using,
-            queue=start.queue,
-            priority=parent_priority if start.priority is None else start.priority,
-            workflow_id=start.workflow_id,
-            parent_id=task.execution_id,
+        by_workflow.setdefault(start.workflow_name, []).append(
+            Start(
+                start.input,
+                queue=start.queue,
+                priority=parent_priority if start.priority is None else start.priority,
+                workflow_id=start.workflow_id,
+                parent_id=task.execution_id,
+            )
         )
+    for name, batch in by_workflow.items():
+        # Resolved by ctx.start_child() earlier in this run, in this process.
+        start_executions(registry.get(name), batch, using=using)
 
 
 def child_settled(parent_pk: int, workflow_id: str, using: str) -> bool:

@@ -27,8 +27,9 @@ from durable.models import (
     TaskStatus,
     WorkflowExecution,
 )
-from durable.store.executions import begin, create_execution
+from durable.store.executions import begin
 from durable.store.flowcontrol import lock_scope, scope_name
+from durable.store.starts import Start, start_executions
 
 # Statuses of a debounced execution's tasks before any worker took one.
 NOT_BEGUN = (TaskStatus.READY, TaskStatus.HELD)
@@ -60,9 +61,12 @@ def start_debounced(
             if execution is not None and _not_begun(execution, using):
                 _replan(execution, definition, input, queue, priority, run_at, using)
                 return execution
-        execution = create_execution(
-            definition, input, using=using, queue=queue, priority=priority, scheduled_at=run_at
+        (workflow_id,) = start_executions(
+            definition,
+            [Start(input, queue=queue, priority=priority, scheduled_at=run_at)],
+            using=using,
         )
+        execution = WorkflowExecution.objects.using(using).get(workflow_id=workflow_id)
         row.execution = execution
         row.save(using=using, update_fields=["execution"])
     return execution

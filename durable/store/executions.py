@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition
 from durable.exceptions import ExecutionNotFound, InvalidTransition
-from durable.flow.ops import copy_json
 from durable.flow.router import Advance, FlowError, FlowState, Router
 from durable.flow.token import Token
 from durable.models import (
@@ -37,63 +35,6 @@ from durable.store.rows import Lease
 logger = logging.getLogger("durable.store")
 
 
-def create_execution(
-    definition: Definition,
-    input: dict[str, Any],
-    *,
-    using: str,
-    queue: str | None = None,
-    priority: int = 0,
-    scheduled_at: datetime | None = None,
-    idempotency_key: str | None = None,
-    workflow_id: str | None = None,
-    parent_id: int | None = None,
-) -> WorkflowExecution:
-    """Insert an execution and its first ready tasks; return the existing one for a known key.
-    `workflow_id` and `parent_id` are given for a child workflow (durable/store/children.py)."""
-    cls = definition.workflow_class
-    now = timezone.now()
-    with transaction.atomic(using=using):
-        if idempotency_key is not None:
-            existing = (
-                WorkflowExecution.objects.using(using)
-                .filter(idempotency_key=idempotency_key)
-                .first()
-            )
-            if existing is not None:
-                return _same_workflow(existing, definition)
-        execution = WorkflowExecution(
-            workflow_module=cls.__module__,
-            workflow_name=definition.name,
-            status=ExecutionStatus.PENDING,
-            queue=queue or definition.queue,
-            priority=priority,
-            input=input,
-            context=copy_json(input),
-            scheduled_at=scheduled_at,
-            idempotency_key=idempotency_key,
-            definition_version=str(definition.version),
-            parent_id=parent_id,
-            definition_fingerprint=fingerprint(definition),
-        )
-        if workflow_id is not None:
-            execution.workflow_id = workflow_id
-        if definition.timeout is not None:
-            execution.deadline_at = (scheduled_at or now) + timedelta(seconds=definition.timeout)
-        try:
-            with transaction.atomic(using=using):
-                execution.save(using=using)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            # Another start() with the same key committed first: same key, same execution.
-            existing = WorkflowExecution.objects.using(using).get(idempotency_key=idempotency_key)
-            return _same_workflow(existing, definition)
-        flowcontrol.take_slot(definition, execution, using=using)
-        begin(execution, definition, run_at=scheduled_at or now, using=using)
-    return execution
-
-
 def begin(
     execution: WorkflowExecution, definition: Definition, *, run_at: datetime, using: str
 ) -> None:
@@ -111,17 +52,6 @@ def begin(
     execution.context, execution.fanouts = state.context, state.fanouts
     apply_advance(execution, definition, advance, using=using, run_at=run_at)
     execution.save(using=using)
-
-
-def _same_workflow(existing: WorkflowExecution, definition: Definition) -> WorkflowExecution:
-    # Returning another workflow's execution would hand the caller results it never asked for.
-    if existing.workflow_name != definition.name:
-        raise ValueError(
-            f"idempotency_key {existing.idempotency_key!r} already belongs to execution "
-            f"{existing.workflow_id} of workflow {existing.workflow_name!r}, not "
-            f"{definition.name!r}"
-        )
-    return existing
 
 
 def apply_advance(
@@ -168,6 +98,25 @@ class Deferred:
     finished: list[WorkflowExecution] = field(default_factory=list)  # to end (Backend)
 
 
+def new_tasks(
+    execution: WorkflowExecution, definition: Definition, tokens: Sequence[Token], run_at: datetime
+) -> list[Task]:
+    """A ready task per token (not saved)."""
+    return [
+        Task(
+            execution=execution,
+            kind="step",
+            step=token.node,
+            token=token.to_json(),
+            queue=definition.step(token.node).queue or execution.queue,
+            priority=execution.priority,
+            run_at=run_at,
+            attempt=execution.attempt_floor + 1,
+        )
+        for token in tokens
+    ]
+
+
 def enqueue_steps(
     execution: WorkflowExecution,
     definition: Definition,
@@ -184,21 +133,8 @@ def enqueue_steps(
     With `deferred`, the tasks are added to it instead: a checkpoint
     (durable.store.checkpoint) inserts and announces the tasks of all its outcomes at once."""
     run_at = run_at or timezone.now()
-    tasks = []
+    tasks = new_tasks(execution, definition, tokens, run_at)
     chained = None
-    for token in tokens:
-        step = definition.step(token.node)
-        task = Task(
-            execution=execution,
-            kind="step",
-            step=token.node,
-            token=token.to_json(),
-            queue=step.queue or execution.queue,
-            priority=execution.priority,
-            run_at=run_at,
-            attempt=execution.attempt_floor + 1,
-        )
-        tasks.append(task)
     flowcontrol.prepare_tasks(execution, definition, tasks, using=using)
     if lease is not None:
         # The first task on the lease's queue that is due now (not held for a concurrency

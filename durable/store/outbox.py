@@ -27,11 +27,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connections, transaction
 
-from durable.models import Task
 from durable.signals import send_now
 from durable.store.backend import backend
 
@@ -90,6 +89,7 @@ def remove_wake_listener(listener: Callable[[set[str]], None]) -> None:
 class _Box:
     using: str
     queues: set[str] = field(default_factory=set)
+    notified: set[str] = field(default_factory=set)  # woken in this process only
     tasks: list[ReadyTask] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -119,25 +119,42 @@ def collecting(using: str) -> Iterator[None]:
     _send(box)
 
 
-def ready(tasks: Iterable[Task], using: str, *, wake: bool = True) -> None:
+class _Ready(Protocol):
+    """A task row, or a task just inserted (durable.store.rows.NewTask)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def run_at(self) -> datetime: ...
+
+
+def ready(
+    tasks: Iterable[_Ready], using: str, *, wake: bool = True, notified: bool = False
+) -> None:
     """Tasks that became claimable (or got a new due time). `wake=False`: tell the task
-    publisher only (a step parked until later: a broker publishes it delayed)."""
-    found = [ReadyTask(t.id, t.queue, t.priority, t.run_at) for t in tasks]
+    publisher only (a step parked until later: a broker publishes it delayed).
+    `notified`: the statement that made them sent the NOTIFY itself (durable.store.starts);
+    this process's workers are still woken after commit."""
+    found = [ReadyTask(int(t.id), t.queue, t.priority, t.run_at) for t in tasks if t.id]
     if not found:
         return
     box = _box(using)
     if box is None:
         box = _Box(using)
-        _collect(box, found, wake)
+        _collect(box, found, wake, notified)
         _send(box)
     else:
-        _collect(box, found, wake)
+        _collect(box, found, wake, notified)
 
 
-def _collect(box: _Box, tasks: list[ReadyTask], wake: bool) -> None:
+def _collect(box: _Box, tasks: list[ReadyTask], wake: bool, notified: bool) -> None:
     box.tasks += tasks
     if wake:
-        box.queues.update(task.queue for task in tasks)
+        (box.notified if notified else box.queues).update(task.queue for task in tasks)
 
 
 def wake(queues: Iterable[str], using: str) -> None:
@@ -165,7 +182,7 @@ def _send(box: _Box) -> None:
     published = False
     if box.events and _sinks.events is not None and connections[using].in_atomic_block:
         published = _sinks.events(box.events, using)
-    queues, tasks, events = set(box.queues), list(box.tasks), list(box.events)
+    queues, tasks, events = box.queues | box.notified, list(box.tasks), list(box.events)
 
     def after_commit() -> None:
         if queues:

@@ -82,3 +82,38 @@ class AttemptEnd:
 
 # A FanoutBranch row: (execution id, fan-out key, index, parked item, finished ops).
 BranchRow = tuple[int, int, int, Any, Any]
+
+
+@dataclass
+class NewExecution:
+    """An execution to insert (durable.store.starts): its row's first values."""
+
+    workflow_id: str
+    module: str
+    name: str
+    queue: str
+    priority: int
+    input: Any
+    context: Any
+    fanouts: Any
+    current_step: str
+    scheduled_at: datetime | None
+    idempotency_key: str | None
+    deadline_at: datetime | None
+    parent_id: int | None
+    version: str
+    fingerprint: str
+    pk: int | None = None  # once inserted
+
+
+@dataclass
+class NewTask:
+    """A first task of an execution to insert (durable.store.starts)."""
+
+    workflow_id: str
+    step: str
+    token: dict[str, Any]
+    queue: str
+    priority: int
+    run_at: datetime
+    id: int | None = None  # once inserted

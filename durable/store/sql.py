@@ -29,10 +29,19 @@ from durable.models import (
     StepExecution,
     StepStatus,
     Task,
+    TaskStatus,
     WorkflowEvent,
     WorkflowExecution,
 )
-from durable.store.rows import AttemptEnd, AttemptStart, BranchRow, Lease, QueueHead
+from durable.store.rows import (
+    AttemptEnd,
+    AttemptStart,
+    BranchRow,
+    Lease,
+    NewExecution,
+    NewTask,
+    QueueHead,
+)
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -88,9 +97,11 @@ def _send(
     """Send `sql` on Durable's connection; `build` makes the result of its rows.
 
     Parameters are bound on the server (sent apart from the statement, not quoted into it
-    in Python, which costs more than the statement for the arrays a batch sends), and the
-    statement is prepared once per connection when the database settings allow prepared
-    statements (`OPTIONS["prepare_threshold"]`; Django leaves them off for poolers)."""
+    in Python, which costs more than the statement for the arrays a batch sends); arrays go
+    in binary (`%(name)b`: no per-element quoting, a tenth of the CPU for 10,000 elements).
+    The statement is prepared once per connection when the database settings allow
+    prepared statements (`OPTIONS["prepare_threshold"]`; Django leaves them off for
+    poolers)."""
     connection = connections[using]
     connection.ensure_connection()
     raw = connection.connection
@@ -240,7 +251,7 @@ MARK_RUNNING_SQL = f"""
 UPDATE {_table(WorkflowExecution)} AS e
    SET status = %(running)s, started_at = COALESCE(e.started_at, %(now)s)
  WHERE e.id IN (SELECT id FROM {_table(WorkflowExecution)}
-                 WHERE id = ANY(%(pks)s) AND status = ANY(%(not_running)s)
+                 WHERE id = ANY(%(pks)b) AND status = ANY(%(not_running)b)
                    FOR NO KEY UPDATE SKIP LOCKED)
 """
 
@@ -267,11 +278,11 @@ def mark_running(pks: Iterable[int], now: datetime, using: str) -> Pending[None]
 FINISH_SQL = f"""
 WITH steps AS (UPDATE {_table(StepExecution)}
                   SET status = %(failed)s, completed_at = %(now)s, error = %(error)s::jsonb
-                WHERE execution_id = ANY(%(pks)s) AND status = ANY(%(unfinished)s)),
+                WHERE execution_id = ANY(%(pks)b) AND status = ANY(%(unfinished)b)),
      inputs AS (UPDATE {_table(PendingInput)} SET status = %(cancelled)s, completed_at = %(now)s
-                 WHERE execution_id = ANY(%(pks)s) AND status = %(pending)s),
-     branches AS (DELETE FROM {_table(FanoutBranch)} WHERE execution_id = ANY(%(pks)s)),
-     slot AS (DELETE FROM {_table(FlowSlot)} WHERE execution_id = ANY(%(pks)s)
+                 WHERE execution_id = ANY(%(pks)b) AND status = %(pending)s),
+     branches AS (DELETE FROM {_table(FanoutBranch)} WHERE execution_id = ANY(%(pks)b)),
+     slot AS (DELETE FROM {_table(FlowSlot)} WHERE execution_id = ANY(%(pks)b)
               RETURNING scope, admitted)
 SELECT scope, admitted FROM slot
 """
@@ -299,7 +310,7 @@ def finish_cleanup(
 
 
 DELETE_EXECUTION_TASKS_SQL = f"""
-DELETE FROM {_table(Task)} WHERE execution_id = ANY(%(pks)s)
+DELETE FROM {_table(Task)} WHERE execution_id = ANY(%(pks)b)
 """
 
 
@@ -308,7 +319,7 @@ def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> Pending[
 
 
 LOCK_EXECUTIONS_SQL = f"""
-SELECT * FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)s) ORDER BY id FOR NO KEY UPDATE
+SELECT * FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)b) ORDER BY id FOR NO KEY UPDATE
 """
 
 
@@ -324,14 +335,14 @@ def lock_executions(pks: Iterable[int], using: str) -> Pending[dict[int, Workflo
 
 DELETE_TASKS_SQL = f"""
 DELETE FROM {_table(Task)} AS t
- USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS d(id, token)
+ USING unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS d(id, token)
  WHERE t.id = d.id AND t.lease_token = d.token
 RETURNING t.*
 """
 
 LOCK_TASKS_SQL = f"""
 SELECT t.* FROM {_table(Task)} AS t
-  JOIN unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS d(id, token)
+  JOIN unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS d(id, token)
     ON t.id = d.id AND t.lease_token = d.token
  ORDER BY t.id
    FOR UPDATE OF t
@@ -357,10 +368,10 @@ UPDATE {_table(StepExecution)} AS s
    SET status = d.status, output = d.output::jsonb, error = d.error::jsonb,
        completed_at = %(now)s, duration_ms = d.duration_ms,
        logs = COALESCE(d.logs::jsonb, s.logs)
-  FROM unnest(%(executions)s::bigint[], %(steps)s::text[], %(scopes)s::text[],
-              %(kinds)s::text[], %(attempts)s::int[], %(statuses)s::text[],
-              %(outputs)s::text[], %(errors)s::text[], %(durations)s::bigint[],
-              %(logs)s::text[])
+  FROM unnest(%(executions)b::bigint[], %(steps)b::text[], %(scopes)b::text[],
+              %(kinds)b::text[], %(attempts)b::int[], %(statuses)b::text[],
+              %(outputs)b::text[], %(errors)b::text[], %(durations)b::bigint[],
+              %(logs)b::text[])
        AS d(execution_id, step, scope_key, kind, attempt, status, output, error,
             duration_ms, logs)
  WHERE s.execution_id = d.execution_id AND s.step = d.step AND s.scope_key = d.scope_key
@@ -418,10 +429,10 @@ UPDATE {_table(WorkflowExecution)} AS e
        result = d.result::jsonb,
        result_explicit = d.result_explicit, completed_at = d.completed_at,
        duration_ms = d.duration_ms
-  FROM unnest(%(pks)s::bigint[], %(contexts)s::text[], %(fanouts)s::text[],
-              %(steps)s::text[], %(statuses)s::text[], %(started)s::timestamptz[],
-              %(results)s::text[], %(explicit)s::bool[], %(completed)s::timestamptz[],
-              %(durations)s::bigint[])
+  FROM unnest(%(pks)b::bigint[], %(contexts)b::text[], %(fanouts)b::text[],
+              %(steps)b::text[], %(statuses)b::text[], %(started)b::timestamptz[],
+              %(results)b::text[], %(explicit)b::bool[], %(completed)b::timestamptz[],
+              %(durations)b::bigint[])
        AS d(id, context, fanouts, current_step, status, started_at, result, result_explicit,
             completed_at, duration_ms)
  WHERE e.id = d.id
@@ -461,11 +472,11 @@ INSERT INTO {_table(Task)} (execution_id, kind, step, token, queue, priority, ru
 SELECT d.execution_id, d.kind, d.step, d.token::jsonb, d.queue, d.priority, d.run_at,
        d.status, d.attempt, d.claims, d.expiries, d.lease_token, d.leased_by,
        d.lease_expires_at, d.wait::jsonb, %(now)s
-  FROM unnest(%(executions)s::bigint[], %(kinds)s::text[], %(steps)s::text[],
-              %(tokens)s::text[], %(queues)s::text[], %(priorities)s::int[],
-              %(run_at)s::timestamptz[], %(statuses)s::text[], %(attempts)s::int[],
-              %(claims)s::int[], %(expiries)s::int[], %(lease_tokens)s::uuid[],
-              %(leased_by)s::text[], %(lease_expires)s::timestamptz[], %(waits)s::text[])
+  FROM unnest(%(executions)b::bigint[], %(kinds)b::text[], %(steps)b::text[],
+              %(tokens)b::text[], %(queues)b::text[], %(priorities)b::int[],
+              %(run_at)b::timestamptz[], %(statuses)b::text[], %(attempts)b::int[],
+              %(claims)b::int[], %(expiries)b::int[], %(lease_tokens)b::uuid[],
+              %(leased_by)b::text[], %(lease_expires)b::timestamptz[], %(waits)b::text[])
        WITH ORDINALITY
        AS d(execution_id, kind, step, token, queue, priority, run_at, status, attempt, claims,
             expiries, lease_token, leased_by, lease_expires_at, wait, n)
@@ -512,9 +523,9 @@ INSERT INTO {_table(StepExecution)} AS s (execution_id, step, scope_key, kind, a
                                         started_at, input, worker_id, context_before, logs)
 SELECT d.execution_id, d.step, d.scope_key, d.kind, d.attempt, %(running)s, %(now)s,
        d.input::jsonb, %(worker)s, d.context_before::jsonb, '[]'::jsonb
-  FROM unnest(%(executions)s::bigint[], %(steps)s::text[], %(scopes)s::text[],
-              %(kinds)s::text[], %(attempts)s::int[], %(inputs)s::text[],
-              %(contexts)s::text[])
+  FROM unnest(%(executions)b::bigint[], %(steps)b::text[], %(scopes)b::text[],
+              %(kinds)b::text[], %(attempts)b::int[], %(inputs)b::text[],
+              %(contexts)b::text[])
        AS d(execution_id, step, scope_key, kind, attempt, input, context_before)
     ON CONFLICT (execution_id, step, scope_key, kind, attempt) DO UPDATE
    SET status = EXCLUDED.status, started_at = EXCLUDED.started_at,
@@ -543,7 +554,7 @@ def start_attempts(
 
 RENEW_LEASES_SQL = f"""
 UPDATE {_table(Task)} AS t SET lease_expires_at = %(expires)s
-  FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS d(id, token)
+  FROM unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS d(id, token)
  WHERE t.id = d.id AND t.lease_token = d.token
 RETURNING 1
 """
@@ -564,8 +575,8 @@ def renew_leases(
 WRITE_BRANCHES_SQL = f"""
 INSERT INTO {_table(FanoutBranch)} (execution_id, fanout, "index", item, ops)
 SELECT d.execution_id, d.fanout, d.index, d.item::jsonb, d.ops::jsonb
-  FROM unnest(%(executions)s::bigint[], %(fanouts)s::bigint[], %(indexes)s::int[],
-              %(items)s::text[], %(ops)s::text[])
+  FROM unnest(%(executions)b::bigint[], %(fanouts)b::bigint[], %(indexes)b::int[],
+              %(items)b::text[], %(ops)b::text[])
        AS d(execution_id, fanout, index, item, ops)
     ON CONFLICT (execution_id, fanout, "index") DO UPDATE SET ops = EXCLUDED.ops
 """
@@ -584,9 +595,119 @@ def write_branches(rows: Sequence[BranchRow], using: str) -> Pending[None]:
 
 
 DROP_BRANCHES_SQL = f"""
-DELETE FROM {_table(FanoutBranch)} WHERE execution_id = %(execution)s AND fanout = ANY(%(keys)s)
+DELETE FROM {_table(FanoutBranch)} WHERE execution_id = %(execution)s AND fanout = ANY(%(keys)b)
 """
 
 
 def drop_branches(execution_pk: int, keys: Sequence[int], using: str) -> Pending[None]:
     return _send(using, DROP_BRANCHES_SQL, {"execution": execution_pk, "keys": list(keys)})
+
+
+# Starting executions in one statement: the executions (a known idempotency key inserts
+# nothing), the first tasks of those inserted, and a NOTIFY per queue that got due work.
+# Data-modifying CTEs run whether or not the outer SELECT reads them; `woken` is read so
+# that its pg_notify calls run.
+START_SQL = f"""
+WITH d AS (
+  SELECT * FROM unnest(%(wids)b::text[], %(modules)b::text[], %(names)b::text[],
+                       %(queues)b::text[], %(priorities)b::int[], %(inputs)b::text[],
+                       %(contexts)b::text[], %(fanouts)b::text[], %(steps)b::text[],
+                       %(scheduled)b::timestamptz[], %(keys)b::text[],
+                       %(deadlines)b::timestamptz[], %(parents)b::bigint[],
+                       %(versions)b::text[], %(fingerprints)b::text[])
+         WITH ORDINALITY
+         AS d(workflow_id, module, name, queue, priority, input, context, fanouts, step,
+              scheduled_at, idempotency_key, deadline_at, parent_id, version, fingerprint, n)
+),
+e AS (
+  INSERT INTO {_table(WorkflowExecution)} AS x
+         (workflow_id, workflow_module, workflow_name, status, queue, priority, input, context,
+          current_step, scheduled_at, created_at, updated_at, idempotency_key,
+          definition_version, deadline_at, fanouts, parent_id, result_explicit,
+          definition_fingerprint, attempt_floor)
+  SELECT d.workflow_id, d.module, d.name, %(pending)s, d.queue, d.priority, d.input::jsonb,
+         d.context::jsonb, d.step, d.scheduled_at, %(now)s, %(now)s, d.idempotency_key,
+         d.version, d.deadline_at, d.fanouts::jsonb, d.parent_id, false, d.fingerprint, 0
+    FROM d ORDER BY d.n
+      ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING x.id, x.workflow_id
+),
+t AS (
+  INSERT INTO {_table(Task)} (execution_id, kind, step, token, queue, priority, run_at, status,
+                              attempt, claims, expiries, leased_by, created_at)
+  SELECT e.id, 'step', k.step, k.token::jsonb, k.queue, k.priority, k.run_at, %(ready)s,
+         1, 0, 0, '', %(now)s
+    FROM unnest(%(task_wids)b::text[], %(task_steps)b::text[], %(tokens)b::text[],
+                %(task_queues)b::text[], %(task_priorities)b::int[],
+                %(run_at)b::timestamptz[]) WITH ORDINALITY
+         AS k(workflow_id, step, token, queue, priority, run_at, n)
+    JOIN e ON e.workflow_id = k.workflow_id
+   ORDER BY k.n
+  RETURNING id, execution_id, queue, priority, run_at
+),
+woken AS (
+  SELECT pg_notify(%(channel)s, queue)
+    FROM (SELECT DISTINCT queue FROM t WHERE run_at <= %(now)s) AS q
+)
+SELECT 'e' AS kind, e.id, e.workflow_id, NULL AS queue, NULL::int AS priority,
+       NULL::timestamptz AS run_at, NULL::bigint AS execution_id
+  FROM e
+UNION ALL
+SELECT 't', t.id, NULL, t.queue, t.priority, t.run_at, t.execution_id FROM t
+UNION ALL
+SELECT 'n', count(*), NULL, NULL, NULL, NULL, NULL FROM woken
+"""
+
+
+def start_executions(
+    executions: Sequence[NewExecution],
+    tasks: Sequence[NewTask],
+    now: datetime,
+    channel: str,
+    using: str,
+) -> Pending[None]:
+    """Insert `executions` but those whose idempotency key exists, and the `tasks` of those
+    inserted; NOTIFY `channel` for the queues of due tasks. Each execution inserted gets
+    its `pk`, each task inserted its `id`."""
+    params = {
+        "now": now,
+        "pending": ExecutionStatus.PENDING.value,
+        "ready": TaskStatus.READY.value,
+        "channel": channel,
+        "wids": [e.workflow_id for e in executions],
+        "modules": [e.module for e in executions],
+        "names": [e.name for e in executions],
+        "queues": [e.queue for e in executions],
+        "priorities": [e.priority for e in executions],
+        "inputs": [json.dumps(e.input) for e in executions],
+        "contexts": [json.dumps(e.context) for e in executions],
+        "fanouts": [json.dumps(e.fanouts) for e in executions],
+        "steps": [e.current_step for e in executions],
+        "scheduled": [e.scheduled_at for e in executions],
+        "keys": [e.idempotency_key for e in executions],
+        "deadlines": [e.deadline_at for e in executions],
+        "parents": [e.parent_id for e in executions],
+        "versions": [e.version for e in executions],
+        "fingerprints": [e.fingerprint for e in executions],
+        "task_wids": [t.workflow_id for t in tasks],
+        "task_steps": [t.step for t in tasks],
+        "tokens": [json.dumps(t.token) for t in tasks],
+        "task_queues": [t.queue for t in tasks],
+        "task_priorities": [t.priority for t in tasks],
+        "run_at": [t.run_at for t in tasks],
+    }
+
+    def build(names: list[str], rows: list[Any]) -> None:
+        pks = {str(wid): int(pk) for kind, pk, wid, *_ in rows if kind == "e"}
+        by_execution: dict[int, list[int]] = {}
+        for kind, pk, _, _, _, _, execution_id in rows:
+            if kind == "t":
+                by_execution.setdefault(int(execution_id), []).append(int(pk))
+        for execution in executions:
+            execution.pk = pks.get(execution.workflow_id)
+        for task in tasks:
+            pk = pks.get(task.workflow_id)
+            if pk is not None:
+                task.id = by_execution[pk].pop(0)
+
+    return _send(using, START_SQL, params, build)

@@ -69,6 +69,7 @@ def test_public_names_are_pinned() -> None:
         "retry",
         "send_event",
         "start",
+        "start_many",
         "step",
         "stream_logs",
         "switch",
