@@ -89,6 +89,16 @@ def _check_queues() -> list[CheckMessage]:
                     id="durable.E003",
                 )
             )
+        cap = config.get("global_concurrency") if isinstance(config, dict) else None
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            messages.append(
+                Error(
+                    f"DURABLE['QUEUES'][{name!r}]['global_concurrency'] must be an int >= 1 "
+                    f"(at most that many steps of the queue at once, across all workers), "
+                    f"got {cap!r}.",
+                    id="durable.E022",
+                )
+            )
         rate = config.get("rate_limit") if isinstance(config, dict) else None
         if rate is not None:
             try:

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL": 1.0,
     # At most this many completed steps are checkpointed in one transaction by a worker's
     # committer (PostgreSQL; durable.engine.committer). 1 checkpoints each alone.
-    "CHECKPOINT_BATCH": 64,
+    "CHECKPOINT_BATCH": 256,
     # Threads a worker runs sync steps on (None: its total concurrency, at most 64). Async
     # steps need none: they run as coroutines of the worker's event loop.
     "SYNC_THREADS": None,
@@ -107,6 +107,13 @@ class DurableSettings:
         if isinstance(config, dict) and isinstance(config.get("concurrency"), int):
             return int(config["concurrency"])
         return 10
+
+    def queue_global_concurrency(self, name: str) -> int | None:
+        """At most this many steps of queue `name` run at once across all workers, or None
+        (no such cap); checks.py validates it."""
+        config = self.QUEUES.get(name) if isinstance(self.QUEUES, dict) else None
+        cap = config.get("global_concurrency") if isinstance(config, dict) else None
+        return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
 
     def queue_rate_limit(self, name: str) -> object:
         """The queue's `rate_limit` option as given ("100/m"), or None; checks.py validates."""

@@ -100,17 +100,17 @@ async def _aevents(
         await subscription.aclose()
 
 
-def forward_to_bus(
-    sender: Any, event: dict[str, Any], published: bool = False, **kwargs: Any
-) -> None:
-    """Signal receiver: publish a lifecycle event (unless it rode its transaction already).
-    A bus that is down costs the events, never the workflow."""
-    if published:
-        return
-    try:
-        _publish(get_bus(), event)
-    except Exception as exc:
-        logger.warning("could not publish %s of %s: %s", event["event"], event["workflow_id"], exc)
+def publish_after_commit(events: Sequence[dict[str, Any]]) -> None:
+    """Publish lifecycle events that could not ride their transaction (a bus that does not
+    join it). A bus that is down costs the events, never the workflow."""
+    bus = get_bus()
+    for event in events:
+        try:
+            _publish(bus, event)
+        except Exception as exc:
+            logger.warning(
+                "could not publish %s of %s: %s", event["event"], event["workflow_id"], exc
+            )
 
 
 def publish_in_transaction(events: Sequence[dict[str, Any]], using: str) -> bool:
@@ -145,7 +145,6 @@ def _topics(event: dict[str, Any]) -> list[str]:
 
 
 def connect() -> None:
-    """Forward every lifecycle signal to the bus (called once, when the app is ready)."""
-    for signal in LIFECYCLE.values():
-        signal.connect(forward_to_bus, dispatch_uid="durable.events.forward_to_bus")
-    outbox.connect(events=publish_in_transaction)
+    """Publish the store's lifecycle events on the bus (called once, when the app is
+    ready): inside their transaction when the bus joins it, after commit otherwise."""
+    outbox.connect(events=publish_in_transaction, late_events=publish_after_commit)

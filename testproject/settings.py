@@ -94,6 +94,9 @@ DURABLE = {
         "default": {"concurrency": 8},
         "payments": {"concurrency": 2},
         "high_priority": {"concurrency": 4},
+        # Tests add queues of their own for worker processes, e.g.
+        # DURABLE_EXTRA_QUEUES='{"capped": {"concurrency": 4, "global_concurrency": 2}}'.
+        **json.loads(os.environ.get("DURABLE_EXTRA_QUEUES") or "{}"),
     },
     "LEASE_SECONDS": float(os.environ.get("DURABLE_LEASE_SECONDS", "30")),
     "MAX_LEASE_EXPIRIES": int(os.environ.get("DURABLE_MAX_LEASE_EXPIRIES", "10")),

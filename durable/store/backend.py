@@ -9,6 +9,7 @@ PostgreSQL?": they ask `backend(using)`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 
+from durable.conf import durable_settings
 from durable.models import (
     CLAIMABLE_TASK_STATUSES,
     ExecutionStatus,
@@ -32,6 +34,7 @@ from durable.models import (
     StepExecution,
     StepStatus,
     Task,
+    TaskStatus,
     WorkflowEvent,
     WorkflowExecution,
 )
@@ -78,6 +81,23 @@ class Backend(ABC):
 
     @abstractmethod
     def queue_head(self, queue: str, now: datetime) -> Pending[QueueHead]: ...
+
+    def free_slots(self, queue: str) -> int | None:
+        """How many more steps of `queue` may run now under its global cap (None: it has
+        none). The claim that asks then holds the queue's gate until it commits, so no
+        other claim of the queue counts meanwhile."""
+        cap = durable_settings.queue_global_concurrency(queue)
+        if cap is None:
+            return None
+        self.hold_gate(queue)
+        running = (
+            Task.objects.using(self.using).filter(queue=queue, status=TaskStatus.CLAIMED).count()
+        )
+        return max(cap - running, 0)
+
+    def hold_gate(self, queue: str) -> None:  # noqa: B027
+        """Take `queue`'s gate for the rest of the transaction (writers that take turns
+        anyway, as SQLite's, need none)."""
 
     @abstractmethod
     def mark_running(self, pks: Iterable[int], now: datetime) -> None:
@@ -163,6 +183,12 @@ def save_changed(execution: WorkflowExecution, changed: set[str], using: str) ->
     execution.save(using=using, update_fields=[*fields, "updated_at"])
 
 
+def _gate_key(queue: str) -> int:
+    """The advisory lock key of a queue's gate: a stable signed 64-bit hash of its name."""
+    digest = hashlib.blake2b(f"durable:queue:{queue}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _interrupted(status: str) -> dict[str, Any]:
     return {
         "type": "Interrupted",
@@ -176,7 +202,13 @@ class PostgresBackend(Backend):
         return sql.pipeline(self.using)
 
     def claim(self, queue: str, limit: int, lease: Lease, now: datetime) -> Pending[list[Task]]:
-        return sql.claim_ready(queue, limit, lease, now, self.using)
+        cap = durable_settings.queue_global_concurrency(queue)
+        if cap is not None:
+            self.hold_gate(queue)
+        return sql.claim_ready(queue, limit, lease, now, self.using, cap)
+
+    def hold_gate(self, queue: str) -> None:
+        sql.gate(_gate_key(queue), self.using)
 
     def queue_head(self, queue: str, now: datetime) -> Pending[QueueHead]:
         return sql.queue_head(queue, now, self.using)
@@ -262,6 +294,11 @@ class GenericBackend(Backend):
 
     def claim(self, queue: str, limit: int, lease: Lease, now: datetime) -> Pending[list[Task]]:
         tasks = Task.objects.using(self.using)
+        free = self.free_slots(queue)
+        if free is not None:
+            limit = min(limit, free)
+            if limit <= 0:
+                return Done([])
         ids = list(
             tasks.filter(queue=queue, status__in=CLAIMABLE_TASK_STATUSES, run_at__lte=now)
             # A paused queue is skipped inside this one statement: an idle poll is one query.

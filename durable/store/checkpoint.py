@@ -84,8 +84,9 @@ def apply(outcomes: Sequence[Outcome], *, using: str) -> list[Result]:
     met (LeaseLost, a database error) is its Result, and nothing of it committed."""
     results: dict[int, Result] = {}
     batch = [i for i, outcome in enumerate(outcomes) if _batchable(outcome)]
+    batched = set(batch)
     groups = [batch] if batch else []
-    groups += [[i] for i in range(len(outcomes)) if i not in set(batch)]
+    groups += [[i] for i in range(len(outcomes)) if i not in batched]
     while groups:
         group = groups.pop(0)
         try:

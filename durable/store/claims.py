@@ -40,6 +40,11 @@ from durable.store.rows import UNLEASED, AttemptKey, AttemptStart, Lease
 logger = logging.getLogger("durable.store")
 
 
+# A task a broker delivered while its queue's global cap was reached goes back to the
+# broker, due again this many seconds later.
+GATE_RETRY_SECONDS = 1.0
+
+
 def new_lease(worker_id: str, queue: str, now: datetime, lease_seconds: float) -> Lease:
     return Lease(uuid.uuid4(), worker_id, now + timedelta(seconds=lease_seconds), queue)
 
@@ -150,9 +155,15 @@ def claim_task_ids(
         )
         if db.skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
-        rows = list(candidates.values_list("id", "run_at"))
+        rows = list(candidates.order_by("-priority", "run_at", "id").values_list("id", "run_at"))
         result.not_due = {task_id: run_at for task_id, run_at in rows if run_at > now}
         ids = [task_id for task_id, run_at in rows if run_at <= now]
+        free = db.free_slots(queue)
+        if free is not None and len(ids) > free:
+            # Over the queue's global cap: back to the broker, due again in a moment.
+            later = now + timedelta(seconds=GATE_RETRY_SECONDS)
+            result.not_due.update(dict.fromkeys(ids[free:], later))
+            ids = ids[:free]
         if not ids:
             return result
         Task.objects.using(using).filter(id__in=ids).update(

@@ -8,8 +8,8 @@ Three kinds of effect leave a transaction, and they all go through here:
 - ready tasks, handed after commit to the queue adapter's publisher: a broker adapter
   publishes one message per task (`durable.engine.adapters.publish_ready`).
 - lifecycle events: published on the message bus inside the transaction when the bus
-  joins it (PostgresBus), and sent to the Django signals after commit, where the bus's
-  receiver publishes those that did not ride the transaction (`durable.events`).
+  joins it (PostgresBus), after commit otherwise (`durable.events`); then sent to the
+  Django signals (durable.signals), for in-process receivers.
 
 Where the last two go is wired once, in `durable.apps`, through `connect`: the store sits
 below the bus and the queue adapters and imports neither.
@@ -50,12 +50,15 @@ class ReadyTask:
 # Publishes events inside the current transaction of a database alias if the bus can;
 # returns whether it did.
 EventPublisher = Callable[[Sequence[dict[str, Any]], str], bool]
+# Publishes events after commit (those that did not ride their transaction).
+LateEventPublisher = Callable[[Sequence[dict[str, Any]]], None]
 TaskPublisher = Callable[[list[ReadyTask]], None]
 
 
 @dataclass
 class _Sinks:
     events: EventPublisher | None = None
+    late_events: LateEventPublisher | None = None
     tasks: TaskPublisher | None = None
     wake_listeners: list[Callable[[set[str]], None]] = field(default_factory=list)
 
@@ -64,11 +67,18 @@ _sinks = _Sinks()
 _lock = threading.Lock()
 
 
-def connect(*, events: EventPublisher | None = None, tasks: TaskPublisher | None = None) -> None:
+def connect(
+    *,
+    events: EventPublisher | None = None,
+    late_events: LateEventPublisher | None = None,
+    tasks: TaskPublisher | None = None,
+) -> None:
     """Where events and ready tasks go (called once, when the app is ready)."""
     with _lock:
         if events is not None:
             _sinks.events = events
+        if late_events is not None:
+            _sinks.late_events = late_events
         if tasks is not None:
             _sinks.tasks = tasks
 
@@ -192,6 +202,8 @@ def _send(box: _Box) -> None:
                 listener(queues)
         if tasks and _sinks.tasks is not None:
             _sinks.tasks(tasks)
+        if events and not published and _sinks.late_events is not None:
+            _sinks.late_events(events)
         for sent in events:
             send_now(sent, published=published)
 

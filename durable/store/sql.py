@@ -88,13 +88,14 @@ class Pending(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-def _send(
+def send(
     using: str,
     sql: str,
     params: dict[str, Any],
     build: Callable[[list[str], list[Any]], T] | None = None,
 ) -> Pending[T]:
-    """Send `sql` on Durable's connection; `build` makes the result of its rows.
+    """Send `sql` on the connection of `using` (inside its current transaction, if any);
+    `build` makes the result of its rows.
 
     Parameters are bound on the server (sent apart from the statement, not quoted into it
     in Python, which costs more than the statement for the arrays a batch sends); arrays go
@@ -174,7 +175,9 @@ CLAIM_EXECUTION_FIELDS = (
 # and return the claimed rows with what the claim needs of their executions, and whether
 # those have unconsumed events or children (durable.engine.waits). A paused queue matches
 # nothing, so an idle poll is this statement alone. The inner ORDER BY/LIMIT walks
-# durable_task_ready_idx.
+# durable_task_ready_idx. A queue with a global cap (`cap`) claims at most what its
+# running tasks leave free: the caller holds the queue's gate (GATE_SQL) first, so the
+# count is not outdated by a claim committing meanwhile.
 CLAIM_SQL = f"""
 WITH claimed AS (
 UPDATE {_table(Task)} AS t
@@ -185,7 +188,11 @@ UPDATE {_table(Task)} AS t
         WHERE queue = %(queue)s AND status IN {_CLAIMABLE} AND run_at <= %(now)s
           AND NOT EXISTS (SELECT 1 FROM {_table(QueueState)} WHERE name = %(queue)s AND paused)
         ORDER BY priority DESC, run_at, id
-        LIMIT %(limit)s
+        LIMIT CASE WHEN %(cap)s::int IS NULL THEN %(limit)s::int
+                   ELSE GREATEST(LEAST(%(limit)s::int, %(cap)s::int - (
+                          SELECT count(*) FROM {_table(Task)}
+                           WHERE status = '{TaskStatus.CLAIMED.value}' AND queue = %(queue)s)),
+                                 0) END
           FOR UPDATE SKIP LOCKED)
 RETURNING t.*)
 SELECT claimed.*, {", ".join(f"e.{name} AS e__{name}" for name in CLAIM_EXECUTION_FIELDS)},
@@ -198,13 +205,24 @@ SELECT claimed.*, {", ".join(f"e.{name} AS e__{name}" for name in CLAIM_EXECUTIO
 """
 
 
+# The gate of a queue with a global cap: claims of the queue take turns, each holding it
+# until its transaction ends (a transaction-level advisory lock, so no row is needed).
+GATE_SQL = "SELECT pg_advisory_xact_lock(%(key)s)"
+
+
+def gate(key: int, using: str) -> None:
+    send(using, GATE_SQL, {"key": key}).result()
+
+
 def claim_ready(
-    queue: str, limit: int, lease: Lease, now: datetime, using: str
+    queue: str, limit: int, lease: Lease, now: datetime, using: str, cap: int | None = None
 ) -> Pending[list[Task]]:
     """Claim up to `limit` due tasks of `queue` in one statement, best first, each with its
-    `execution` (CLAIM_EXECUTION_FIELDS only) and `claim_saw`."""
+    `execution` (CLAIM_EXECUTION_FIELDS only) and `claim_saw`; with a `cap`, no more than
+    leaves `cap` tasks of the queue claimed in all (hold its gate first)."""
     columns = lease.columns()
     params = {
+        "cap": cap,
         "claimed": str(columns["status"]),
         "token": lease.token,
         "worker": lease.worker_id,
@@ -224,7 +242,7 @@ def claim_ready(
         tasks.sort(key=lambda task: (-task.priority, task.run_at, task.id))
         return tasks
 
-    return _send(using, CLAIM_SQL, params, build)
+    return send(using, CLAIM_SQL, params, build)
 
 
 # Whether a queue is paused, and the highest priority due on it, in one round trip. The
@@ -244,7 +262,7 @@ def queue_head(queue: str, now: datetime, using: str) -> Pending[QueueHead]:
         paused, top = rows[0]
         return QueueHead(bool(paused), top)
 
-    return _send(using, QUEUE_HEAD_SQL, {"queue": queue, "now": now}, build)
+    return send(using, QUEUE_HEAD_SQL, {"queue": queue, "now": now}, build)
 
 
 MARK_RUNNING_SQL = f"""
@@ -265,7 +283,7 @@ def mark_running(pks: Iterable[int], now: datetime, using: str) -> Pending[None]
         "pks": list(pks),
         "not_running": [ExecutionStatus.PENDING.value, ExecutionStatus.WAITING.value],
     }
-    return _send(using, MARK_RUNNING_SQL, params)
+    return send(using, MARK_RUNNING_SQL, params)
 
 
 # What executions reaching their final status drop once their tasks are deleted (a
@@ -306,7 +324,7 @@ def finish_cleanup(
     def build(names: list[str], rows: list[Any]) -> list[tuple[str, bool]]:
         return [(str(scope), bool(admitted)) for scope, admitted in rows]
 
-    return _send(using, FINISH_SQL, params, build)
+    return send(using, FINISH_SQL, params, build)
 
 
 DELETE_EXECUTION_TASKS_SQL = f"""
@@ -315,7 +333,7 @@ DELETE FROM {_table(Task)} WHERE execution_id = ANY(%(pks)b)
 
 
 def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> Pending[None]:
-    return _send(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
+    return send(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
 
 
 LOCK_EXECUTIONS_SQL = f"""
@@ -330,7 +348,7 @@ def lock_executions(pks: Iterable[int], using: str) -> Pending[dict[int, Workflo
     def build(names: list[str], rows: list[Any]) -> dict[int, WorkflowExecution]:
         return {e.pk: e for e in _models(WorkflowExecution, using, names, rows)}
 
-    return _send(using, LOCK_EXECUTIONS_SQL, {"pks": sorted(pks)}, build)
+    return send(using, LOCK_EXECUTIONS_SQL, {"pks": sorted(pks)}, build)
 
 
 DELETE_TASKS_SQL = f"""
@@ -360,7 +378,7 @@ def take_tasks(
     def build(names: list[str], rows: list[Any]) -> dict[int, Task]:
         return {task.id: task for task in _models(Task, using, names, rows)}
 
-    return _send(using, DELETE_TASKS_SQL if delete else LOCK_TASKS_SQL, params, build)
+    return send(using, DELETE_TASKS_SQL if delete else LOCK_TASKS_SQL, params, build)
 
 
 END_ATTEMPTS_SQL = f"""
@@ -381,7 +399,7 @@ UPDATE {_table(StepExecution)} AS s
 
 def end_attempts(ends: Sequence[AttemptEnd], now: datetime, using: str) -> Pending[None]:
     """Write how the attempts of `ends` ended, in one statement."""
-    return _send(
+    return send(
         using,
         END_ATTEMPTS_SQL,
         {
@@ -446,7 +464,7 @@ def update_executions(
     each comes with the attnames that changed (context and fanouts are sent only then)."""
     for execution, _ in executions:
         execution.updated_at = now
-    return _send(
+    return send(
         using,
         UPDATE_EXECUTIONS_SQL,
         {
@@ -514,7 +532,7 @@ def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> Pending[No
             task._state.adding = False
             task._state.db = using
 
-    return _send(using, INSERT_TASKS_SQL, params, build)
+    return send(using, INSERT_TASKS_SQL, params, build)
 
 
 # A retaken attempt starts over: nothing of the run that died is kept on its row.
@@ -549,7 +567,7 @@ def start_attempts(
         "inputs": [json_or_null(a.input) for a in attempts],
         "contexts": [json_or_null(a.context_before) for a in attempts],
     }
-    return _send(using, START_ATTEMPTS_SQL, params)
+    return send(using, START_ATTEMPTS_SQL, params)
 
 
 RENEW_LEASES_SQL = f"""
@@ -569,7 +587,7 @@ def renew_leases(
         "tokens": [t for _, t in leases],
         "expires": expires_at,
     }
-    return _send(using, RENEW_LEASES_SQL, params, lambda names, rows: len(rows))
+    return send(using, RENEW_LEASES_SQL, params, lambda names, rows: len(rows))
 
 
 WRITE_BRANCHES_SQL = f"""
@@ -591,7 +609,7 @@ def write_branches(rows: Sequence[BranchRow], using: str) -> Pending[None]:
         "items": [json_or_null(r[3]) for r in rows],
         "ops": [json_or_null(r[4]) for r in rows],
     }
-    return _send(using, WRITE_BRANCHES_SQL, params)
+    return send(using, WRITE_BRANCHES_SQL, params)
 
 
 DROP_BRANCHES_SQL = f"""
@@ -600,7 +618,7 @@ DELETE FROM {_table(FanoutBranch)} WHERE execution_id = %(execution)s AND fanout
 
 
 def drop_branches(execution_pk: int, keys: Sequence[int], using: str) -> Pending[None]:
-    return _send(using, DROP_BRANCHES_SQL, {"execution": execution_pk, "keys": list(keys)})
+    return send(using, DROP_BRANCHES_SQL, {"execution": execution_pk, "keys": list(keys)})
 
 
 # Starting executions in one statement: the executions (a known idempotency key inserts
@@ -710,4 +728,4 @@ def start_executions(
             if pk is not None:
                 task.id = by_execution[pk].pop(0)
 
-    return _send(using, START_SQL, params, build)
+    return send(using, START_SQL, params, build)

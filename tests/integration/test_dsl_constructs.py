@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+import durable
 from durable.models import StepExecution, Task, WorkflowExecution
 from durable.testing import run_until_idle, run_workflow
 from tests.integration import workflows as wf
@@ -262,3 +265,27 @@ def test_foreach_items_that_are_not_a_list_fail_the_workflow() -> None:
 
     assert execution.status == "failed"
     assert "items= of foreach 'each_item'" in execution.error["message"]
+
+
+@pytest.mark.parametrize("window", [1, 4, 1000])
+def test_a_wide_foreach_keeps_its_branches_in_rows_and_joins_exactly(
+    settings: Any, window: int
+) -> None:
+    from durable.models import FanoutBranch
+
+    settings.DURABLE = {**settings.DURABLE, "FANOUT_WINDOW": window}
+    items = list(range(25))
+    wid = durable.start(wf.Itemised, {"items": items})
+    execution = WorkflowExecution.objects.get(workflow_id=wid)
+    (record,) = execution.fanouts.values()
+    assert record["limit"] == min(window, len(items))
+    parked = FanoutBranch.objects.filter(execution=execution, ops__isnull=True).count()
+    assert parked == max(len(items) - window, 0)
+
+    run_until_idle()
+
+    execution = durable.get_execution(wid)
+    assert execution.status == "completed"
+    assert execution.context["doubled"] == [i * 2 for i in items]
+    assert execution.context["total"] == sum(items)
+    assert not FanoutBranch.objects.filter(execution=execution).exists()

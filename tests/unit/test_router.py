@@ -800,3 +800,30 @@ def test_tokens_round_trip_through_json() -> None:
     assert copy.item == 0
     assert copy.scope_key() == "fan[1]/l#2"
     assert Token.from_json(Token().to_json()) == Token()
+
+
+def test_a_foreach_wider_than_the_window_starts_a_window_at_a_time_and_joins_in_order() -> None:
+    class Flow(Workflow):
+        with foreach("each", items=lambda ctx: list(range(10))):
+
+            @step
+            def handle(self, ctx: Any, item: Any) -> None:
+                ctx.append("done", item)
+
+    sim = Simulation(Flow)
+    sim.branches.window = 3
+    sim.start()
+    record = next(iter(sim.state.fanouts.values()))
+    # The header stays small: counts and the snapshot, not the items or what branches did.
+    assert set(record) == {"key", "block", "base", "parent", "total", "started", "done", "limit"}
+    assert (record["limit"], len(sim.ready)) == (3, 3)
+    assert sorted(sim.branches.items) == [(record["key"], i) for i in range(3, 10)]
+    in_flight = []
+    while sim.ready:
+        in_flight.append(len(sim.ready))
+        sim.run(sim.take(index=len(sim.ready) - 1))  # finish out of order
+    assert max(in_flight) == 3
+    assert sim.context["done"] == list(range(10))
+    assert sim.branches.items == {}
+    assert sim.branches.done == {}
+    assert sim.completed
