@@ -320,8 +320,11 @@ class Task(models.Model):
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.READY)
     attempt = models.PositiveIntegerField(default=1)
     claims = models.PositiveIntegerField(default=0)
-    # Leases that expired on this task: its worker died (or hung) while running it.
+    # Leases that expired on this task, and the workers that held them (newest last): a
+    # worker gone since (killed, out of memory) counts towards MAX_LEASE_EXPIRIES; one that
+    # is still alive only lapsed (busy, or cut off from the database).
     expiries = models.PositiveIntegerField(default=0)
+    lost_by = models.JSONField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     leased_by = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -358,6 +361,22 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.step} of {self.execution_id} ({self.status})"
+
+
+class WorkerState(models.Model):
+    """A worker process, as long as it runs and for a while after: it renews `seen_at` with
+    its leases, so an expired lease tells whether its holder is gone or was only late."""
+
+    worker_id = models.CharField(max_length=200, primary_key=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    queues = models.JSONField(default=dict, blank=True)  # name -> concurrency
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.worker_id
 
 
 class QueueState(models.Model):

@@ -52,7 +52,7 @@ from durable.flow.context import Context
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
-from durable.store import checkpoint, deploys
+from durable.store import checkpoint, deploys, workers
 from durable.store.claims import Chain
 from durable.store.outcomes import (
     Compensated,
@@ -111,8 +111,10 @@ def needs_database(claim: ClaimedTask) -> bool:
         definition = registry.get(claim.workflow_name)
     except WorkflowNotFound:
         return False
-    return claim.fingerprint != fingerprint(definition) or (
-        claim.kind == "step" and StepWaits.needs_loading(claim)
+    return (
+        claim.fingerprint != fingerprint(definition)
+        or claim.expiries >= int(durable_settings.MAX_LEASE_EXPIRIES)
+        or (claim.kind == "step" and StepWaits.needs_loading(claim))
     )
 
 
@@ -138,13 +140,8 @@ def prepare(
             f"workflow {claim.workflow_name!r}: {exc}"
         )
         return _unrun(claim, None, error_record(problem, with_traceback=False))
-    limit = int(durable_settings.MAX_LEASE_EXPIRIES)
-    if claim.expiries >= limit:
-        lost = WorkerLost(
-            f"the worker running {claim.kind} {claim.step!r} stopped {claim.expiries} times "
-            f"before finishing it (killed? out of memory?); giving up "
-            f"(DURABLE['MAX_LEASE_EXPIRIES'] = {limit})"
-        )
+    lost = _worker_lost(claim, using)
+    if lost is not None:
         error = {**error_record(lost, with_traceback=False), "non_retryable": True}
         return _unrun(claim, definition, error)
     log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
@@ -173,6 +170,37 @@ def prepare(
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)
     return Run(claim, definition, step, method, args, ctx, waits, log, adapter, chain)
+
+
+def _worker_lost(claim: ClaimedTask, using: str) -> WorkerLost | None:
+    """WorkerLost when the workers that held the claim's task died MAX_LEASE_EXPIRIES times
+    running it (a step that kills its worker: out of memory, a crash in native code). Leases
+    that lapsed while their worker lived on (busy, or cut off from the database) do not
+    count: the step runs again."""
+    limit = int(durable_settings.MAX_LEASE_EXPIRIES)
+    if claim.expiries < limit:
+        return None
+    # Expiries recorded before their holders were remembered count as deaths.
+    unknown = claim.expiries - len(claim.lost_by)
+    silent_for = 2 * float(durable_settings.LEASE_SECONDS)
+    dead = workers.gone(claim.lost_by, silent_for=silent_for, using=using)
+    deaths = unknown + sum(1 for holder in claim.lost_by if holder in dead)
+    if deaths < limit:
+        logger.warning(
+            "the lease of %s %r of %s lapsed %d times, %d of them while its worker lived on "
+            "(busy, or cut off from the database); running it again",
+            claim.kind,
+            claim.step,
+            claim.workflow_id,
+            claim.expiries,
+            claim.expiries - deaths,
+        )
+        return None
+    return WorkerLost(
+        f"the worker running {claim.kind} {claim.step!r} was gone {deaths} times before "
+        f"finishing it (its process stopped: killed? out of memory?); giving up "
+        f"(DURABLE['MAX_LEASE_EXPIRIES'] = {limit})"
+    )
 
 
 def _compensation(

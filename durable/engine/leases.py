@@ -27,10 +27,12 @@ class LeaseKeeper:
         self,
         held: Callable[[], Sequence[ClaimedTask]],
         *,
+        worker_id: str,
         lease_seconds: float,
         using: str,
     ) -> None:
         self._held = held
+        self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.using = using
         # Renewed three times per lease: two renewals may fail before a lease lapses.
@@ -46,11 +48,13 @@ class LeaseKeeper:
         self._thread.join(timeout)
 
     def renew(self) -> int:
-        """Renew the leases held now; how many were still ours."""
-        held = list(self._held())
-        if not held:
-            return 0
-        return claims.heartbeat(held, lease_seconds=self.lease_seconds, using=self.using)
+        """Renew the leases held now, and tell the worker is alive; how many were ours."""
+        return claims.heartbeat(
+            list(self._held()),
+            lease_seconds=self.lease_seconds,
+            using=self.using,
+            worker_id=self.worker_id,
+        )
 
     def _keep(self) -> None:
         try:

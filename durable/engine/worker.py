@@ -44,7 +44,7 @@ from durable.engine.leases import LeaseKeeper
 from durable.engine.reconciler import Reconciler
 from durable.exceptions import StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
-from durable.store import claims, deploys, retention
+from durable.store import claims, deploys, retention, workers
 from durable.store.claims import Chain
 from durable.store.outcomes import Failed, Outcome, Result
 from durable.store.records import ClaimedTask, error_record
@@ -171,13 +171,18 @@ class Worker:
         self._committer = Committer(self.adapter, self._batch_size)
         self._pool = ThreadPoolExecutor(self.sync_threads, thread_name_prefix="durable-step")
         self._keeper = LeaseKeeper(
-            self._held, lease_seconds=self.lease_seconds, using=self.adapter.using
+            self._held,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            using=self.adapter.using,
         )
-        self._keeper.start()
         try:
+            await self._claims.run(self._register)
+            self._keeper.start()
             await self._claims.run(self._revive_parked)
             await self._claim_loop()
             await self._drain()
+            await self._claims.run(self._unregister)
         finally:
             self._keeper.stop(timeout=5)
             self._pool.shutdown(wait=not self.abandoned_steps, cancel_futures=True)
@@ -212,6 +217,25 @@ class Worker:
             elif self._busy():
                 # Checkpoints are queueing: let them commit before claiming more.
                 await self._claims.run(self.wake.wait, self.poll_interval)
+
+    def _register(self) -> None:
+        # Its row tells the others this worker is alive while it renews its leases.
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                workers.register(self.worker_id, self.queues, using=self.adapter.using)
+                return
+            except Exception as exc:
+                logger.warning("could not register the worker (%s); retrying", exc)
+                close_old_connections()
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _unregister(self) -> None:
+        try:
+            workers.stopped(self.worker_id, using=self.adapter.using)
+        except Exception as exc:
+            logger.warning("could not record the worker's stop: %s", exc)
 
     def _revive_parked(self) -> None:
         """After a deploy, executions parked for a missing step may have it back."""

@@ -31,7 +31,7 @@ from durable.models import (
     TaskStatus,
 )
 from durable.signals import lifecycle_event
-from durable.store import outbox
+from durable.store import outbox, workers
 from durable.store.backend import backend, look_around
 from durable.store.outbox import ReadyTask
 from durable.store.records import ClaimedTask
@@ -39,6 +39,9 @@ from durable.store.rows import UNLEASED, AttemptKey, AttemptStart, Lease
 
 logger = logging.getLogger("durable.store")
 
+
+# The holders of a task's expired leases that are remembered (newest).
+LOST_BY_KEPT = 50
 
 # A task a broker delivered while its queue's global cap was reached goes back to the
 # broker, due again this many seconds later.
@@ -322,6 +325,7 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         deadline_at=execution.deadline_at,
         claimed_at=now,
         expiries=task.expiries,
+        lost_by=list(task.lost_by or []),
         recorded_waits=list(task.token.get("waits", [])),
         pending_wait=WaitSpec.from_json(task.wait) if task.wait else None,
         fingerprint=execution.definition_fingerprint,
@@ -330,15 +334,23 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
     )
 
 
-def heartbeat(claims: Iterable[ClaimedTask], *, lease_seconds: float, using: str) -> int:
-    """Extend the leases still held; returns how many were still ours."""
+def heartbeat(
+    claims: Iterable[ClaimedTask],
+    *,
+    lease_seconds: float,
+    using: str,
+    worker_id: str | None = None,
+) -> int:
+    """Extend the leases still held (and mark `worker_id` seen); how many were ours."""
     leases = [(claim.task_id, claim.lease_token) for claim in claims]
-    if not leases:
+    if not leases and worker_id is None:
         return 0
     with transaction.atomic(using=using):
         # The clock is read once the write lock is ours (SQLite may wait for it).
         expires_at = timezone.now() + timedelta(seconds=lease_seconds)
-        return backend(using).renew_leases(leases, expires_at)
+        if worker_id is not None:
+            workers.seen(worker_id, using=using)
+        return backend(using).renew_leases(leases, expires_at) if leases else 0
 
 
 def release(claim: ClaimedTask, *, using: str) -> bool:
@@ -375,6 +387,11 @@ def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) 
     Task.objects.using(using).filter(id__in=[t.id for t in tasks]).update(
         status=TaskStatus.READY, **UNLEASED, expiries=F("expiries") + int(expired_lease)
     )
+    if expired_lease:
+        # Who held each lease: whether they are gone is decided when it matters (prepare).
+        for task in tasks:
+            task.lost_by = [*(task.lost_by or []), task.leased_by][-LOST_BY_KEPT:]
+        Task.objects.using(using).bulk_update(tasks, ["lost_by"])
     for task in tasks:
         attempt_rows(task, task.attempt, using).filter(status=StepStatus.RUNNING).update(
             status=StepStatus.PENDING, worker_id=""

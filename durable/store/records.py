@@ -32,7 +32,8 @@ class ClaimedTask:
     deadline_at: datetime | None
     claimed_at: datetime
     # Values of the waits this run of the step already passed, and the wait it is parked on.
-    expiries: int = 0  # how often a worker died holding this task before
+    expiries: int = 0  # how often a lease on this task expired before
+    lost_by: list[str] = field(default_factory=list)  # the workers that held those leases
     recorded_waits: list[Any] = field(default_factory=list)
     pending_wait: WaitSpec | None = None
     # The structure the execution started with (durable.dsl.fingerprint); "" for old rows.

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import durable
+from durable.dsl import registry
 from durable.models import WorkflowExecution
-from tests.crash.workflows import CappedStep
 from tests.support.workers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -51,18 +51,29 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
     return most
 
 
-def test_global_concurrency_holds_across_workers_and_a_sigkill(
-    workers: Any, tmp_path: Path, settings: Any
-) -> None:
+@pytest.fixture
+def capped(settings: Any) -> Any:
+    """The workflow on queue `capped`, registered only while the test runs (its queue is
+    configured for this test alone)."""
     settings.DURABLE = {**settings.DURABLE, "QUEUES": {**settings.DURABLE["QUEUES"], **QUEUES}}
+    from tests.crash.capped_workflows import CappedStep
+
+    registry.register(CappedStep.definition())
+    yield CappedStep
+    registry.unregister(CappedStep.name)
+
+
+def test_global_concurrency_holds_across_workers_and_a_sigkill(
+    workers: Any, tmp_path: Path, capped: Any
+) -> None:
     journal = tmp_path / "journal"
     pool = workers.start(
         3,
         lease_seconds=2,
-        workflow_modules="tests.crash.workflows",
+        workflow_modules="tests.crash.capped_workflows",
         env={"DURABLE_EXTRA_QUEUES": json.dumps(QUEUES)},
     )
-    ids = durable.start_many(CappedStep, [{"journal": str(journal), "pause": 0.3}] * 24)
+    ids = durable.start_many(capped, [{"journal": str(journal), "pause": 0.3}] * 24)
 
     # Kill a worker while it runs a step (its slot is held until its lease lapses).
     found: list[int] = []

@@ -248,19 +248,3 @@ class PoisonPill(Workflow):
     @step
     def never_reached(self, ctx: Any) -> None:
         ctx.put("reached", True)
-
-
-class CappedStep(Workflow):
-    """One step on the queue `capped`, whose global_concurrency the test sets: it journals
-    `start <time> <pid> <run>` and `end <time> <pid> <run>` (wall clock, one machine)."""
-
-    name = "crash_capped_step"
-    queue = "capped"
-
-    @step
-    def work(self, ctx: Any) -> str:
-        run = uuid.uuid4().hex[:12]
-        append_line(ctx.input["journal"], f"start {time.time():.6f} {os.getpid()} {run}")
-        time.sleep(ctx.input.get("pause", 0.3))
-        append_line(ctx.input["journal"], f"end {time.time():.6f} {os.getpid()} {run}")
-        return run

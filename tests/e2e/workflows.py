@@ -249,3 +249,22 @@ class ShortStep(Workflow):
     @step
     def next_step(self, ctx: Any) -> None:
         ctx.put("next_done", True)
+
+
+class AsyncIO(Workflow):
+    """I/O-bound steps, as a scraper or an LLM call has: three awaits of 0.1 s."""
+
+    name = "e2e_async_io"
+
+    @step
+    async def fetch(self, ctx: Any) -> None:
+        await asyncio.sleep(0.1)
+
+    @step
+    async def clean(self, ctx: Any) -> None:
+        await asyncio.sleep(0.1)
+
+    @step
+    async def embed(self, ctx: Any) -> int:
+        await asyncio.sleep(0.1)
+        return int(ctx.input["n"])

@@ -145,3 +145,46 @@ def test_heartbeat_keeps_a_lease_from_being_reaped() -> None:
     assert claims.reap_expired_leases(using="default") == 0
     execute(claim, queue_adapter())
     assert attempts(wid, "work")[0].status == "failed"
+
+
+def test_the_reaper_remembers_who_held_an_expired_lease() -> None:
+    wid = durable.start(wf.OneStep, {})
+    held = claim_one(worker_id="late-worker")
+    assert held is not None
+    expire_lease(held)
+
+    assert claims.reap_expired_leases(using="default") == 1
+
+    (task,) = tasks_of(wid)
+    assert (task.expiries, task.lost_by) == (1, ["late-worker"])
+    retaken = claim_one(worker_id="next")
+    assert retaken is not None
+    assert (retaken.expiries, retaken.lost_by) == (1, ["late-worker"])
+
+
+def test_leases_that_lapsed_while_their_worker_lived_on_do_not_fail_the_step(settings) -> None:
+    from durable.models import Task
+    from durable.store import workers
+
+    settings.DURABLE = {**settings.DURABLE, "MAX_LEASE_EXPIRIES": 2}
+    workers.register("alive:1:a", {"default": 8}, using="default")
+    workers.register("stopped:2:b", {"default": 8}, using="default")
+    workers.stopped("stopped:2:b", using="default")
+    busy = durable.start(wf.OneStep, {"echo": "busy"})
+    killed = durable.start(wf.OneStep, {"echo": "killed"})
+    # Three lapses of a worker still alive, one of a stopped one: one death in all.
+    Task.objects.filter(execution__workflow_id=busy).update(
+        expiries=4, lost_by=["alive:1:a", "alive:1:a", "stopped:2:b", "alive:1:a"]
+    )
+    # A stopped worker and one never heard of: two deaths, the limit.
+    Task.objects.filter(execution__workflow_id=killed).update(
+        expiries=2, lost_by=["stopped:2:b", "unknown:3:c"]
+    )
+
+    run_until_idle()
+
+    assert durable.get_execution(busy).status == "completed"
+    failed = durable.get_execution(killed)
+    assert failed.status == "failed"
+    assert failed.error["type"] == "durable.exceptions.WorkerLost"
+    assert "was gone 2 times" in failed.error["message"]
