@@ -103,14 +103,15 @@ async def _aevents(
 def publish_after_commit(events: Sequence[dict[str, Any]]) -> None:
     """Publish lifecycle events that could not ride their transaction (a bus that does not
     join it). A bus that is down costs the events, never the workflow."""
-    bus = get_bus()
-    for event in events:
-        try:
-            _publish(bus, event)
-        except Exception as exc:
-            logger.warning(
-                "could not publish %s of %s: %s", event["event"], event["workflow_id"], exc
-            )
+    try:
+        get_bus().publish_batch([(_topics(event), event) for event in events], checked=True)
+    except Exception as exc:
+        logger.warning(
+            "could not publish %s of %s: %s",
+            ", ".join(sorted({event["event"] for event in events})),
+            ", ".join(sorted({event["workflow_id"] for event in events})),
+            exc,
+        )
 
 
 def publish_in_transaction(events: Sequence[dict[str, Any]], using: str) -> bool:
@@ -120,7 +121,7 @@ def publish_in_transaction(events: Sequence[dict[str, Any]], using: str) -> bool
     if not bus.joins_transaction(using):
         return False
     try:
-        bus.publish_batch([(_topics(event), event) for event in events])
+        bus.publish_batch([(_topics(event), event) for event in events], checked=True)
     except DatabaseError:
         raise  # the transaction is broken: its writer must see it and roll back
     except Exception as exc:

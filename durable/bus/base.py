@@ -108,9 +108,12 @@ class MessageBus(ABC):
         sent in one statement where the transport allows, see `_send_many`)."""
         self.publish_batch([(topics, message)])
 
-    def publish_batch(self, messages: Sequence[tuple[Sequence[str], Message]]) -> None:
+    def publish_batch(
+        self, messages: Sequence[tuple[Sequence[str], Message]], *, checked: bool = False
+    ) -> None:
         """`publish_to` for each (topics, message), all sent together where the transport
-        allows. Every message is checked before any is sent."""
+        allows. Every message is checked before any is sent, unless the caller made them
+        of JSON values already (`checked`: the engine's lifecycle events)."""
         encoded: list[tuple[str, str]] = []
         for topics, message in messages:
             for topic in topics:
@@ -119,7 +122,7 @@ class MessageBus(ABC):
                 raise NotJSONError(
                     "message", f"a message must be a dict, got {type(message).__name__}"
                 )
-            payload = normalize(message, "message")
+            payload = message if checked else normalize(message, "message")
             data = dumps(payload)
             limit = self.max_payload_bytes
             # A message that looks like a reference is sent as one, so no reader mistakes it.

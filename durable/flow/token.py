@@ -15,6 +15,18 @@ from durable.flow.ops import Op
 _INHERIT: Any = object()
 
 
+def scope_key_of(data: dict[str, Any]) -> str:
+    """`Token.from_json(data).scope_key()`, without making the token (a checkpoint asks it
+    of every task it records)."""
+    return _scope_key(data.get("frames") or (), data.get("loops") or {})
+
+
+def _scope_key(frames: Any, loops: dict[str, int]) -> str:
+    parts = [f"{fanout}[{index}]" for fanout, index in frames]
+    parts += [f"{name}#{count}" for name, count in sorted(loops.items())]
+    return "/".join(parts)
+
+
 @dataclass
 class Frame:
     """Branch `index` of the open fan-out `fanout`."""
@@ -38,9 +50,7 @@ class Token:
 
     def scope_key(self) -> str:
         """Names this token's place among repeated runs of one step (items, iterations)."""
-        parts = [f"{f.fanout}[{f.index}]" for f in self.frames]
-        parts += [f"{name}#{count}" for name, count in sorted(self.loops.items())]
-        return "/".join(parts)
+        return _scope_key([(f.fanout, f.index) for f in self.frames], self.loops)
 
     def child(self, fanout: str, index: int, item: Any = _INHERIT) -> Token:
         """A token for one branch (or item) of a fan-out; parallel branches keep the item."""

@@ -19,7 +19,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from durable.flow.ops import apply_ops, copy_json
-from durable.flow.token import Token
+from durable.flow.token import Token, scope_key_of
 from durable.flow.waits import WaitSpec
 from durable.models import (
     CLAIMABLE_TASK_STATUSES,
@@ -275,7 +275,7 @@ def attempt_scope_key(task: Task) -> str:
     """The `scope_key` of the StepExecution rows that record `task`'s attempts."""
     if task.kind == "compensate":
         return str(task.token.get("scope_key", ""))
-    return Token.from_json(task.token).scope_key()
+    return scope_key_of(task.token)
 
 
 def attempt_kind(task: Task) -> str:
