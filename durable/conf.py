@@ -40,8 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "STEP_LOG_MAX_BYTES": 64_000,
     # How often an idle worker looks for due work when no wake-up arrives.
     "POLL_INTERVAL": 1.0,
-    # At most this many completed steps are checkpointed in one transaction by a worker's
-    # committer (PostgreSQL; durable.engine.committer). 1 checkpoints each alone.
+    # At most this many outcomes are checkpointed in one transaction by a worker's
+    # committer (durable.engine.committer). 1 checkpoints each alone.
     "CHECKPOINT_BATCH": 256,
     # Threads a worker runs sync steps on (None: its total concurrency, at most 64). Async
     # steps need none: they run as coroutines of the worker's event loop.
@@ -55,7 +55,28 @@ DEFAULTS: dict[str, Any] = {
 
 
 class DurableSettings:
-    """Attribute access over DEFAULTS merged with `settings.DURABLE`."""
+    """Attribute access over DEFAULTS merged with `settings.DURABLE`.
+
+    The annotations give each setting's type as Durable reads it (checks.py reports values
+    of another type); DEFAULTS, above, is the one place their defaults are written.
+    """
+
+    QUEUE_ADAPTER: str | None
+    QUEUE_OPTIONS: dict[str, Any]
+    QUEUES: dict[str, dict[str, Any]]
+    MESSAGE_BUS: str | None
+    MESSAGE_BUS_OPTIONS: dict[str, Any]
+    SCHEDULER: dict[str, Any]
+    RETENTION: dict[str, Any]
+    WORKFLOW_MODULES: list[str]
+    LEASE_SECONDS: float
+    MAX_LEASE_EXPIRIES: int
+    STEP_LOG_MAX_BYTES: int
+    POLL_INTERVAL: float
+    CHECKPOINT_BATCH: int
+    SYNC_THREADS: int | None
+    FANOUT_WINDOW: int | None
+    DATABASE: str
 
     @cached_property
     def user_settings(self) -> dict[str, Any]:

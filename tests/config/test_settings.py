@@ -50,3 +50,12 @@ def test_queue_adapter_import_string_is_resolved_once_and_reset_on_change():
 def test_unknown_setting_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="NOT_A_SETTING"):
         durable_settings.NOT_A_SETTING  # noqa: B018
+
+
+def test_every_setting_has_one_default_and_one_type() -> None:
+    from typing import get_type_hints
+
+    from durable.conf import DEFAULTS, DurableSettings
+
+    typed = {name for name in get_type_hints(DurableSettings) if name.isupper()}
+    assert typed == set(DEFAULTS)
