@@ -129,7 +129,8 @@ def run_batched(size: int, chain: Any) -> None:
                     current_step=step.name,
                     attempt=claim.attempt,
                 )
-                output = getattr(definition.workflow_class(), step.method)(ctx)
+                args = (ctx, claim.token.item) if step.takes_item else (ctx,)
+                output = getattr(definition.workflow_class(), step.method)(*args)
                 items.append(
                     Succeeded(claim, definition, logs=[], ops=ctx.ops, output=output, chain=chain)
                 )

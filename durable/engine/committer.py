@@ -145,10 +145,14 @@ class Committer:
         """Checkpoint `batch`; returns what met a connection error, to try again."""
         close_stale_connections()
         outcomes = [outcome for outcome, _ in batch]
+        started = time.monotonic()
         try:
             results = checkpoint.apply(outcomes, using=self.adapter.using)
         except Exception as exc:
             results = [exc] * len(batch)
+        logger.debug(
+            "checkpointed %d outcome(s) in %.1f ms", len(batch), 1000 * (time.monotonic() - started)
+        )
         retry = []
         for (outcome, future), result in zip(batch, results, strict=True):
             if isinstance(result, TRANSIENT):

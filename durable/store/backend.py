@@ -162,6 +162,10 @@ class Backend(ABC):
         inserted gets its `pk`, each task inserted its `id`."""
 
     @abstractmethod
+    def parked_only(self, pks: Sequence[int]) -> Pending[set[int]]:
+        """Which of the executions `pks` have tasks left, all parked on waits."""
+
+    @abstractmethod
     def write_branches(self, rows: Sequence[BranchRow]) -> None:
         """Insert parked items; record the ops of finished branches (durable.store.branches)."""
 
@@ -263,6 +267,9 @@ class PostgresBackend(Backend):
         channel: str,
     ) -> None:
         sql.start_executions(executions, tasks, now, channel, self.using).result()
+
+    def parked_only(self, pks: Sequence[int]) -> Pending[set[int]]:
+        return sql.parked_only(pks, self.using)
 
     def write_branches(self, rows: Sequence[BranchRow]) -> None:
         sql.write_branches(rows, self.using)
@@ -482,6 +489,13 @@ class GenericBackend(Backend):
         )
         for new, made in zip(kept, inserted, strict=True):
             new.id = made.id
+
+    def parked_only(self, pks: Sequence[int]) -> Pending[set[int]]:
+        statuses: dict[int, set[str]] = {}
+        rows = Task.objects.using(self.using).filter(execution_id__in=list(pks))
+        for execution_id, status in rows.values_list("execution_id", "status").distinct():
+            statuses.setdefault(execution_id, set()).add(status)
+        return Done({pk for pk, found in statuses.items() if found == {TaskStatus.WAITING}})
 
     def write_branches(self, rows: Sequence[BranchRow]) -> None:
         FanoutBranch.objects.using(self.using).bulk_create(

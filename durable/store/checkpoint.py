@@ -62,7 +62,7 @@ from durable.store.executions import (
     loaded_values,
     mark_step_rows,
     release_freed,
-    settle_status,
+    settle_statuses,
 )
 from durable.store.livelogs import resumes_attempt
 from durable.store.outcomes import (
@@ -140,6 +140,8 @@ class Plan:
     # Outcomes whose chain ended here, to be given a due task of their queue (a refill).
     refills: dict[str, tuple[list[int], Lease]] = field(default_factory=dict)
     heads: dict[str, QueueHead] = field(default_factory=dict)
+    # Executions whose status depends on the tasks they have left (settled in `_write`).
+    settle: dict[int, WorkflowExecution] = field(default_factory=dict)
     # The executions the router ran on, and whether it changed their root contexts: it
     # changes the JSON values in place, so comparing with the values as locked proves
     # nothing. Their fanouts are written; their contexts when changed.
@@ -355,9 +357,9 @@ def _move_on(
         deferred=plan.deferred,
     )
     if advance.ready and execution.status in ACTIVE:
-        execution.status = ExecutionStatus.RUNNING  # what settle_status would find
+        execution.status = ExecutionStatus.RUNNING  # what settling would find
     else:
-        settle_status(execution, using)
+        plan.settle[execution.pk] = execution
     if chained is not None and lease is not None:
         plan.chained.append((index, chained, lease))
     elif outcome.chain is not None:
@@ -406,7 +408,7 @@ def _failed(
     if outcome.retryable and retry is not None and tried < retry.max_attempts:
         run_at = plan.now + timedelta(seconds=retry.delay_after(tried))
         _reschedule(task, run_at, using)
-        settle_status(execution, using)
+        plan.settle[execution.pk] = execution
         step_event(
             "step_retrying", claim, task, using, error=_brief(error), retry_at=run_at.isoformat()
         )
@@ -534,6 +536,18 @@ _HANDLERS: dict[type, Handler] = {
 def _write(db: Any, plan: Plan, results: dict[int, Result], using: str) -> None:
     """One statement per kind of write, in the order the locks are taken everywhere."""
     now, deferred = plan.now, plan.deferred
+    with db.pipeline():
+        for branches in plan.branches.values():
+            branches.flush()
+        if plan.attempts:
+            db.end_attempts(plan.attempts, now)
+        inserting = db.insert_tasks(deferred.tasks, now) if deferred.tasks else None
+        # After the inserts and the takes: what each execution has left decides its status.
+        settling = db.parked_only(list(plan.settle)) if plan.settle else None
+        if settling is not None:
+            settle_statuses(list(plan.settle.values()), settling.result())
+        if inserting is not None:
+            inserting.result()
     changes = [
         (execution, changed)
         for pk, (execution, loaded) in plan.executions.items()
@@ -541,11 +555,6 @@ def _write(db: Any, plan: Plan, results: dict[int, Result], using: str) -> None:
     ]
     batched = [(e, c) for e, c in changes if c <= db.batched_columns]
     with db.pipeline():
-        for branches in plan.branches.values():
-            branches.flush()
-        if plan.attempts:
-            db.end_attempts(plan.attempts, now)
-        inserting = db.insert_tasks(deferred.tasks, now) if deferred.tasks else None
         if batched:
             db.update_executions(batched, now)
         # After the attempts: ending fails the attempts still running.
@@ -555,8 +564,6 @@ def _write(db: Any, plan: Plan, results: dict[int, Result], using: str) -> None:
             (waiting, lease, db.claim(queue, len(waiting), lease, now))
             for queue, (waiting, lease) in plan.refills.items()
         ]
-        if inserting is not None:
-            inserting.result()
     for execution, changed in changes:
         if not changed <= db.batched_columns:
             save_changed(execution, changed, using)

@@ -159,18 +159,16 @@ ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAIT
 
 def settle_status(execution: WorkflowExecution, using: str) -> None:
     """Running while any of its tasks can run; waiting when all that is left is parked."""
-    if execution.status not in ACTIVE:
-        return
-    statuses = set(
-        Task.objects.using(using)
-        .filter(execution_id=execution.pk)
-        .values_list("status", flat=True)
-        .distinct()
-    )
-    if statuses == {TaskStatus.WAITING}:
-        execution.status = ExecutionStatus.WAITING
-    else:
-        execution.status = ExecutionStatus.RUNNING
+    settle_statuses([execution], backend(using).parked_only([execution.pk]).result())
+
+
+def settle_statuses(executions: Sequence[WorkflowExecution], parked_only: set[int]) -> None:
+    """`settle_status` for each, given which of them have only parked tasks left
+    (Backend.parked_only: one query for a checkpoint's executions)."""
+    for execution in executions:
+        if execution.status in ACTIVE:
+            parked = execution.pk in parked_only
+            execution.status = ExecutionStatus.WAITING if parked else ExecutionStatus.RUNNING
 
 
 _CONCRETE = tuple(f for f in WorkflowExecution._meta.concrete_fields if not f.primary_key)

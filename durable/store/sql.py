@@ -739,3 +739,16 @@ def start_executions(
                 task.id = by_execution[pk].pop(0)
 
     return send(using, START_SQL, params, build)
+
+
+PARKED_ONLY_SQL = f"""
+SELECT execution_id FROM {_table(Task)} WHERE execution_id = ANY(%(pks)b)
+ GROUP BY execution_id HAVING bool_and(status = '{TaskStatus.WAITING.value}')
+"""
+
+
+def parked_only(pks: Sequence[int], using: str) -> Pending[set[int]]:
+    """Which of the executions `pks` have tasks left, all parked on waits."""
+    return send(
+        using, PARKED_ONLY_SQL, {"pks": list(pks)}, lambda names, rows: {int(r[0]) for r in rows}
+    )
