@@ -351,6 +351,9 @@ def render(results: dict[str, Any]) -> str:
             "",
             *io_lines(results["io"]),
             "",
+            "Bound: Durable's is min(C / 0.1 s, the same worker's no-op steps/s); a peer's is "
+            "C / 0.1 s (its no-op rate is not measured here).",
+            "",
         ]
     if "fanout" in results:
         parts += [

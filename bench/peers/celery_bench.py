@@ -6,6 +6,12 @@ the next task when the previous one returns. Workers: `celery worker --pool thre
 --concurrency C`, so one worker is one process as for Durable (Celery's default prefork
 pool would be C+1 processes); Celery's defaults otherwise (prefetch multiplier 4, early
 acks). Workflows are started with `chain(first.s(wf), second.s(), third.s()).apply_async()`.
+
+The Core v2 scenarios (core.py): io runs a chain of three tasks that each `time.sleep(0.1)`
+on a `--pool threads` worker and on a `--pool gevent` one (gevent patches time.sleep);
+fanout is a `chord` of N no-op tasks whose callback checks their results, on the Redis
+result backend (the only tasks that keep a result); starts times `apply_async()` and one
+`group(...).apply_async()`.
 """
 
 from __future__ import annotations

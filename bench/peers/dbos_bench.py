@@ -5,6 +5,11 @@ registers the queue "bench" with worker_concurrency=C; DBOS dequeues by polling 
 every --poll-interval seconds (the same interval Durable's workers are given; DBOS's own
 default is 1 s). Workflows are started with `DBOSClient.enqueue` from the bench process.
 A step's end is recorded when its body returns, before DBOS checkpoints its output.
+
+The Core v2 scenarios (core.py): io is an async workflow of three async steps that each
+`await asyncio.sleep(0.1)`; fanout is a workflow (on a queue of its own) that enqueues N
+child workflows on the bench queue and gathers their results, DBOS's way to fan out;
+starts times `DBOSClient.enqueue()` (DBOS has no bulk start).
 """
 
 from __future__ import annotations

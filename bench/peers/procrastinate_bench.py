@@ -4,6 +4,11 @@ Workers: `app.run_worker_async(concurrency=C)` in one process each, async jobs, 
 on (Procrastinate's default). Workflows are started with `batch_defer` (a batch) or `defer`
 (a probe) of the first job from a sync client. Jobs are kept after they succeed, as
 Procrastinate's default.
+
+The Core v2 scenarios (core.py): io chains three async jobs that each `await
+asyncio.sleep(0.1)`; fanout is one `batch_defer` of N no-op jobs (Procrastinate has no
+join: the fan-out is done with its last job); starts times `defer()` and one
+`batch_defer()`.
 """
 
 from __future__ import annotations
