@@ -318,3 +318,24 @@ def test_the_sampler_counts_the_backends_of_the_sampled_process() -> None:
     # the bench the sampler runs in the driver, not in the worker it samples).
     assert sampler.peak_connections == 2
     assert sampler.peak_rss_mb > 0
+
+
+def test_peer_rows_of_a_core_scenario_keep_a_failed_peer_as_an_error_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.peers import runner
+
+    def fake_run(args: argparse.Namespace, scenarios: list[str]) -> list[dict[str, Any]]:
+        assert scenarios == ["fanout"]
+        return [
+            {"peer": "celery", "fanout": [{"system": "celery", "items": 10}]},
+            {"peer": "dbos", "error": "exit 1: boom"},
+        ]
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    args = argparse.Namespace(database_url="postgres://h/db_x", peer_database_prefix="bench_h_")
+    assert runner.rows(args, "fanout") == [
+        {"system": "celery", "items": 10},
+        {"system": "dbos", "error": "exit 1: boom"},
+    ]
+    assert runner.database_url(args, "dbos") == "postgres://h/bench_h_dbos"
