@@ -134,6 +134,145 @@ def adapter_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def io_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| system | C | workflows | done | failed | unfinished | steps/s | bound | % of bound "
+        "| Durable/peer (steps/s) | PostgreSQL connections (peak) | worker RSS MB (peak) "
+        '| "too many clients" | note |',
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    durable = {r["concurrency"]: r["steps_per_s"] for r in rows if r.get("system") == "Durable"}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['system']} | | | | | | | | | | | | | error: {r['error']} |")
+            continue
+        mine = durable.get(r["concurrency"]) if r["system"] != "Durable" else None
+        failed = "-" if r["failed"] is None else f"{r['failed']:,}"
+        lines.append(
+            f"| {r['system']} | {r['concurrency']:,} | {r['workflows']:,} | {r['completed']:,} "
+            f"| {failed} | {r['unfinished']:,} | {fmt(r['steps_per_s'], 0)} "
+            f"| {fmt(r['bound'], 0)} | {fmt(r['percent_of_bound'], 0)} % "
+            f"| {ratio(mine, r['steps_per_s'])} | {r['peak_connections']} "
+            f"| {fmt(r['peak_rss_mb'], 0)} | {'yes' if r['too_many_clients'] else 'no'} "
+            f"| {r['stopped'] or ''} |"
+        )
+    return lines
+
+
+def fanout_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| system | items | workers | seconds | items/s | done | join exact "
+        "| worker RSS MB (peak) | PostgreSQL connections (peak) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    exact = {True: "yes", False: "NO", None: "-"}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['system']} | | | | | error: {r['error']} | | | |")
+            continue
+        if r["seconds"] is None:
+            timing = f"did not finish ({r['done']:,} of {r['items']:,} done) | "
+        else:
+            timing = f"{fmt(r['seconds'])} | {fmt(r['items_per_s'], 0)}"
+        lines.append(
+            f"| {r['system']} | {r['items']:,} | {r['workers']} | {timing} | {r['done']:,} "
+            f"| {exact[r['exact']]} | {' + '.join(fmt(x, 0) for x in r['peak_rss_mb'])} "
+            f"| {' + '.join(str(x) for x in r['peak_connections'])} |"
+        )
+    return lines
+
+
+def starts_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| system | call | calls / inputs | p50 ms | p95 ms | p99 ms | workflows/s | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['system']} | {r.get('call', '')} | | | | | | {r['error']} |")
+        elif "samples_ms" in r:
+            p50, p95, p99 = percentiles(r["samples_ms"])
+            lines.append(
+                f"| {r['system']} | {r['call']} | {r['n']:,} | {fmt(p50, 2)} | {fmt(p95, 2)} "
+                f"| {fmt(p99, 2)} | {fmt(r['per_s'], 0)} | one at a time |"
+            )
+        else:
+            lines.append(
+                f"| {r['system']} | {r['call']} | {r['n']:,} | | | | {fmt(r['per_s'], 0)} "
+                f"| one call, {fmt(r['seconds'], 2)} s |"
+            )
+    return lines
+
+
+# The issue's fan-out targets: seconds for one 1-worker foreach of this many items.
+FANOUT_SECONDS = {10_000: 10.0, 100_000: 120.0}
+RSS_LIMIT_MB = 250.0
+MAX_WORKER_CONNECTIONS = 10
+OVERLOAD_C = 2_000
+
+
+def io_checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    rows = [r for r in rows if "error" not in r]
+    for r in (r for r in rows if r["system"] == "Durable"):
+        c, at = r["concurrency"], f"io C={r['concurrency']:,}:"
+        if c >= OVERLOAD_C:
+            done = f"{r['completed']:,} of {r['workflows']:,}"
+            out.append(
+                (f"{at} every workflow completes ({done})", r["completed"] == r["workflows"])
+            )
+            out.append((f'{at} no "too many clients" in its log', not r["too_many_clients"]))
+            continue
+        pct, bound, conns = r["percent_of_bound"], r["bound"], r["peak_connections"]
+        out.append((f"{at} >= 80% of the bound ({pct:.0f}% of {bound:,.0f} steps/s)", pct >= 80))
+        lost = f"{r['failed']:,} failed, {r['unfinished']:,} unfinished"
+        out.append((f"{at} 0 failed workflows ({lost})", r["failed"] == r["unfinished"] == 0))
+        limit = MAX_WORKER_CONNECTIONS
+        out.append((f"{at} <= {limit} PostgreSQL connections ({conns})", conns <= limit))
+        if c == 1_000:
+            rss = r["peak_rss_mb"]
+            out.append(
+                (f"{at} worker RSS <= {RSS_LIMIT_MB:.0f} MB ({rss:.0f})", rss <= RSS_LIMIT_MB)
+            )
+        peers = [p for p in rows if p["system"] != "Durable" and p["concurrency"] == c]
+        if peers:
+            best = max(peers, key=lambda p: p["steps_per_s"])
+            rate = f"{best['system']} {best['steps_per_s']:,.0f} steps/s"
+            out.append(
+                (f"{at} ahead of every peer ({rate})", r["steps_per_s"] > best["steps_per_s"])
+            )
+    return out
+
+
+def fanout_checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for r in rows:
+        if r.get("system") != "Durable" or r["workers"] != 1:
+            continue
+        at, seconds = f"fanout {r['items']:,} items:", r["seconds"]
+        if (limit := FANOUT_SECONDS.get(r["items"])) is not None:
+            took = "did not finish" if seconds is None else f"{seconds:.1f}s"
+            out.append((f"{at} <= {limit:.0f}s ({took})", seconds is not None and seconds <= limit))
+        rss = max(r["peak_rss_mb"])
+        out.append((f"{at} worker RSS <= {RSS_LIMIT_MB:.0f} MB ({rss:.0f})", rss <= RSS_LIMIT_MB))
+        out.append((f"{at} the join's context is exact", r["exact"] is True))
+    return out
+
+
+def starts_checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for r in (r for r in rows if r.get("system") == "Durable"):
+        if "error" in r:
+            out.append((f"{r['call']}: {r['error']}", False))
+        elif "samples_ms" in r:
+            p50 = percentiles(r["samples_ms"])[0]
+            out.append((f"start() p50 <= 1 ms ({p50:.2f})", p50 <= 1))
+        else:
+            rate = f"{r['per_s']:,.0f} for {r['n']:,} inputs"
+            out.append((f"start_many >= 10,000 workflows/s ({rate})", r["per_s"] >= 10_000))
+    return out
+
+
 def checks(results: dict[str, Any]) -> list[tuple[str, bool]]:
     """The issue's done-means targets that this run's data can decide."""
     out: list[tuple[str, bool]] = []
@@ -184,7 +323,12 @@ def checks(results: dict[str, Any]) -> list[tuple[str, bool]]:
                 grow <= 1.1,
             )
         )
-    return out
+    return [
+        *out,
+        *io_checks(results.get("io", [])),
+        *fanout_checks(results.get("fanout", [])),
+        *starts_checks(results.get("starts", [])),
+    ]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -201,6 +345,25 @@ def render(results: dict[str, Any]) -> str:
         parts += ["### Worker memory", "", *memory_lines(results["memory"]), ""]
     if "adapters" in results:
         parts += ["### Queue adapters (1 worker)", "", *adapter_lines(results["adapters"]), ""]
+    if "io" in results:
+        parts += [
+            "### I/O-bound workflows (3 async steps of 100 ms, 1 worker at concurrency C)",
+            "",
+            *io_lines(results["io"]),
+            "",
+            "Bound: Durable's is min(C / 0.1 s, the same worker's no-op steps/s); a peer's is "
+            "C / 0.1 s (its no-op rate is not measured here).",
+            "",
+        ]
+    if "fanout" in results:
+        parts += [
+            "### Fan-out (one foreach of N no-op items)",
+            "",
+            *fanout_lines(results["fanout"]),
+            "",
+        ]
+    if "starts" in results:
+        parts += ["### Starts (no worker running)", "", *starts_lines(results["starts"]), ""]
     decided = checks(results)
     if decided:
         parts += ["### Targets", ""]

@@ -1,9 +1,11 @@
-"""Durable's benchmark suite: throughput, latency, peers, scale, waiting, memory, adapters.
+"""Durable's benchmark suite: throughput, latency, peers, scale, waiting, memory, adapters,
+and the Core v2 scenarios io, fanout and starts.
 
-    .venv/bin/python bench/run.py                   # everything (about 15 min, see README)
+    .venv/bin/python bench/run.py                   # the default set (about 15 min, see README)
     .venv/bin/python bench/run.py --quick           # the same scenarios, small (about 3 min)
     .venv/bin/python bench/run.py --only throughput,latency,peers
     .venv/bin/python bench/run.py --only adapters --adapters postgres,redis,rabbitmq,nats
+    .venv/bin/python bench/run.py --only io,fanout,starts     # each beside the peers
 
 Runs on PostgreSQL only: recreates --database-url (default durable_bench_run) and migrates
 it; the peers (Procrastinate, DBOS, Celery+Redis, installed by bench/setup_peers.sh into
@@ -12,7 +14,8 @@ markdown tables and the done-means targets the run decided, and writes every fig
 latency samples included) to var/bench-results-<UTC time>.json.
 
 Scenario modules: throughput.py (throughput and latency rows), peers/ (the same workloads
-on the peers), scale.py, waiting.py, memory.py, adapters.py; report.py renders the tables.
+on the peers), scale.py, waiting.py, memory.py, adapters.py, io_bound.py, fanout.py,
+starts.py (whose peer rounds are peers/core.py); report.py renders the tables.
 How each row is measured is in each module's docstring and in the README.
 """
 
@@ -32,8 +35,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import REPO, VAR
 
-SCENARIOS = ("throughput", "latency", "peers", "scale", "waiting", "memory", "adapters")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "peers",
+    "scale",
+    "waiting",
+    "memory",
+    "adapters",
+    "io",
+    "fanout",
+    "starts",
+)
+# io, fanout and starts run on demand (--only): on the engine before Core v2, io at C >= 200
+# opens about as many connections as the server allows, and a 10k fanout does not finish.
 DEFAULT_SCENARIOS = ("throughput", "latency", "peers", "scale", "waiting", "memory")
+# Each io C runs the peers' workloads too; a peer at C = 1,000 and 2,000 is bounded by
+# CPU, so its rounds are capped by --io-peer-workflows.
 # --quick: every scenario, sizes cut so the whole run takes minutes, not a quarter hour.
 QUICK = {
     "workflows": 2_000,
@@ -48,6 +66,12 @@ QUICK = {
     "waiting_workflows": 10_000,
     "idle_seconds": 10.0,
     "memory_steps": "3000,30000",
+    "io_seconds": 5.0,
+    "io_noop_workflows": 1_000,
+    "io_peer_workflows": 1_000,
+    "fanout_sizes": "1k,10k",
+    "starts_calls": 500,
+    "starts_bulk": 2_000,
 }
 
 
@@ -122,6 +146,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--adapters", default="", help="postgres,redis,rabbitmq,nats or name=dotted.path")
     add("--adapter-options", action="append", default=[], help="name=JSON (repeatable)")
     add("--adapter-workflows", type=count, default=5_000, help="each adapter's batch")
+    add(
+        "--io-concurrency",
+        type=counts,
+        default=[64, 200, 1_000],
+        help="io: the worker's concurrency per round (add 2000 for the overload check)",
+    )
+    add("--io-seconds", type=float, default=20.0, help="io: each run's length at its bound")
+    add("--io-noop-workflows", type=count, default=3_000, help="io: the no-op batch per C")
+    add("--io-peer-workflows", type=count, default=5_000, help="io: a peer's round at most")
+    add("--io-timeout", type=float, default=120.0, help="io: seconds a run may take")
+    add("--fanout-sizes", type=counts, default=[10_000, 100_000], help="fanout: items")
+    add("--fanout-workers", type=counts, default=[1], help="fanout: Durable worker counts")
+    add("--fanout-timeout", type=float, default=180.0, help="fanout: seconds a run may take")
+    add("--starts-calls", type=count, default=2_000, help="starts: sequential start() calls")
+    add("--starts-bulk", type=count, default=10_000, help="starts: inputs of the bulk start")
+    add(
+        "--peer-database-prefix",
+        default="durable_bench_",
+        help="each peer's database is this + the peer's name, beside --database-url",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -164,7 +208,7 @@ def main(argv: list[str]) -> int:
     from bench.support import machine, setup_django
 
     setup_django(args.database_url)
-    from bench import adapters, memory, scale, throughput, waiting
+    from bench import adapters, fanout, io_bound, memory, scale, starts, throughput, waiting
     from bench.peers import runner
     from bench.report import render
 
@@ -202,6 +246,12 @@ def main(argv: list[str]) -> int:
         results["memory"] = memory.run(args)
     if "adapters" in chosen:
         results["adapters"] = adapters.run(args)
+    if "io" in chosen:
+        results["io"] = io_bound.run(args) + runner.rows(args, "io")
+    if "fanout" in chosen:
+        results["fanout"] = fanout.run(args) + runner.rows(args, "fanout")
+    if "starts" in chosen:
+        results["starts"] = starts.run(args) + runner.rows(args, "starts")
 
     results["seconds"] = time.monotonic() - began
     results["json"] = str(out.relative_to(REPO))

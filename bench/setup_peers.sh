@@ -12,8 +12,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet --upgrade procrastinate dbos "celery[redis]" "psycopg[binary]"
+# gevent: the io scenario runs Celery with `--pool gevent` as well as `--pool threads`.
+"$venv/bin/pip" install --quiet --upgrade procrastinate dbos "celery[redis]" "psycopg[binary]" gevent
 "$venv/bin/python" - <<'PY'
 from importlib.metadata import version
-print("peers installed:", ", ".join(f"{p} {version(p)}" for p in ("procrastinate", "dbos", "celery", "redis", "psycopg")))
+print("peers installed:", ", ".join(f"{p} {version(p)}" for p in ("procrastinate", "dbos", "celery", "redis", "psycopg", "gevent")))
 PY

@@ -14,15 +14,17 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 VAR = REPO / "var"
 READY_LINE = "serving"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-WORKFLOW_MODULES = "bench.run_workflows,bench.waiting_workflows"
+WORKFLOW_MODULES = "bench.run_workflows,bench.waiting_workflows,bench.core_workflows"
 
 
 def admin_url(url: str) -> str:
@@ -57,6 +59,7 @@ def setup_django(url: str) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    import bench.core_workflows
     import bench.run_workflows
     import bench.waiting_workflows  # noqa: F401
 
@@ -150,7 +153,9 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 # -- worker processes --------------------------------------------------------------------------
 
 
-def worker_command(concurrency: int) -> list[str]:
+def worker_command(concurrency: int, queues: str | None = None) -> list[str]:
+    """`queues`: serve only these (the io and fanout scenarios serve `default` alone, so
+    that --concurrency C is the worker's C, not C per configured queue)."""
     return [
         sys.executable,
         str(REPO / "manage.py"),
@@ -158,6 +163,7 @@ def worker_command(concurrency: int) -> list[str]:
         "--concurrency",
         str(concurrency),
         "--no-scheduler",
+        *(["--queues", queues] if queues else []),
     ]
 
 
@@ -236,3 +242,38 @@ class Workers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_until(done: Callable[[], bool], workers: Workers, timeout: float) -> str | None:
+    """Poll `done` until it holds (None) or why it stopped being awaited: the timeout, or a
+    worker that exited. For scenarios that report a run that did not finish instead of
+    exiting, as wait_finished in throughput.py does."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        for process, log in zip(workers.processes, workers.logs, strict=True):
+            if process.poll() is not None:
+                return f"worker {process.pid} exited ({process.returncode}); see {log}"
+        if time.monotonic() > deadline:
+            return f"timeout after {timeout:.0f}s"
+        time.sleep(0.2)
+    return None
+
+
+def log_text(workers: Workers) -> str:
+    return "".join(log.read_text(errors="replace") for log in workers.logs)
+
+
+def make_ready(workflow: Any, count: int, prefix: str, input: dict[str, Any]) -> None:
+    """Empty the tables, then `count` ready executions of `workflow`: one started with
+    durable.start(), copied in SQL (bench/clone.py), so that making them costs seconds, not
+    the start() loop's minutes; then settled as a throughput batch is."""
+    import durable
+    from bench.clone import clone_execution
+    from durable.models import WorkflowExecution
+
+    empty_tables()
+    wid = durable.start(workflow, input)
+    if count > 1:
+        template = WorkflowExecution.objects.get(workflow_id=wid).pk
+        clone_execution(template, count - 1, prefix, progress=False)
+    settle_tables()

@@ -32,9 +32,10 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 from urllib.parse import urlparse
 
 STEPS = 3
@@ -114,9 +115,50 @@ class Peer(ABC):
     def close(self) -> None:
         """Release the client's connections."""
 
+    # -- the Core v2 scenarios (core.py); a peer overrides what it can run ----------------
+
+    # The peer's calls that the starts scenario times, as the table names them; None: the
+    # peer has no such call (start_bulk is then not called).
+    start_call: ClassVar[str] = "start"
+    bulk_call: ClassVar[str | None] = None
+    # Whether the fan-out ends in a join that records a "join-ok"/"join-bad" event (Celery's
+    # chord, DBOS's gathering workflow); without one it ends with its last item.
+    fanout_joined: ClassVar[bool] = False
+
+    def io_pools(self) -> list[tuple[str, list[str]]]:
+        """(row label, extra worker arguments) per worker kind the io scenario runs."""
+        return [(self.name, [])]
+
+    def enqueue_io(self, wfs: list[str]) -> None:
+        """Start one workflow of 3 steps that each sleep 100 ms (async where the peer can)
+        per id; each step records `wf step start end` when it returns."""
+        raise NotImplementedError
+
+    def start_fanout(self, n: int) -> None:
+        """Start n no-op items recording `f<i> 1 start end`, and the join if the peer has one."""
+        raise NotImplementedError
+
+    def start_one(self, i: int) -> None:
+        """Start one workflow (job) of one no-op step."""
+        raise NotImplementedError
+
+    def start_bulk(self, n: int) -> None:
+        """Start n such workflows with the peer's bulk call (only when bulk_call is set)."""
+        raise NotImplementedError
+
+    def failures(self) -> int | None:
+        """Workflows (jobs) the peer itself recorded as failed, where it records that."""
+        return None
+
     # -- workers ---------------------------------------------------------------------------
 
-    def start_workers(self, count: int, label: str) -> None:
+    def start_workers(
+        self,
+        count: int,
+        label: str,
+        concurrency: int | None = None,
+        worker_args: list[str] | None = None,
+    ) -> None:
         self.events_dir = VAR / "bench-peers" / f"{self.name}-{label}"
         shutil.rmtree(self.events_dir, ignore_errors=True)
         self.events_dir.mkdir(parents=True)
@@ -133,13 +175,14 @@ class Peer(ABC):
                             "--events-dir",
                             str(self.events_dir),
                             "--concurrency",
-                            str(self.args.concurrency),
+                            str(concurrency or self.args.concurrency),
                             "--database-url",
                             self.args.database_url,
                             "--broker-url",
                             self.args.broker_url,
                             "--poll-interval",
                             str(self.args.poll_interval),
+                            *(worker_args or []),
                         ],
                         stdout=out,
                         stderr=subprocess.STDOUT,
@@ -177,6 +220,24 @@ class Peer(ABC):
                 process.kill()
                 process.wait(timeout=10)
         self.workers.clear()
+
+    def worker_logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.events_dir.glob("worker-*.log"))
+
+    def wait_until(
+        self, finished: Callable[[dict[str, Any]], bool], timeout: float, poll: float = 0.2
+    ) -> str | None:
+        """Poll the events until `finished(events)` (None), or say why waiting stopped: the
+        timeout or a worker that exited. For rounds that report what did not finish."""
+        deadline = time.monotonic() + timeout
+        while not finished(read_events(self.events_dir)):
+            for process in self.workers:
+                if process.poll() is not None:
+                    return f"worker {process.pid} exited ({process.returncode})"
+            if time.monotonic() > deadline:
+                return f"timeout after {timeout:.0f}s"
+            time.sleep(poll)
+        return None
 
     def wait_done(self, prefix: str, n: int, timeout: float, poll: float = 0.1) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -285,6 +346,15 @@ def parse_args(argv: list[str], default_url: str) -> argparse.Namespace:
     parser.add_argument("--probe-interval", type=float, default=0.05)
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--scenarios", default="throughput,latency")
+    parser.add_argument("--io-concurrency", default="64,200,1000")
+    parser.add_argument("--io-seconds", type=float, default=20.0)
+    parser.add_argument("--io-workflows", type=int, default=5_000, help="cap per io round")
+    parser.add_argument("--io-timeout", type=float, default=120.0)
+    parser.add_argument("--fanout-sizes", default="10000,100000")
+    parser.add_argument("--fanout-timeout", type=float, default=180.0)
+    parser.add_argument("--starts-calls", type=int, default=2_000)
+    parser.add_argument("--starts-bulk", type=int, default=10_000)
+    parser.add_argument("--pool", default="threads", help="Celery's worker pool")
     parser.add_argument("--events-dir")
     parser.add_argument("--out")
     return parser.parse_args(argv)
@@ -297,7 +367,16 @@ def run_bench(peer: Peer) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: dict[str, Any] = {"peer": peer.name, "throughput": [], "latency": {}}
     scenarios = args.scenarios.split(",")
+    # Imported here: core.py builds on this module.
+    from core import fanout_rounds, io_rounds, starts_rounds
+
     try:
+        if "io" in scenarios:
+            results["io"] = io_rounds(peer)
+        if "fanout" in scenarios:
+            results["fanout"] = fanout_rounds(peer)
+        if "starts" in scenarios:
+            results["starts"] = starts_rounds(peer)
         if "throughput" in scenarios:
             for count in (int(c) for c in args.worker_counts.split(",") if c):
                 results["throughput"].append(peer.throughput(count))
