@@ -254,7 +254,9 @@ class Worker:
                 await self._claims.run(self._fail_timed_out_steps, time.monotonic())
             except Exception as exc:
                 logger.warning("housekeeping failed while draining (%s)", exc)
-            await asyncio.wait(self._tasks, timeout=0.05)
+            running = set(self._tasks)  # the last may have ended meanwhile
+            if running:
+                await asyncio.wait(running, timeout=0.05)
         with self._lock:
             left = [entry for entry in self._in_flight.values()]
         for entry in left:
@@ -268,10 +270,11 @@ class Worker:
                 logger.exception("could not release %s; its lease will expire", claim.step)
         # Async steps are cancelled; sync steps cannot be, and their threads are abandoned.
         self.abandoned_steps = sum(1 for entry in left if entry.thread_running)
-        for task in list(self._tasks):
+        cancelled = set(self._tasks)
+        for task in cancelled:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=1.0)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=1.0)
         # Abandoned steps that finish later are checkpointed alone (their leases were
         # given back, so those checkpoints are rejected).
         await asyncio.to_thread(self._committer.close, self.shutdown_timeout)

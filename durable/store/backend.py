@@ -476,16 +476,7 @@ class GenericBackend(Backend):
             execution.pk = row.pk if row is not None else None
         kept = [t for t in tasks if t.workflow_id in rows]
         inserted = Task.objects.using(self.using).bulk_create(
-            Task(
-                execution=rows[t.workflow_id],
-                kind="step",
-                step=t.step,
-                token=t.token,
-                queue=t.queue,
-                priority=t.priority,
-                run_at=t.run_at,
-            )
-            for t in kept
+            t.as_task(rows[t.workflow_id]) for t in kept
         )
         for new, made in zip(kept, inserted, strict=True):
             new.id = made.id

@@ -75,7 +75,7 @@ from durable.store.outcomes import (
     Succeeded,
 )
 from durable.store.records import error_record
-from durable.store.rows import AttemptEnd, Lease, QueueHead
+from durable.store.rows import UNLEASED, AttemptEnd, Lease, QueueHead
 from durable.store.waits import apply_wait_effects, suspend_step
 
 
@@ -427,9 +427,8 @@ def _reschedule(task: Task, run_at: datetime, using: str) -> None:
     task.status = TaskStatus.READY
     task.attempt += 1
     task.run_at = run_at
-    task.lease_token = None
-    task.leased_by = ""
-    task.lease_expires_at = None
+    for name, value in UNLEASED.items():
+        setattr(task, name, value)
     task.wait = None  # a retry waits afresh (recorded values of passed waits are kept)
     task.save(using=using)
     outbox.ready([task], using)

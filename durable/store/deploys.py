@@ -42,6 +42,7 @@ from durable.store import outbox
 from durable.store.claims import attempt_rows
 from durable.store.executions import lock_execution, settle_status
 from durable.store.records import ClaimedTask
+from durable.store.rows import UNLEASED
 
 logger = logging.getLogger("durable.store")
 
@@ -238,7 +239,7 @@ def _park(
     # Tasks held for a concurrency slot stay held: the slot's release admits them, and a
     # revival must not make them claimable before that.
     Task.objects.using(using).filter(execution=execution).exclude(status=TaskStatus.HELD).update(
-        status=TaskStatus.PARKED, lease_token=None, leased_by="", lease_expires_at=None
+        status=TaskStatus.PARKED, **UNLEASED
     )
     missing = sorted({p.missing for p in problems})
     previous = (

@@ -20,7 +20,6 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db import connections
 from django.utils import timezone
 
 from durable.conf import durable_settings
@@ -37,6 +36,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.store import outbox
+from durable.store.backend import backend
 
 MAX_SCOPE_LENGTH = 255
 
@@ -160,7 +160,7 @@ def admit_waiting(scope: str, *, using: str) -> None:
     free = (row.limit or 1) - FlowSlot.objects.using(using).filter(
         scope=scope, admitted=True
     ).count()
-    features = connections[using].features
+    skip_locked = backend(using).skip_locked
     while free > 0:
         line = (
             FlowSlot.objects.using(using)
@@ -168,7 +168,7 @@ def admit_waiting(scope: str, *, using: str) -> None:
             .select_related("execution")
             .order_by("id")
         )
-        if features.has_select_for_update_skip_locked:
+        if skip_locked:
             # An execution being cancelled right now holds its row: skip it rather than
             # wait for a transaction that is itself waiting for this scope.
             line = line.select_for_update(skip_locked=True, of=("self", "execution"))

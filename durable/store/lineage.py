@@ -8,16 +8,16 @@ then the parent. The same order everywhere means no deadlock between the two.
 
 from __future__ import annotations
 
-from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.models import FINISHED_STATUSES, Task, TaskStatus, WorkflowExecution
 from durable.store import outbox
+from durable.store.backend import backend
 
 
 def _locking(using: str) -> QuerySet[WorkflowExecution]:
-    no_key = bool(connections[using].features.has_select_for_no_key_update)
+    no_key = backend(using).no_key
     return WorkflowExecution.objects.using(using).select_for_update(no_key=no_key)
 
 

@@ -222,18 +222,7 @@ def _insert_then_route(
         if plan.completed:
             finish(execution, ExecutionStatus.COMPLETED, using=using)
             continue
-        planned = [
-            Task(
-                execution=execution,
-                kind="step",
-                step=t.step,
-                token=t.token,
-                queue=t.queue,
-                priority=t.priority,
-                run_at=t.run_at,
-            )
-            for t in plan.tasks
-        ]
+        planned = [t.as_task(execution) for t in plan.tasks]
         flowcontrol.prepare_tasks(execution, definition, planned, using=using)
         tasks += planned
     if tasks:

@@ -31,6 +31,7 @@ from durable.store.children import child_settled, start_children
 from durable.store.claims import attempt_scope_key
 from durable.store.executions import lock_execution, settle_status
 from durable.store.records import ClaimedTask, WaitEffects
+from durable.store.rows import UNLEASED
 
 # run_at of a task parked on a wait with no deadline: it runs only when woken.
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
@@ -84,9 +85,8 @@ def suspend_step(
     task.run_at = min(d for d in (wait.deadline, execution.deadline_at, FAR_FUTURE) if d)
     task.wait = spec
     task.token = {**task.token, "waits": effects.recorded}
-    task.lease_token = None
-    task.leased_by = ""
-    task.lease_expires_at = None
+    for name, value in UNLEASED.items():
+        setattr(task, name, value)
     if wait.kind == "input":
         _ensure_pending_input(task, execution, wait, using)
     if _satisfied_meanwhile(task, wait, effects, using):

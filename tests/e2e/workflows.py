@@ -268,3 +268,16 @@ class AsyncIO(Workflow):
     async def embed(self, ctx: Any) -> int:
         await asyncio.sleep(0.1)
         return int(ctx.input["n"])
+
+
+class WideForeach(Workflow):
+    """One foreach over `n` items, each appending its item: the join must hold every one,
+    in item order."""
+
+    name = "e2e_wide_foreach"
+
+    with foreach("items", items=lambda ctx: list(range(ctx.input["n"]))):
+
+        @step
+        def item(self, ctx: Any, item: int) -> None:
+            ctx.append("out", item)
