@@ -23,6 +23,7 @@ from durable.models import (
     PendingInput,
     StepExecution,
     Task,
+    WorkerState,
     WorkflowEvent,
     WorkflowExecution,
 )
@@ -36,6 +37,9 @@ FAILED = (
 )
 # Payloads of the message bus are read within moments of being sent.
 BUS_PAYLOAD_AGE = timedelta(days=1)
+# A worker's row is kept this long after it stopped (or was last seen): long enough to
+# tell what held an expired lease, and to show recent workers.
+WORKER_STATE_AGE = timedelta(days=7)
 
 # Keys of the counts `cleanup` returns, per table (dependents counted with the executions).
 DEPENDENTS: dict[str, type[Model]] = {
@@ -59,7 +63,8 @@ def cleanup(
     `failed_days` (failed, compensated, compensation_failed, cancelled) ago, measured on
     `completed_at`, with their step attempts, inputs, tasks and events. Also deletes events
     of unfinished executions consumed more than `completed_days` ago (a consumed event's
-    value lives on in the step that took it) and bus payloads older than a day.
+    value lives on in the step that took it), bus payloads older than a day, and the rows
+    of workers not seen for a week.
 
     None keeps that kind forever. Returns counts per kind; `dry_run` counts what would be
     deleted and deletes nothing. Executions that have not finished are never deleted.
@@ -77,7 +82,7 @@ def cleanup(
     now = now or timezone.now()
     counts = {"completed_executions": 0, "failed_executions": 0}
     counts.update(dict.fromkeys(DEPENDENTS, 0))
-    counts.update(consumed_events=0, bus_payloads=0)
+    counts.update(consumed_events=0, bus_payloads=0, worker_states=0)
     executions = WorkflowExecution.objects.using(using)
     for key, statuses, days in (
         ("completed_executions", COMPLETED, completed_days),
@@ -103,6 +108,8 @@ def cleanup(
     payloads = BusPayload.objects.using(using).filter(created_at__lt=now - BUS_PAYLOAD_AGE)
     for deleted in _batches(payloads.order_by("id"), batch_size, using, dry_run):
         counts["bus_payloads"] += deleted.get(BusPayload._meta.label, 0)
+    workers = WorkerState.objects.using(using).filter(seen_at__lt=now - WORKER_STATE_AGE)
+    counts["worker_states"] = workers.count() if dry_run else workers.delete()[0]
     return counts
 
 

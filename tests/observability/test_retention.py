@@ -95,6 +95,7 @@ def test_only_finished_executions_past_their_window_are_deleted() -> None:
         "events": 5,
         "consumed_events": 0,
         "bus_payloads": 0,
+        "worker_states": 0,
     }
     assert dependents_of(gone) == dict.fromkeys(["StepExecution", "PendingInput"], 0) | {
         "Task": 0,
@@ -265,3 +266,17 @@ def test_the_command_refuses_bad_options(args, message) -> None:
     with pytest.raises(CommandError, match=message):
         cleanup_command(*args)
     assert WorkflowExecution.objects.count() == 1
+
+
+def test_rows_of_workers_not_seen_for_a_week_go() -> None:
+    from durable.models import WorkerState
+    from durable.store import workers
+
+    workers.register("old:1:a", {"default": 1}, using="default")
+    workers.register("recent:2:b", {"default": 1}, using="default")
+    WorkerState.objects.filter(worker_id="old:1:a").update(seen_at=NOW - timedelta(days=8))
+    WorkerState.objects.filter(worker_id="recent:2:b").update(seen_at=NOW - timedelta(days=6))
+
+    assert cleanup(30, 90, now=NOW, dry_run=True)["worker_states"] == 1
+    assert cleanup(30, 90, now=NOW)["worker_states"] == 1
+    assert list(WorkerState.objects.values_list("worker_id", flat=True)) == ["recent:2:b"]
