@@ -19,6 +19,7 @@ commit. Leases are renewed by the keeper's own thread, which step load cannot st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -352,7 +353,11 @@ class Worker:
             try:
                 chained = await self._execute(claim, self._chain(links))
             except Exception:
+                # Not the step (its errors are outcomes) but the worker's own work around
+                # it, the database gone, say: hand it back, or its lease lapses.
                 logger.exception("running %s of %s failed", claim.step, claim.workflow_id)
+                with contextlib.suppress(Exception):
+                    await self._claims.run(self.adapter.nack, claim)
             finally:
                 # The next claim is counted before this one is let go, so the slot it
                 # holds is never seen free.
