@@ -278,11 +278,7 @@ class PostgresBackend(Backend):
         sql.drop_branches(execution_pk, keys, self.using)
 
     def notify(self, channel: str, payloads: Sequence[str]) -> None:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
-                [channel, list(payloads)],
-            )
+        sql.notify(channel, payloads, self.using)
 
 
 class _Joined(Pending[Freed]):

@@ -76,6 +76,7 @@ from durable.store.outcomes import (
 )
 from durable.store.records import error_record
 from durable.store.rows import UNLEASED, AttemptEnd, Lease, QueueHead
+from durable.store.sql import Pending
 from durable.store.waits import apply_wait_effects, suspend_step
 
 
@@ -91,7 +92,7 @@ def apply(outcomes: Sequence[Outcome], *, using: str) -> list[Result]:
         group = groups.pop(0)
         try:
             with transaction.atomic(using=using):
-                done, alone = _apply_group([(i, outcomes[i]) for i in group], using)
+                done = _apply_group([(i, outcomes[i]) for i in group], using)
         except Exception as exc:
             if len(group) > 1:
                 groups[:0] = [[i] for i in group]
@@ -99,7 +100,6 @@ def apply(outcomes: Sequence[Outcome], *, using: str) -> list[Result]:
                 results[group[0]] = exc
             continue
         results.update(done)
-        groups[:0] = [[i] for i in alone]
     return [results[i] for i in range(len(outcomes))]
 
 
@@ -115,6 +115,8 @@ def _batchable(outcome: Outcome) -> bool:
         return False
     if claim.fingerprint != fingerprint(outcome.definition):
         return False  # a deploy changed its structure: its position is checked first
+    if claim.parent_pk is not None:
+        return False  # a child: its end wakes its parent, a row out of the batch's order
     # Flow control locks its scope rows as it queues steps.
     return outcome.definition.flow is None and not _queues_rate_limited()
 
@@ -161,36 +163,36 @@ class Plan:
             self.executions[execution.pk] = (execution, loaded_values(execution))
 
 
-def _apply_group(
-    outcomes: list[tuple[int, Outcome]], using: str
-) -> tuple[dict[int, Result], list[int]]:
-    """Inside a transaction: record `outcomes`. Returns their results, and the indexes of
-    those that turned out to need a transaction of their own."""
+def _apply_group(outcomes: list[tuple[int, Outcome]], using: str) -> dict[int, Result]:
+    """Inside a transaction: record `outcomes`; their results."""
     db = backend(using)
     now = timezone.now()
     plan = Plan(now)
     results: dict[int, Result] = {}
-    alone: list[int] = []
     batched = len(outcomes) > 1
     with outbox.collecting(using):
         queues = {o.claim.queue for _, o in outcomes if isinstance(o, Succeeded) and o.chain}
+        # One round trip: the executions locked (first, in id order, as every writer
+        # does), the queues' heads, and our tasks taken under their leases.
         with db.pipeline():
             locking = db.lock_executions({o.claim.execution_pk for _, o in outcomes})
             heads = {queue: db.queue_head(queue, now) for queue in queues}
+            takes = _take(db, [outcome for _, outcome in outcomes])
             executions = locking.result()
+            tasks = {task_id: task for taken in takes for task_id, task in taken.result().items()}
         plan.heads = {queue: head.result() for queue, head in heads.items()}
-        taking: list[tuple[int, Outcome]] = []
+        if batched and any(
+            _must_go_alone(o, executions.get(o.claim.execution_pk)) for _, o in outcomes
+        ):
+            # What the claims told was not so (a restructured or child execution): undo
+            # the batch; its outcomes go one by one.
+            raise _Regroup()
         for index, outcome in outcomes:
-            execution = executions.get(outcome.claim.execution_pk)
-            if execution is None:
+            if outcome.claim.execution_pk not in executions:
                 results[index] = ExecutionNotFound(
                     f"no execution with id {outcome.claim.workflow_id!r}"
                 )
-            elif batched and _must_go_alone(outcome, execution):
-                alone.append(index)
-            else:
-                taking.append((index, outcome))
-        tasks = _take(db, taking)
+        taking = [(i, o) for i, o in outcomes if o.claim.execution_pk in executions]
         for index, outcome in taking:
             task = tasks.get(outcome.claim.task_id)
             if task is None:
@@ -201,35 +203,34 @@ def _apply_group(
             handler = next(h for kind, h in _HANDLERS.items() if isinstance(outcome, kind))
             results[index] = handler(index, outcome, task, execution, plan, using)
         _write(db, plan, results, using)
-    return results, alone
+    return results
 
 
-def _must_go_alone(outcome: Outcome, execution: WorkflowExecution) -> bool:
-    """Known once the execution is locked: a deploy restructured it (its position is
-    checked first), or it is a child, whose end wakes its parent (a row a batch would lock
-    out of id order)."""
-    definition = outcome.definition
-    assert definition is not None
-    return execution.definition_fingerprint != fingerprint(definition) or (
+class _Regroup(Exception):
+    """A batch met an outcome that needs a transaction of its own."""
+
+
+def _must_go_alone(outcome: Outcome, execution: WorkflowExecution | None) -> bool:
+    """What `_batchable` decided from the claim, checked on the locked row: a deploy
+    restructured it (its position is checked first), or it is a child, whose end wakes its
+    parent (a row a batch would lock out of id order)."""
+    if execution is None or outcome.definition is None:
+        return False
+    return execution.definition_fingerprint != fingerprint(outcome.definition) or (
         execution.parent_id is not None
     )
 
 
-def _take(db: Any, outcomes: list[tuple[int, Outcome]]) -> dict[int, Task]:
-    """Our tasks: a success's is deleted at once (its step is done), unless a deploy check
-    may park it; the others are locked, for their handler to update or delete."""
+def _take(db: Any, outcomes: list[Outcome]) -> list[Pending[dict[int, Task]]]:
+    """Take our tasks: a success's is deleted at once (its step is done), unless a deploy
+    check may park it; the others are locked, for their handler to update or delete."""
     leases: dict[bool, list[tuple[int, Any]]] = {True: [], False: []}
-    for _, outcome in outcomes:
+    for outcome in outcomes:
         claim = outcome.claim
         deletes = isinstance(outcome, Succeeded) and outcome.definition is not None
         deletes = deletes and claim.fingerprint == fingerprint(outcome.definition)  # type: ignore[arg-type]
         leases[deletes].append((claim.task_id, claim.lease_token))
-    tasks: dict[int, Task] = {}
-    with db.pipeline():
-        taking = [db.take_tasks(pairs, delete=delete) for delete, pairs in leases.items() if pairs]
-        for found in taking:
-            tasks.update(found.result())
-    return tasks
+    return [db.take_tasks(pairs, delete=delete) for delete, pairs in leases.items() if pairs]
 
 
 def _lease_lost(outcome: Outcome) -> LeaseLost:
@@ -553,33 +554,32 @@ def _write(db: Any, plan: Plan, results: dict[int, Result], using: str) -> None:
         if (changed := _changed(execution, loaded, plan.rerouted.get(pk)))
     ]
     batched = [(e, c) for e, c in changes if c <= db.batched_columns]
+    if deferred.tasks:
+        taken = {id(task) for _, task, _ in plan.chained}
+        outbox.ready([t for t in deferred.tasks if id(t) not in taken], using)
     with db.pipeline():
         if batched:
             db.update_executions(batched, now)
         # After the attempts: ending fails the attempts still running.
         ending = db.end_executions(deferred.finished, now) if deferred.finished else None
+        if plan.chained:
+            claims = start_chained([(task, lease) for _, task, lease in plan.chained], now, using)
+            for (index, _, _), claim in zip(plan.chained, claims, strict=True):
+                results[index] = Settled(chained=claim)
         # After the inserts and the ends: new tasks may be claimed, deleted ones not.
-        refills = [
-            (waiting, lease, db.claim(queue, len(waiting), lease, now))
-            for queue, (waiting, lease) in plan.refills.items()
-        ]
+        for queue, (waiting, lease) in plan.refills.items():
+            claimed = start_claims(
+                db.claim(queue, len(waiting), lease, now).result(), lease, now, using
+            )
+            for index, claim in zip(waiting, claimed, strict=False):
+                results[index] = replace(_settled(results[index]), chained=claim)
+        # The NOTIFY and the events ride the same round trip.
+        outbox.flush(using)
     for execution, changed in changes:
         if not changed <= db.batched_columns:
             save_changed(execution, changed, using)
     if ending is not None:
         release_freed(ending.result(), using)
-    if deferred.tasks:
-        taken = {id(task) for _, task, _ in plan.chained}
-        outbox.ready([t for t in deferred.tasks if id(t) not in taken], using)
-    with db.pipeline():
-        if plan.chained:
-            claims = start_chained([(task, lease) for _, task, lease in plan.chained], now, using)
-            for (index, _, _), claim in zip(plan.chained, claims, strict=True):
-                results[index] = Settled(chained=claim)
-        for waiting, lease, claiming in refills:
-            claims = start_claims(claiming.result(), lease, now, using)
-            for index, claim in zip(waiting, claims, strict=False):
-                results[index] = replace(_settled(results[index]), chained=claim)
 
 
 def _changed(execution: WorkflowExecution, loaded: dict[str, Any], routed: bool | None) -> set[str]:

@@ -129,6 +129,16 @@ def collecting(using: str) -> Iterator[None]:
     _send(box)
 
 
+def flush(using: str) -> None:
+    """Inside a `collecting` block: send what was gathered so far now (a checkpoint does,
+    so its NOTIFY and events travel in its last round trip); later effects still go as the
+    block ends."""
+    box = _box(using)
+    if box is not None:
+        _send(box)
+        box.queues, box.notified, box.tasks, box.events = set(), set(), [], []
+
+
 class _Ready(Protocol):
     """A task row, or a task just inserted (durable.store.rows.NewTask)."""
 

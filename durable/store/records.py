@@ -42,6 +42,8 @@ class ClaimedTask:
     # when the claim did not look: a step its checkpoint chained). See StepWaits.
     open_events: bool = False
     has_children: bool = False
+    # The execution's parent (a child workflow), if any.
+    parent_pk: int | None = None
 
 
 @dataclass

@@ -179,6 +179,7 @@ CLAIM_EXECUTION_FIELDS = (
     "deadline_at",
     "definition_fingerprint",  # a deploy check is due when it differs from the code's
     "attempt_floor",  # the first attempt of a re-run keeps its context (restarts)
+    "parent_id",  # a child's checkpoints go alone (its end wakes the parent)
 )
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
@@ -752,3 +753,12 @@ def parked_only(pks: Sequence[int], using: str) -> Pending[set[int]]:
     return send(
         using, PARKED_ONLY_SQL, {"pks": list(pks)}, lambda names, rows: {int(r[0]) for r in rows}
     )
+
+
+NOTIFY_SQL = (
+    "SELECT count(pg_notify(%(channel)s, payload)) FROM unnest(%(payloads)b::text[]) AS payload"
+)
+
+
+def notify(channel: str, payloads: Sequence[str], using: str) -> Pending[None]:
+    return send(using, NOTIFY_SQL, {"channel": channel, "payloads": list(payloads)})
