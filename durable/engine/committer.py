@@ -72,15 +72,19 @@ class Inline:
 
 
 class Committer:
-    def __init__(self, adapter: QueueAdapter, max_batch: int = 64) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    """`threads` committer threads (a connection each): while one waits for the database,
+    the next batch is planned on another."""
+
+    def __init__(self, adapter: QueueAdapter, max_batch: int = 64, threads: int = 1) -> None:
+        if max_batch < 1 or threads < 1:
+            raise ValueError("max_batch and threads must be at least 1")
         self.adapter = adapter
         self.max_batch = max_batch
+        self.threads = threads
         self._ready = threading.Condition()
         self._queue: list[tuple[Outcome, Future[Result]]] = []
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def backlog(self) -> int:
@@ -94,22 +98,27 @@ class Committer:
                 # A step that outlived its worker's drain: its lease was given back, so a
                 # checkpoint would be refused anyway.
                 return Inline(self.adapter).submit(outcome)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._commit_loop, name="durable-commit", daemon=True
-                )
-                self._thread.start()
+            if not self._threads:
+                # Started on first use: a worker that never checkpoints keeps no threads.
+                self._threads = [
+                    threading.Thread(
+                        target=self._commit_loop, name=f"durable-commit-{n}", daemon=True
+                    )
+                    for n in range(self.threads)
+                ]
+                for thread in self._threads:
+                    thread.start()
             self._queue.append((outcome, future))
             self._ready.notify()
         return future
 
     def close(self, timeout: float | None = None) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued, then stop the threads."""
         with self._ready:
             self._closed = True
             self._ready.notify_all()
-            thread = self._thread
-        if thread is not None:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout)
 
     def _commit_loop(self) -> None:

@@ -59,6 +59,9 @@ NEXT_DUE_REFRESH = 30.0
 # checkpoint before going back to the queue, where other executions (and higher
 # priorities) wait.
 MAX_CHAIN = 16
+# Committer threads (a connection each). One: a second did not raise throughput (its
+# batches get smaller), and costs a connection.
+COMMIT_THREADS = 1
 # Sync steps run on at most this many threads unless DURABLE["SYNC_THREADS"] says.
 DEFAULT_SYNC_THREADS = 64
 
@@ -169,7 +172,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._claims = Lane("claims")
         self._side = Lane("side")
-        self._committer = Committer(self.adapter, self._batch_size)
+        self._committer = Committer(self.adapter, self._batch_size, threads=COMMIT_THREADS)
         self._pool = ThreadPoolExecutor(self.sync_threads, thread_name_prefix="durable-step")
         self._keeper = LeaseKeeper(
             self._held,
