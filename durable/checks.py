@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from durable.bus import CLIENT_EXTRAS, MessageBus
@@ -14,7 +14,7 @@ from durable.conf import DEFAULTS, durable_settings
 from durable.dsl import registry
 from durable.dsl.limits import parse_rate
 from durable.queue.base import QueueAdapter
-from durable.scheduler import schedule_problems
+from durable.scheduler import schedule_problems, stored_schedule_problems
 
 
 @register("durable")
@@ -226,9 +226,22 @@ def _check_plugin(
 
 
 @register("durable")
-def check_schedules(
+def check_schedules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Scheduler options and class schedules (E010); never the database."""
+    return [Error(p, id="durable.E010") for p in schedule_problems()]
+
+
+@register(Tags.database)
+def check_stored_schedules(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Cron schedules (E010). Stored schedules only with `check --database` (and `migrate`)."""
-    stored = bool(databases) and durable_settings.DATABASE in databases
-    return [Error(p, id="durable.E010") for p in schedule_problems(stored=stored)]
+    """The schedules stored in the database (E010), only when asked for its alias.
+
+    Tagged `database` alone, so Django runs it only for `check --database` and `migrate`.
+    Since Django 6.1 every check is handed every alias, so being handed Durable's alias is not
+    enough: the tag is what keeps a plain `manage.py check` (and `check --tag durable`) off
+    the database.
+    """
+    if not databases or durable_settings.DATABASE not in databases:
+        return []
+    return [Error(p, id="durable.E010") for p in stored_schedule_problems()]

@@ -20,6 +20,7 @@ from durable.scheduler.schedules import (
     schedule,
     schedule_all_crons,
     schedule_problems,
+    stored_schedule_problems,
     unschedule,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "schedule",
     "schedule_all_crons",
     "schedule_problems",
+    "stored_schedule_problems",
     "start_scheduler_thread",
     "tick",
     "unschedule",

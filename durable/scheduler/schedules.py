@@ -224,9 +224,9 @@ def _first_tick(row: ScheduledWorkflow) -> datetime:
     return Cron(row.cron_expression, row.timezone).next_after(django_timezone.now())
 
 
-def schedule_problems(*, stored: bool) -> list[str]:
-    """What `manage.py check` reports as durable.E010: scheduler options, class schedules
-    and, when `stored`, the schedules in the database."""
+def schedule_problems() -> list[str]:
+    """What `manage.py check` reports as durable.E010 without the database: scheduler
+    options and class schedules."""
     problems = _option_problems()
     queues = set(durable_settings.queue_names())
     for definition in registry.all_definitions():
@@ -236,13 +236,20 @@ def schedule_problems(*, stored: bool) -> list[str]:
                 f"workflow {definition.name!r}: cron_queue {queue!r} is not in "
                 "DURABLE['QUEUES']; no worker would run the scheduled runs"
             )
-    if stored:
-        try:
-            rows = list(ScheduledWorkflow.objects.using(using()).order_by("name"))
-        except DatabaseError:
-            rows = []  # not migrated yet: nothing stored to check
-        for row in rows:
-            problems += [f"schedule {row.name!r}: {p}" for p in _row_problems(row, queues)]
+    return problems
+
+
+def stored_schedule_problems() -> list[str]:
+    """What `manage.py check --database` adds to durable.E010: the schedules stored in the
+    database."""
+    queues = set(durable_settings.queue_names())
+    try:
+        rows = list(ScheduledWorkflow.objects.using(using()).order_by("name"))
+    except DatabaseError:
+        rows = []  # not migrated yet: nothing stored to check
+    problems: list[str] = []
+    for row in rows:
+        problems += [f"schedule {row.name!r}: {p}" for p in _row_problems(row, queues)]
     return problems
 
 
