@@ -1,7 +1,8 @@
 """Runs one claimed task (a step attempt or a compensation) and checkpoints its outcome.
 
 `execute` never raises: every outcome, including `BaseException`s from user code and
-values that cannot be stored, ends as a recorded checkpoint or a released claim.
+values that cannot be stored, ends as a recorded checkpoint or a released claim. The one
+exception is Ctrl-C (KeyboardInterrupt) on the main thread, which stops an inline run.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
@@ -484,6 +486,14 @@ def _invoke(
     except Exception as exc:
         return Failure(error_record(exc), retryable=True)
     except BaseException as exc:
+        # Python delivers Ctrl-C to the main thread only, and workers run steps in pool
+        # threads: there it is step code's own raise. On the main thread it is an inline run
+        # (durable.testing.run_until_idle) being interrupted, which must stop, not record.
+        if (
+            isinstance(exc, KeyboardInterrupt)
+            and threading.current_thread() is threading.main_thread()
+        ):
+            raise
         # SystemExit, KeyboardInterrupt & co. raised by step code end the attempt, not the
         # worker; they are not retried, since they mean "stop".
         return Failure({**error_record(exc), "non_retryable": True}, retryable=False)
