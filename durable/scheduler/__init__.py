@@ -32,8 +32,8 @@ __all__ = [
     "schedule",
     "schedule_all_crons",
     "schedule_problems",
-    "stored_schedule_problems",
     "start_scheduler_thread",
+    "stored_schedule_problems",
     "tick",
     "unschedule",
 ]

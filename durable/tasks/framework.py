@@ -3,7 +3,8 @@ on Django 6.0 and later, the `django-tasks` backport on Django 5.2.
 
 Every other module of `durable.tasks` takes the framework's classes, exceptions and signals
 from here, so a task made with `@django.tasks.task` is run, validated and reported with
-Django's own `Task`, `TaskResult`, `InvalidTask`... and never a look-alike.
+Django's own `Task`, `TaskResult`, `InvalidTask`... and never a look-alike. Code that must
+run on both (a reusable app, Durable's tests) can import `task` and the rest from here too.
 
 The backport renamed two exceptions after 0.12 (`InvalidTaskError` -> `InvalidTask`,
 `InvalidTaskBackendError` -> `InvalidTaskBackend`, as Django names them) without aliases;
@@ -19,32 +20,15 @@ import django
 # Django 6.0 ships the Tasks framework; the backport is for the releases before it.
 NATIVE = django.VERSION >= (6, 0)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING or NATIVE:
     from django.tasks import (
         DEFAULT_TASK_QUEUE_NAME,
         Task,
         TaskContext,
         TaskResult,
         TaskResultStatus,
-        task_backends,
-    )
-    from django.tasks.backends.base import BaseTaskBackend
-    from django.tasks.base import TaskError
-    from django.tasks.exceptions import (
-        InvalidTask,
-        InvalidTaskBackend,
-        TaskResultDoesNotExist,
-        TaskResultMismatch,
-    )
-    from django.tasks.signals import task_enqueued, task_finished, task_started
-    from django.utils.json import normalize_json
-elif NATIVE:
-    from django.tasks import (
-        DEFAULT_TASK_QUEUE_NAME,
-        Task,
-        TaskContext,
-        TaskResult,
-        TaskResultStatus,
+        default_task_backend,
+        task,
         task_backends,
     )
     from django.tasks.backends.base import BaseTaskBackend
@@ -63,6 +47,8 @@ else:
         TaskContext,
         TaskResult,
         TaskResultStatus,
+        default_task_backend,
+        task,
         task_backends,
     )
     from django_tasks import exceptions as _exceptions
@@ -91,7 +77,9 @@ __all__ = [
     "TaskResultDoesNotExist",
     "TaskResultMismatch",
     "TaskResultStatus",
+    "default_task_backend",
     "normalize_json",
+    "task",
     "task_backends",
     "task_enqueued",
     "task_finished",

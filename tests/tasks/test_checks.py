@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.test import override_settings
-from django_tasks import task_backends
+
+from durable.tasks.framework import task_backends
 
 
 def backend_with(**params):
