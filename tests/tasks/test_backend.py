@@ -29,6 +29,8 @@ from durable.tasks.framework import (
     default_task_backend,
     task_backends,
     task_enqueued,
+    task_finished,
+    task_started,
 )
 from durable.testing import advance_time, run_until_idle
 from tests.tasks import tasks as t
@@ -454,3 +456,68 @@ def test_invalid_options_refuse_to_enqueue():
     with pytest.raises(InvalidTaskBackend, match="unknown OPTIONS key"):
         t.noop_task.enqueue()
     assert_nothing_written()
+
+
+# task_started and task_finished: sent once committed, by the process that ran the task.
+
+
+@pytest.fixture
+def task_signals():
+    received = []
+
+    def capture(sender, task_result, signal, **kwargs):
+        name = "started" if signal is task_started else "finished"
+        received.append((name, sender, task_result.id, task_result.status))
+
+    for signal in (task_started, task_finished):
+        signal.connect(capture, dispatch_uid="tasks-test", weak=False)
+    yield received
+    for signal in (task_started, task_finished):
+        signal.disconnect(capture, dispatch_uid="tasks-test")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_started_and_finished_are_sent_with_the_committed_result(task_signals):
+    ok = t.calculate_meaning_of_life.enqueue()
+    failing = t.failing_task_value_error.enqueue()
+    run_until_idle()
+    by_id = {
+        result_id: [
+            (name, sender, status) for name, sender, i, status in task_signals if i == result_id
+        ]
+        for result_id in (ok.id, failing.id)
+    }
+    assert by_id[ok.id] == [
+        ("started", DurableBackend, TaskResultStatus.RUNNING),
+        ("finished", DurableBackend, TaskResultStatus.SUCCESSFUL),
+    ]
+    assert by_id[failing.id] == [
+        ("started", DurableBackend, TaskResultStatus.RUNNING),
+        ("finished", DurableBackend, TaskResultStatus.FAILED),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_attempt_starts_and_the_task_finishes_once(task_signals, tmp_path):
+    result = t.flaky.using(backend="retrying").enqueue(str(tmp_path / "calls"), 2)
+    run_until_idle()
+    assert [(name, status) for name, _, _, status in task_signals] == [
+        ("started", TaskResultStatus.RUNNING),
+        ("started", TaskResultStatus.RUNNING),
+        ("started", TaskResultStatus.RUNNING),
+        ("finished", TaskResultStatus.SUCCESSFUL),
+    ]
+    assert {result_id for _, _, result_id, _ in task_signals} == {result.id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_task_finishes_failed_and_workflows_send_no_task_signal(task_signals):
+    from tests.e2e.workflows import ThreeSteps
+
+    result = t.noop_task.enqueue()
+    durable.cancel(result.id)
+    durable.start(ThreeSteps, {})
+    run_until_idle()
+    assert [(name, i, status) for name, _, i, status in task_signals] == [
+        ("finished", result.id, TaskResultStatus.FAILED)
+    ]
