@@ -20,8 +20,10 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "durable-demo-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
+# daphne is not an app here: its app only turns `runserver` into an ASGI server (the demo
+# and the browser tests run the daphne command), and importing it installs Twisted, whose
+# pickling hooks (twisted.persisted.styles) break pickling of Django 6.1's Task.
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -32,7 +32,7 @@ if TYPE_CHECKING or NATIVE:
         task_backends,
     )
     from django.tasks.backends.base import BaseTaskBackend
-    from django.tasks.base import TaskError
+    from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, TaskError
     from django.tasks.exceptions import (
         InvalidTask,
         InvalidTaskBackend,
@@ -53,7 +53,7 @@ else:
     )
     from django_tasks import exceptions as _exceptions
     from django_tasks.backends.base import BaseTaskBackend
-    from django_tasks.base import Task, TaskError
+    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError
     from django_tasks.signals import task_enqueued, task_finished, task_started
     from django_tasks.utils import normalize_json
 
@@ -67,6 +67,8 @@ else:
 __all__ = [
     "DEFAULT_TASK_QUEUE_NAME",
     "NATIVE",
+    "TASK_MAX_PRIORITY",
+    "TASK_MIN_PRIORITY",
     "BaseTaskBackend",
     "InvalidTask",
     "InvalidTaskBackend",
