@@ -11,8 +11,8 @@ from django.conf import settings as django_settings
 from django.core.checks import run_checks
 from django.core.management import call_command
 from django.db import connections
-from django.test.utils import CaptureQueriesContext
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from durable import Workflow, step
 from durable.conf import durable_settings

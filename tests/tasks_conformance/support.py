@@ -64,5 +64,6 @@ class DurableTestCase(TransactionTestCase):
     """What replaces SimpleTestCase: DurableBackend keeps its results in the database,
     committed, so that a worker (and the signals of what it commits) sees them."""
 
+
 # The logger of the framework's signal receivers.
 TASKS_LOGGER = "django.tasks" if framework.NATIVE else "django_tasks"

@@ -1,5 +1,5 @@
-# Adapted from Django 6.1.3, tests/tasks/test_immediate_backend.py (the sdist on PyPI), to run on
-# DurableBackend with Durable's worker; see ../README.md for what changed and why.
+# Adapted from Django 6.1.3, tests/tasks/test_immediate_backend.py (the sdist on PyPI), to
+# run on DurableBackend with Durable's worker; see ../README.md for what changed and why.
 # Copyright (c) Django Software Foundation and individual contributors. All rights reserved.
 # BSD 3-Clause License: see ../LICENSE-django.
 from unittest import skip

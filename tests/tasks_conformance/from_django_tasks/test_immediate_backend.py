@@ -1,5 +1,6 @@
-# Adapted from django-tasks 0.12.0, tests/tests/test_immediate_backend.py (the repository at its
-# tag), to run on DurableBackend with Durable's worker; see ../README.md for what changed and why.
+# Adapted from django-tasks 0.12.0, tests/tests/test_immediate_backend.py (the repository at
+# its tag), to run on DurableBackend with Durable's worker; see ../README.md for what changed
+# and why.
 # Copyright (c) Jake Howard and individual contributors. All rights reserved.
 # BSD 3-Clause License: see ../LICENSE-django-tasks.
 import json
