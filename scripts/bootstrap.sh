@@ -6,19 +6,25 @@
 #   VENV    the virtualenv's directory (default .venv)
 #   PYTHON  the interpreter that creates it (default python3)
 #   DJANGO  a Django release series to pin, e.g. 6.1 (default: the newest pip allows)
+#   EXTRAS  the extras to install (default dev: every extra and the tools)
+#   CONSTRAINTS  a pip constraints file (the floors job pins the lowest allowed versions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 DJANGO=${DJANGO:-}
+EXTRAS=${EXTRAS:-dev}
+CONSTRAINTS=${CONSTRAINTS:-}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.durable-installed"
-wanted=$( (cat pyproject.toml; echo "django=$DJANGO") | sha256sum | cut -d' ' -f1)
+wanted=$( (cat pyproject.toml ${CONSTRAINTS:+"$CONSTRAINTS"}; echo "$DJANGO $EXTRAS") \
+  | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e ".[dev]" ${DJANGO:+"Django==$DJANGO.*"}
+  "$VENV/bin/pip" install --quiet -e ".[$EXTRAS]" ${DJANGO:+"Django==$DJANGO.*"} \
+    ${CONSTRAINTS:+--constraint "$CONSTRAINTS"}
   echo "$wanted" > "$stamp"
 fi
