@@ -4,7 +4,9 @@
 #
 #   scripts/matrix.sh                    the whole suite (scripts/test.sh) on every combination
 #   scripts/matrix.sh --smoke            the smoke subset on every combination
-#   scripts/matrix.sh [-j N] JOB...      the jobs named, N at a time (default 1):
+#   scripts/matrix.sh [-j N] [--logs] JOB...
+#                                        the jobs named, N at a time (default 1), printing
+#                                        each job's whole log at the end with --logs:
 #     full:3.13:6.1      the whole suite: lint, types, docs, pytest on SQLite and PostgreSQL
 #     smoke:3.12:6.0     the smoke subset ($SMOKE) on SQLite, with only the test extras
 #     floors:3.11        the smoke subset on SQLite and PostgreSQL with the lowest version of
@@ -76,10 +78,12 @@ if [ "${1:-}" = --job ]; then
 fi
 
 parallel=1
+logs=""
 jobs=()
 while [ $# -gt 0 ]; do
   case $1 in
     -j) parallel=$2; shift 2 ;;
+    --logs) logs=1; shift ;;
     --smoke) for c in "${COMBINATIONS[@]}"; do jobs+=("smoke:$c"); done; shift ;;
     full:* | smoke:* | floors:* | worker:*) jobs+=("$1"); shift ;;
     *) echo "scripts/matrix.sh: unknown argument $1 (see the comment at its top)" >&2; exit 2 ;;
@@ -112,6 +116,13 @@ for job in "${jobs[@]}"; do
 done
 wait || true
 
+if [ -n "$logs" ]; then
+  for job in "${jobs[@]}"; do
+    echo "== $job: its log"
+    cat "var/logs/matrix/${job//:/_}.log"
+  done
+fi
+
 failed=0
 echo "== matrix"
 for job in "${jobs[@]}"; do
@@ -126,7 +137,7 @@ for job in "${jobs[@]}"; do
     *) echo "FAILED   $job  $summary (log: $log)"; failed=1 ;;
   esac
 done
-if [ "$failed" -ne 0 ]; then
+if [ "$failed" -ne 0 ] && [ -z "$logs" ]; then
   for job in "${jobs[@]}"; do
     log="var/logs/matrix/${job//:/_}.log"
     if [ "$(cat "$log.status" 2>/dev/null || echo 1)" != 0 ] && [ "$(cat "$log.status")" != 75 ]; then
