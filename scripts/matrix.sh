@@ -8,6 +8,7 @@
 #                                        the jobs named, N at a time (default 1), printing
 #                                        each job's whole log at the end with --logs:
 #     full:3.13:6.1      the whole suite: lint, types, docs, pytest on SQLite and PostgreSQL
+#     tests:3.11:5.2     the same without lint, types and docs (which no version changes)
 #     smoke:3.12:6.0     the smoke subset ($SMOKE) on SQLite, with only the test extras
 #     floors:3.11        the smoke subset on SQLite and PostgreSQL with the lowest version of
 #                        every dependency pyproject.toml allows (.ci/floors.txt)
@@ -54,6 +55,8 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
   case $kind in
     full)
       scripts/test.sh ;;
+    tests)
+      LINT=0 scripts/test.sh ;;
     smoke)
       EXTRAS=test,tasks scripts/bootstrap.sh
       # shellcheck disable=SC2086
@@ -85,7 +88,7 @@ while [ $# -gt 0 ]; do
     -j) parallel=$2; shift 2 ;;
     --logs) logs=1; shift ;;
     --smoke) for c in "${COMBINATIONS[@]}"; do jobs+=("smoke:$c"); done; shift ;;
-    full:* | smoke:* | floors:* | worker:*) jobs+=("$1"); shift ;;
+    full:* | tests:* | smoke:* | floors:* | worker:*) jobs+=("$1"); shift ;;
     *) echo "scripts/matrix.sh: unknown argument $1 (see the comment at its top)" >&2; exit 2 ;;
   esac
 done
