@@ -132,7 +132,7 @@ for job in "${jobs[@]}"; do
   log="var/logs/matrix/${job//:/_}.log"
   code=$(cat "$log.status" 2>/dev/null || echo 1)
   # The closing pytest lines of the job (one for smoke, one per database otherwise).
-  summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error).* =+$|(passed|failed)( in|,)' "$log" \
+  summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error).* =+$|(passed|failed)( in|,)|^worker-only install' "$log" \
     | tail -3 | tr '\n' ';' || true)
   case $code in
     0) echo "ok       $job  $summary" ;;
