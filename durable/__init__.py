@@ -1,11 +1,12 @@
 """Durable: durable, resumable workflows for Django.
 
 The DSL names import eagerly (they never touch the ORM, so `import durable` works before
-Django's app registry is ready); the API functions load on first use.
+Django's app registry is ready); the API functions and the `graph` module load on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from durable.dsl import (
@@ -37,6 +38,7 @@ from durable.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from durable import graph
     from durable.api import (
         cancel,
         find_executions,
@@ -95,6 +97,7 @@ __all__ = [
     "get_execution_logs",
     "get_metrics",
     "get_step_logs",
+    "graph",
     "list_executions",
     "loop",
     "on_decision",
@@ -117,4 +120,6 @@ def __getattr__(name: str) -> Any:
         from durable import api
 
         return getattr(api, name)
+    if name == "graph":
+        return importlib.import_module("durable.graph")
     raise AttributeError(f"module 'durable' has no attribute {name!r}")

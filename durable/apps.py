@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import django
 from django.apps import AppConfig
 
 
@@ -21,8 +22,10 @@ class DurableConfig(AppConfig):
         events.connect()
         adapters.connect()
         autodiscover()
-        if importlib.util.find_spec("django_tasks") is not None:
-            # Workflows of django-tasks tasks are made from their names (durable.tasks).
+        # Django's Tasks framework: built in since Django 6.0, the django-tasks backport on
+        # 5.2 (durable.tasks.framework makes the same choice). Workflows of tasks are made
+        # from their names, and the framework's signals follow Durable's.
+        if django.VERSION >= (6, 0) or importlib.util.find_spec("django_tasks") is not None:
             from durable.tasks.workflows import install
 
             install()

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import django
+from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from durable.bus import CLIENT_EXTRAS, MessageBus
 from durable.conf import DEFAULTS, durable_settings
 from durable.dsl import registry
 from durable.dsl.limits import parse_rate
 from durable.queue.base import QueueAdapter
-from durable.scheduler import schedule_problems
+from durable.scheduler import schedule_problems, stored_schedule_problems
 
 
 @register("durable")
@@ -22,15 +25,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     raw = getattr(settings, "DURABLE", {})
     if not isinstance(raw, dict):
         return [
-            Error("DURABLE must be a dict.", id="durable.E001", hint=f"got {type(raw).__name__}")
+            Error(
+                _("DURABLE must be a dict."),
+                id="durable.E001",
+                hint=_("got %(type)s") % {"type": type(raw).__name__},
+            )
         ]
     messages: list[CheckMessage] = []
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
         messages.append(
             Warning(
-                f"unknown DURABLE key(s): {', '.join(unknown)}",
-                hint=f"known keys: {', '.join(sorted(DEFAULTS))}",
+                _("unknown DURABLE key(s): %(keys)s") % {"keys": ", ".join(unknown)},
+                hint=_("known keys: %(keys)s") % {"keys": ", ".join(sorted(DEFAULTS))},
                 id="durable.W001",
             )
         )
@@ -46,17 +53,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 def _check_database() -> list[CheckMessage]:
     alias = durable_settings.DATABASE
     if alias not in settings.DATABASES:
-        return [Error(f"DURABLE['DATABASE'] = {alias!r} is not in DATABASES.", id="durable.E008")]
+        message = _("DURABLE['DATABASE'] = %(alias)r is not in DATABASES.") % {"alias": alias}
+        return [Error(message, id="durable.E008")]
     config = settings.DATABASES[alias]
     if "sqlite3" in config.get("ENGINE", "") and (
         config.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
     ):
         return [
             Warning(
-                "Durable on SQLite needs OPTIONS['transaction_mode'] = 'IMMEDIATE'.",
-                hint="Without it, a worker and a web process writing at once can fail with "
-                "'database is locked'. Add {'transaction_mode': 'IMMEDIATE', 'timeout': 20} "
-                "to the database OPTIONS.",
+                _("Durable on SQLite needs OPTIONS['transaction_mode'] = 'IMMEDIATE'."),
+                hint=_(
+                    "Without it, a worker and a web process writing at once can fail with "
+                    "'database is locked'. Add {'transaction_mode': 'IMMEDIATE', 'timeout': 20} "
+                    "to the database OPTIONS."
+                ),
                 id="durable.W002",
             )
         ]
@@ -68,8 +78,8 @@ def _check_queues() -> list[CheckMessage]:
     if not isinstance(queues, dict) or not queues:
         return [
             Error(
-                "DURABLE['QUEUES'] must be a non-empty dict of queue name -> options.",
-                hint='e.g. {"default": {"concurrency": 10}}',
+                _("DURABLE['QUEUES'] must be a non-empty dict of queue name -> options."),
+                hint=_('e.g. {"default": {"concurrency": 10}}'),
                 id="durable.E003",
             )
         ]
@@ -85,7 +95,8 @@ def _check_queues() -> list[CheckMessage]:
         ):
             messages.append(
                 Error(
-                    f"DURABLE['QUEUES'][{name!r}] must be a dict with an int 'concurrency' >= 1.",
+                    _("DURABLE['QUEUES'][%(name)r] must be a dict with an int 'concurrency' >= 1.")
+                    % {"name": name},
                     id="durable.E003",
                 )
             )
@@ -105,21 +116,29 @@ def _check_queues() -> list[CheckMessage]:
                 parse_rate(rate)
             except ValueError as exc:
                 messages.append(
-                    Error(f"DURABLE['QUEUES'][{name!r}]['rate_limit']: {exc}", id="durable.E021")
+                    Error(
+                        _("DURABLE['QUEUES'][%(name)r]['rate_limit']: %(problem)s")
+                        % {"name": name, "problem": exc},
+                        id="durable.E021",
+                    )
                 )
     configured = set(queues)
     for definition in registry.all_definitions():
         for queue in sorted(definition.queues() - configured):
             messages.append(
                 Error(
-                    f"workflow {definition.name!r} uses queue {queue!r}, which is not in "
-                    "DURABLE['QUEUES']; no worker would ever run those steps.",
-                    hint=f"add {queue!r} to DURABLE['QUEUES'].",
+                    _(
+                        "workflow %(workflow)r uses queue %(queue)r, which is not in "
+                        "DURABLE['QUEUES']; no worker would ever run those steps."
+                    )
+                    % {"workflow": definition.name, "queue": queue},
+                    hint=_("add %(queue)r to DURABLE['QUEUES'].") % {"queue": queue},
                     id="durable.E004",
                 )
             )
     for problem in registry.import_errors:
-        messages.append(Error(f"invalid workflow module: {problem}", id="durable.E005"))
+        message = _("invalid workflow module: %(problem)s") % {"problem": problem}
+        messages.append(Error(message, id="durable.E005"))
     return messages
 
 
@@ -130,14 +149,16 @@ def _check_numbers() -> list[CheckMessage]:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             messages.append(
                 Error(
-                    f"DURABLE[{key!r}] must be a positive number, got {value!r}.", id="durable.E006"
+                    _("DURABLE[%(key)r] must be a positive number, got %(value)r.")
+                    % {"key": key, "value": value},
+                    id="durable.E006",
                 )
             )
     modules = durable_settings.WORKFLOW_MODULES
     if not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules):
         messages.append(
             Error(
-                "DURABLE['WORKFLOW_MODULES'] must be a list of dotted module paths.",
+                _("DURABLE['WORKFLOW_MODULES'] must be a list of dotted module paths."),
                 id="durable.E007",
             )
         )
@@ -148,7 +169,8 @@ def _check_dicts() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for key in ("QUEUE_OPTIONS", "MESSAGE_BUS_OPTIONS", "SCHEDULER", "RETENTION"):
         if not isinstance(getattr(durable_settings, key), dict):
-            messages.append(Error(f"DURABLE[{key!r}] must be a dict.", id="durable.E009"))
+            message = _("DURABLE[%(key)r] must be a dict.") % {"key": key}
+            messages.append(Error(message, id="durable.E009"))
     return messages
 
 
@@ -164,8 +186,11 @@ def _check_retention() -> list[CheckMessage]:
         ):
             messages.append(
                 Error(
-                    f"DURABLE['RETENTION'][{key!r}] must be a number of days >= 0, or None to "
-                    f"keep forever; got {value!r}.",
+                    _(
+                        "DURABLE['RETENTION'][%(key)r] must be a number of days >= 0, or None "
+                        "to keep forever; got %(value)r."
+                    )
+                    % {"key": key, "value": value},
                     id="durable.E015",
                 )
             )
@@ -173,8 +198,11 @@ def _check_retention() -> list[CheckMessage]:
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         messages.append(
             Error(
-                f"DURABLE['RETENTION']['INTERVAL_SECONDS'] must be a positive number of seconds; "
-                f"got {interval!r}.",
+                _(
+                    "DURABLE['RETENTION']['INTERVAL_SECONDS'] must be a positive number of "
+                    "seconds; got %(value)r."
+                )
+                % {"value": interval},
                 id="durable.E015",
             )
         )
@@ -217,17 +245,22 @@ def _check_plugin(
         if extra is not None:
             return [
                 Error(
-                    f"DURABLE[{setting!r}] = {path!r} needs the {missing!r} package, "
-                    "which is not installed.",
-                    hint=f"pip install durable[{extra}]",
+                    _(
+                        "DURABLE[%(setting)r] = %(path)r needs the %(package)r package, "
+                        "which is not installed."
+                    )
+                    % {"setting": setting, "path": path, "package": missing},
+                    hint=_("pip install durable[%(extra)s]") % {"extra": extra},
                     id=extra_id,
                 )
             ]
-        return [Error(f"DURABLE[{setting!r}] = {path!r} cannot be imported: {exc}", id=import_id)]
+        message = _("DURABLE[%(setting)r] = %(path)r cannot be imported: %(problem)s")
+        return [Error(message % {"setting": setting, "path": path, "problem": exc}, id=import_id)]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         return [
             Error(
-                f"DURABLE[{setting!r}] = {path!r} is not a {base.__name__} subclass.",
+                _("DURABLE[%(setting)r] = %(path)r is not a %(base)s subclass.")
+                % {"setting": setting, "path": path, "base": base.__name__},
                 id=import_id,
             )
         ]
@@ -236,9 +269,43 @@ def _check_plugin(
 
 
 @register("durable")
-def check_schedules(
+def check_schedules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Scheduler options and class schedules (E010); never the database."""
+    return [Error(p, id="durable.E010") for p in schedule_problems()]
+
+
+@register(Tags.database)
+def check_stored_schedules(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Cron schedules (E010). Stored schedules only with `check --database` (and `migrate`)."""
-    stored = bool(databases) and durable_settings.DATABASE in databases
-    return [Error(p, id="durable.E010") for p in schedule_problems(stored=stored)]
+    """The schedules stored in the database (E010), only when asked for its alias.
+
+    Tagged `database` alone, so Django runs it only for `check --database` and `migrate`.
+    Since Django 6.1 every check is handed every alias, so being handed Durable's alias is not
+    enough: the tag is what keeps a plain `manage.py check` (and `check --tag durable`) off
+    the database.
+    """
+    if not databases or durable_settings.DATABASE not in databases:
+        return []
+    return [Error(p, id="durable.E010") for p in stored_schedule_problems()]
+
+
+@register("durable")
+def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """On Django 6, the django-tasks backport beside Django's own Tasks framework (W044)."""
+    if django.VERSION < (6, 0) or not apps.is_installed("django_tasks"):
+        return []
+    return [
+        Warning(
+            _(
+                "'django_tasks' is in INSTALLED_APPS, but this Django has its own Tasks "
+                "framework, which DurableBackend serves."
+            ),
+            hint=_(
+                "Remove 'django_tasks' from INSTALLED_APPS and import task from django.tasks: "
+                "the backport checks every TASKS backend a second time, and its tasks are not "
+                "Django's."
+            ),
+            id="durable.W044",
+        )
+    ]

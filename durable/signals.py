@@ -1,6 +1,8 @@
 """Django signals for workflow lifecycle events, sent after the change commits.
 
-Connect a receiver for in-process hooks; each gets `event`, a JSON dict such as
+Connect a receiver for in-process hooks. The sender is the run's workflow class (so
+`@receiver(workflow_failed, sender=ProcessOrder)` hears one workflow), or `durable.Workflow`
+when this process has no class of that name. Each receiver gets `event`, a JSON dict such as
 `{"event": "step_completed", "workflow_id": ..., "workflow_name": ..., "step": ...,
 "attempt": 1, "status": ..., "timestamp": ...}`. The same events are published on the
 message bus (see `durable.events`). The store sends them through its outbox
@@ -16,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.dispatch import Signal
+
+from durable.dsl import Workflow, registry
 
 logger = logging.getLogger("durable.signals")
 
@@ -61,8 +65,15 @@ def send_now(event: dict[str, Any], *, published: bool = False) -> None:
     """Send `event` to its signal's receivers; a failing receiver never breaks the engine.
     `published`: the bus already carries it (it rode the transaction that made it)."""
     signal = LIFECYCLE[event["event"]]
-    for receiver, response in signal.send_robust(sender=None, event=event, published=published):
+    sender = sender_of(event)
+    for receiver, response in signal.send_robust(sender=sender, event=event, published=published):
         if isinstance(response, Exception):
             logger.warning(
                 "lifecycle receiver %r failed on %s: %s", receiver, event["event"], response
             )
+
+
+def sender_of(event: dict[str, Any]) -> type[Workflow]:
+    """The workflow class that names `event`'s run, as Django signals name a sending class."""
+    definition = registry.find(str(event.get("workflow_name", "")))
+    return definition.workflow_class if definition is not None else Workflow

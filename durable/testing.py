@@ -51,7 +51,9 @@ def run_until_idle(*, skip_delays: bool = True, max_tasks: int = 10_000) -> int:
     """Run ready tasks in this thread until none is left; return how many ran.
 
     With `skip_delays` (the default), retry backoffs and `scheduled_at` are not waited
-    for: delayed tasks are made due at once.
+    for: delayed tasks are made due at once. A KeyboardInterrupt (Ctrl-C) raised while a
+    step runs stops the run and propagates, recording nothing: the step's claim is left to
+    its lease, as when a worker is killed.
     """
     adapter = queue_adapter()
     using = adapter.using

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# Creates .venv and installs Durable with its dev and adapter extras; re-installs only when
-# pyproject.toml changed. Used by scripts/demo.sh and scripts/test.sh.
+# Creates a virtualenv and installs Durable with every extra and the dev tools; re-installs
+# only when pyproject.toml (or the choice below) changed. Used by scripts/demo.sh,
+# scripts/test.sh and scripts/matrix.sh.
+#
+#   VENV    the virtualenv's directory (default .venv)
+#   PYTHON  the interpreter that creates it (default python3)
+#   DJANGO  a Django release series to pin, e.g. 6.1 (default: the newest pip allows)
+#   EXTRAS  the extras to install (default dev: every extra and the tools)
+#   CONSTRAINTS  a pip constraints file (the floors job pins the lowest allowed versions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+DJANGO=${DJANGO:-}
+EXTRAS=${EXTRAS:-dev}
+CONSTRAINTS=${CONSTRAINTS:-}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
-stamp=.venv/.durable-installed
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+stamp="$VENV/.durable-installed"
+wanted=$( (cat pyproject.toml ${CONSTRAINTS:+"$CONSTRAINTS"}; echo "$DJANGO $EXTRAS") \
+  | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e ".[dev,redis,rabbitmq,nats,kafka]"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet -e ".[$EXTRAS]" ${DJANGO:+"Django==$DJANGO.*"} \
+    ${CONSTRAINTS:+--constraint "$CONSTRAINTS"}
   echo "$wanted" > "$stamp"
 fi

@@ -1,28 +1,37 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, the import contract, then pytest on SQLite and on
-# PostgreSQL (DURABLE_TEST_POSTGRES_URL, default the local server). Extra arguments go to
-# both pytest runs, e.g. scripts/test.sh -k retry
+# The whole test suite: lint, types, the import contract, the docs, then pytest on SQLite
+# and on PostgreSQL (DURABLE_TEST_POSTGRES_URL, default the local server). Extra arguments
+# go to both pytest runs, e.g. scripts/test.sh -k retry. VENV, PYTHON and DJANGO choose the
+# virtualenv, as for scripts/bootstrap.sh (scripts/matrix.sh runs every combination).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+VENV=${VENV:-.venv}
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PG_URL=${DURABLE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/durable}
 COVERAGE=(--cov=durable --cov-report=term:skip-covered)
 
-echo "== ruff"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-echo "== mypy"
-.venv/bin/mypy durable
-echo "== import contract"
-.venv/bin/lint-imports --no-cache
+echo "== $("$VENV/bin/python" -c 'import sys, django; print(f"Python {sys.version.split()[0]}, Django {django.__version__}")')"
+# LINT=0 skips the checks that do not depend on the Python or Django version (scripts/
+# matrix.sh's `tests` jobs: CI lints once).
+if [ "${LINT:-1}" != 0 ]; then
+  echo "== ruff"
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/ruff" format --check .
+  echo "== mypy"
+  "$VENV/bin/mypy" durable
+  echo "== import contract"
+  "$VENV/bin/lint-imports" --no-cache
+  echo "== docs (mkdocs build --strict)"
+  "$VENV/bin/mkdocs" build --strict --quiet
+fi
 
 if [ $# -gt 0 ]; then
   echo "== pytest on SQLite"
-  env -u DATABASE_URL .venv/bin/pytest "$@"
+  env -u DATABASE_URL "$VENV/bin/pytest" "$@"
   echo "== pytest on PostgreSQL ($PG_URL)"
-  DATABASE_URL="$PG_URL" .venv/bin/pytest "${COVERAGE[@]}" "$@"
+  DATABASE_URL="$PG_URL" "$VENV/bin/pytest" "${COVERAGE[@]}" "$@"
   exit 0
 fi
 
@@ -31,25 +40,27 @@ fi
 # well inside its time limit. Tests that restart a shared server (RabbitMQ) would disturb
 # the other run: they go alone, afterwards.
 SERIAL=tests/queue/test_broker_restarts.py
-mkdir -p var
+# Each virtualenv's logs apart, so that scripts/matrix.sh can run several.
+LOGS=var/logs/$(basename "$VENV")
+mkdir -p "$LOGS"
 # Both runs would install the Mermaid parser on first use: install it once, before them.
 if command -v npm >/dev/null && [ ! -d tests/graph/node/node_modules/mermaid ]; then
   npm ci --prefix tests/graph/node --no-audit --no-fund >/dev/null
 fi
 echo "== pytest on SQLite and on PostgreSQL ($PG_URL), side by side"
-env -u DATABASE_URL .venv/bin/pytest --ignore="$SERIAL" >var/pytest-sqlite.log 2>&1 &
+env -u DATABASE_URL "$VENV/bin/pytest" --ignore="$SERIAL" >"$LOGS/pytest-sqlite.log" 2>&1 &
 sqlite_pid=$!
 set +e
-DATABASE_URL="$PG_URL" .venv/bin/pytest --ignore="$SERIAL" "${COVERAGE[@]}" \
-  >var/pytest-postgres.log 2>&1
+DATABASE_URL="$PG_URL" "$VENV/bin/pytest" --ignore="$SERIAL" "${COVERAGE[@]}" \
+  >"$LOGS/pytest-postgres.log" 2>&1
 postgres_status=$?
 wait "$sqlite_pid"
 sqlite_status=$?
 set -e
 echo "== pytest on SQLite (exit $sqlite_status)"
-cat var/pytest-sqlite.log
+cat "$LOGS/pytest-sqlite.log"
 echo "== pytest on PostgreSQL (exit $postgres_status)"
-cat var/pytest-postgres.log
+cat "$LOGS/pytest-postgres.log"
 echo "== pytest: shared servers restarted under running workers (PostgreSQL)"
-DATABASE_URL="$PG_URL" .venv/bin/pytest "$SERIAL"
+DATABASE_URL="$PG_URL" "$VENV/bin/pytest" "$SERIAL"
 [ "$sqlite_status" -eq 0 ] && [ "$postgres_status" -eq 0 ]

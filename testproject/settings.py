@@ -6,6 +6,7 @@ DATABASE_URL=postgres://postgres@127.0.0.1:5432/durable.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -13,22 +14,29 @@ from pathlib import Path
 from testproject import dburl
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
+# Runs side by side (scripts/matrix.sh) each give their own, for the SQLite files.
+VAR_DIR = Path(os.environ.get("DURABLE_VAR_DIR") or BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "durable-demo-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
+# The dashboard's live updates need durable[web]; a worker-only install (durable[worker])
+# runs this project without it.
+HAS_CHANNELS = importlib.util.find_spec("channels") is not None
+
+# daphne is not an app here: its app only turns `runserver` into an ASGI server (the demo
+# and the browser tests run the daphne command), and importing it installs Twisted, whose
+# pickling hooks (twisted.persisted.styles) break pickling of Django 6.1's Task.
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "channels",
+    *(["channels"] if HAS_CHANNELS else []),
     "django_htmx",
     "durable",
     "testproject.demo",

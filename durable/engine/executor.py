@@ -10,7 +10,8 @@ A run has three parts, the same for a worker and for an inline run:
   result: the claim to run next, if the checkpoint chained one.
 
 `execute` is all of it on the calling thread, with the checkpoint made at once. None of
-these raise for anything a step or its checkpoint does.
+these raise for anything a step or its checkpoint does, but Ctrl-C (KeyboardInterrupt) on
+the main thread, which stops an inline run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
@@ -307,6 +309,13 @@ def _called(run: Run) -> Any:
     try:
         with capturing(run.log):
             result = run.method(*run.args)
+    except KeyboardInterrupt as exc:
+        # Python delivers Ctrl-C to the main thread only, and workers run sync steps on
+        # pool threads: there it is step code's own raise. On the main thread it is an
+        # inline run (durable.testing.run_until_idle) being interrupted: it must stop.
+        if threading.current_thread() is threading.main_thread():
+            raise
+        return _Raised(exc)
     except BaseException as exc:
         return _Raised(exc)
     # A sync step cannot be interrupted; the worker fails it at the deadline, and a late

@@ -20,6 +20,7 @@ from durable.scheduler.schedules import (
     schedule,
     schedule_all_crons,
     schedule_problems,
+    stored_schedule_problems,
     unschedule,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "schedule_all_crons",
     "schedule_problems",
     "start_scheduler_thread",
+    "stored_schedule_problems",
     "tick",
     "unschedule",
 ]

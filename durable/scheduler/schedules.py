@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone as django_timezone
+from django.utils.translation import gettext as _
 
 from durable.api import _check_queue, resolve_workflow
 from durable.conf import durable_settings
@@ -112,7 +113,7 @@ def unschedule(name: str) -> None:
 
     A schedule that comes from a class attribute is recreated by the next
     `schedule_all_crons()`: remove the attribute to stop it for good."""
-    deleted, _ = ScheduledWorkflow.objects.using(using()).filter(name=name).delete()
+    deleted = ScheduledWorkflow.objects.using(using()).filter(name=name).delete()[0]
     if not deleted:
         raise LookupError(f"no schedule named {name!r}")
 
@@ -224,42 +225,55 @@ def _first_tick(row: ScheduledWorkflow) -> datetime:
     return Cron(row.cron_expression, row.timezone).next_after(django_timezone.now())
 
 
-def schedule_problems(*, stored: bool) -> list[str]:
-    """What `manage.py check` reports as durable.E010: scheduler options, class schedules
-    and, when `stored`, the schedules in the database."""
+def schedule_problems() -> list[str]:
+    """What `manage.py check` reports as durable.E010 without the database: scheduler
+    options and class schedules."""
     problems = _option_problems()
     queues = set(durable_settings.queue_names())
     for definition in registry.all_definitions():
         queue = getattr(definition.workflow_class, "cron_queue", None)
         if getattr(definition.workflow_class, "cron", None) and queue and queue not in queues:
             problems.append(
-                f"workflow {definition.name!r}: cron_queue {queue!r} is not in "
-                "DURABLE['QUEUES']; no worker would run the scheduled runs"
+                _(
+                    "workflow %(workflow)r: cron_queue %(queue)r is not in DURABLE['QUEUES']; "
+                    "no worker would run the scheduled runs"
+                )
+                % {"workflow": definition.name, "queue": queue}
             )
-    if stored:
-        try:
-            rows = list(ScheduledWorkflow.objects.using(using()).order_by("name"))
-        except DatabaseError:
-            rows = []  # not migrated yet: nothing stored to check
-        for row in rows:
-            problems += [f"schedule {row.name!r}: {p}" for p in _row_problems(row, queues)]
+    return problems
+
+
+def stored_schedule_problems() -> list[str]:
+    """What `manage.py check --database` adds to durable.E010: the schedules stored in the
+    database."""
+    queues = set(durable_settings.queue_names())
+    try:
+        rows = list(ScheduledWorkflow.objects.using(using()).order_by("name"))
+    except DatabaseError:
+        rows = []  # not migrated yet: nothing stored to check
+    problems: list[str] = []
+    for row in rows:
+        problems += [
+            _("schedule %(name)r: %(problem)s") % {"name": row.name, "problem": p}
+            for p in _row_problems(row, queues)
+        ]
     return problems
 
 
 def _option_problems() -> list[str]:
     problems: list[str] = []
     if not isinstance(option("ENABLED"), bool):
-        problems.append("DURABLE['SCHEDULER']['ENABLED'] must be True or False")
+        problems.append(_("DURABLE['SCHEDULER']['ENABLED'] must be True or False"))
     try:
         get_zone(option("TIMEZONE"))
     except ValueError as exc:
-        problems.append(f"DURABLE['SCHEDULER']['TIMEZONE']: {exc}")
+        problems.append(_("DURABLE['SCHEDULER']['TIMEZONE']: %(problem)s") % {"problem": exc})
     interval, grace = option("INTERVAL"), option("GRACE_SECONDS")
     if not _is_number(interval) or not interval > 0:
-        problems.append("DURABLE['SCHEDULER']['INTERVAL'] must be a positive number of seconds")
+        problems.append(_("DURABLE['SCHEDULER']['INTERVAL'] must be a positive number of seconds"))
     if not _is_number(grace) or not grace >= 0:
         problems.append(
-            "DURABLE['SCHEDULER']['GRACE_SECONDS'] must be a non-negative number of seconds"
+            _("DURABLE['SCHEDULER']['GRACE_SECONDS'] must be a non-negative number of seconds")
         )
     return problems
 
@@ -286,7 +300,9 @@ def _row_problems(row: ScheduledWorkflow, queues: set[str]) -> list[str]:
         try:
             registry.get(row.workflow_name)
         except WorkflowNotFound:
-            problems.append(f"workflow {row.workflow_name!r} is not registered")
+            problems.append(
+                _("workflow %(workflow)r is not registered") % {"workflow": row.workflow_name}
+            )
         if row.queue not in queues:
-            problems.append(f"queue {row.queue!r} is not in DURABLE['QUEUES']")
+            problems.append(_("queue %(queue)r is not in DURABLE['QUEUES']") % {"queue": row.queue})
     return problems

@@ -1,4 +1,5 @@
-"""Django's Tasks API (the `django-tasks` backport) on Durable: `durable[tasks]`.
+"""Django's Tasks framework on Durable: `django.tasks` on Django 6.0 and later, the
+`django-tasks` backport (`durable[tasks]`) on Django 5.2.
 
 TASKS = {"default": {"BACKEND": "durable.tasks.DurableBackend"}}
 """

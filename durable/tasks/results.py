@@ -1,4 +1,4 @@
-"""A task's execution and its attempts, read back as a django-tasks `TaskResult`."""
+"""A task's execution and its attempts, read back as the Tasks framework's `TaskResult`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import SuspiciousOperation
-from django_tasks import TaskResult, TaskResultStatus
-from django_tasks.base import Task, TaskError
-from django_tasks.exceptions import TaskResultDoesNotExist
 
 from durable.conf import durable_settings
 from durable.exceptions import WorkflowNotFound
@@ -19,7 +16,20 @@ from durable.models import (
     StepStatus,
     WorkflowExecution,
 )
+from durable.tasks.framework import (
+    Task,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+)
 from durable.tasks.workflows import PREFIX, load_task, parse_name
+
+
+def load_result(alias: str, result_id: str) -> TaskResult[Any, Any]:
+    """The result of a task enqueued on backend `alias`, as stored now."""
+    execution = load_execution(alias, result_id)
+    return to_task_result(execution, attempts_of(execution), task_of(execution))
 
 
 def load_execution(alias: str, result_id: str) -> WorkflowExecution:
@@ -45,8 +55,8 @@ def task_of(execution: WorkflowExecution) -> Task[Any, Any]:
     try:
         task = load_task(path)
     except WorkflowNotFound as exc:
-        # The stored path no longer names a task (renamed, removed): as django-tasks' own
-        # database backend does, refuse to hand back something else.
+        # The stored path no longer names a task (renamed, removed): as the database backend
+        # of django-tasks does, refuse to hand back something else.
         raise SuspiciousOperation(f"Task {execution.workflow_id}: {exc}") from None
     return task.using(
         priority=execution.priority,
@@ -58,10 +68,10 @@ def task_of(execution: WorkflowExecution) -> Task[Any, Any]:
 
 def to_task_result(
     execution: WorkflowExecution, attempts: Sequence[StepExecution], task: Task[Any, Any]
-) -> TaskResult[Any]:
+) -> TaskResult[Any, Any]:
     finished = execution.status in FINISHED_STATUSES
     data = execution.input if isinstance(execution.input, dict) else {}
-    result: TaskResult[Any] = TaskResult(
+    result: TaskResult[Any, Any] = TaskResult(
         task=task,
         id=execution.workflow_id,
         status=status_of(execution, attempts),
@@ -93,13 +103,7 @@ def status_of(execution: WorkflowExecution, attempts: Sequence[StepExecution]) -
 
 def error_of(error: dict[str, Any]) -> TaskError:
     kind = str(error.get("type") or "Exception")
-    # Durable names builtins bare ("ValueError"); django-tasks imports the path.
+    # Durable names builtins bare ("ValueError"); the Tasks framework imports the path.
     path = kind if "." in kind else f"builtins.{kind}"
     traceback = error.get("traceback") or f"{kind}: {error.get('message', '')}\n"
     return TaskError(exception_class_path=path, traceback=str(traceback))
-
-
-def running_result(alias: str, result_id: str) -> TaskResult[Any]:
-    """The result a running task sees through its `TaskContext`."""
-    execution = load_execution(alias, result_id)
-    return to_task_result(execution, attempts_of(execution), task_of(execution))

@@ -1,4 +1,4 @@
-"""One built-in workflow per django-tasks task: a single step that calls the task function.
+"""One built-in workflow per task: a single step that calls the task function.
 
 Its name is `task:<backend alias>:<task module path>`, so the dashboard, the admin and
 `get_metrics` show (and group by) the task. The definition is made from that name wherever
@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from django.utils.module_loading import import_string
-from django_tasks import TaskContext, task_backends
-from django_tasks.base import Task
-from django_tasks.exceptions import InvalidTaskBackendError
 
 from durable.dsl import Definition, Retry, Workflow, registry, step
 from durable.dsl.retry import Backoff
-from durable.exceptions import WorkflowNotFound
+from durable.exceptions import NonRetryable, WorkflowNotFound
 from durable.flow.context import Context
+from durable.tasks.framework import InvalidTaskBackend, Task, TaskContext, task_backends
+from durable.tasks.values import exact_json
 
 if TYPE_CHECKING:
     from durable.tasks.backend import DurableBackend
@@ -139,8 +138,8 @@ def _sync_step(task: Task[Any, Any]) -> Callable[..., Any]:
     def run(self: TaskWorkflow, ctx: Context) -> Any:
         args, kwargs = _arguments(ctx)
         if task.takes_context:
-            return func(_task_context(self, ctx), *args, **kwargs)
-        return func(*args, **kwargs)
+            return _return_value(func(_task_context(self, ctx), *args, **kwargs))
+        return _return_value(func(*args, **kwargs))
 
     return run
 
@@ -150,9 +149,18 @@ def _async_step(task: Task[Any, Any]) -> Callable[..., Any]:
 
     async def run(self: TaskWorkflow, ctx: Context) -> Any:
         args, kwargs = _arguments(ctx)
-        return await func(*args, **kwargs)
+        return _return_value(await func(*args, **kwargs))
 
     return run
+
+
+def _return_value(value: Any) -> Any:
+    """What the task returned, as Django stores it; a value it refuses fails the task for good
+    (with Django's TypeError), since another attempt would return the same kind of value."""
+    try:
+        return exact_json(value, "the task's return value")
+    except (TypeError, ValueError) as exc:
+        raise NonRetryable(exc) from exc
 
 
 def _arguments(ctx: Context) -> tuple[list[Any], dict[str, Any]]:
@@ -160,10 +168,10 @@ def _arguments(ctx: Context) -> tuple[list[Any], dict[str, Any]]:
     return list(data.get("args") or []), dict(data.get("kwargs") or {})
 
 
-def _task_context(workflow: TaskWorkflow, ctx: Context) -> TaskContext:
-    from durable.tasks.results import running_result
+def _task_context(workflow: TaskWorkflow, ctx: Context) -> TaskContext[Any, Any]:
+    from durable.tasks.results import load_result
 
-    return TaskContext(task_result=running_result(workflow.backend_alias, ctx.workflow_id))
+    return TaskContext(task_result=load_result(workflow.backend_alias, ctx.workflow_id))
 
 
 def resolve(name: str) -> Definition:
@@ -171,7 +179,7 @@ def resolve(name: str) -> Definition:
     alias, path = parse_name(name)
     try:
         backend = task_backends[alias]
-    except InvalidTaskBackendError:
+    except InvalidTaskBackend:
         raise WorkflowNotFound(f"{name}: no TASKS backend {alias!r} in this process") from None
     from durable.tasks.backend import DurableBackend
 
@@ -187,9 +195,12 @@ def load_task(path: str) -> Task[Any, Any]:
     except ImportError as exc:
         raise WorkflowNotFound(f"cannot import task {path!r}: {exc}") from None
     if not isinstance(task, Task):
-        raise WorkflowNotFound(f"{path!r} is not a django-tasks Task")
+        raise WorkflowNotFound(f"{path!r} is not a Task of Django's Tasks framework")
     return task
 
 
 def install() -> None:
+    from durable.tasks import signals
+
     registry.add_resolver(PREFIX, resolve)
+    signals.connect()

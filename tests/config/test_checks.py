@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
+from io import StringIO
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.checks import run_checks
+from django.core.management import call_command
+from django.db import connections
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from durable import Workflow, step
 from durable.conf import durable_settings
@@ -131,3 +136,16 @@ def test_bad_retention_values_are_e015(retention):
 def test_retention_none_keeps_forever_and_passes():
     with override_settings(DURABLE={"RETENTION": {"COMPLETED_DAYS": None, "FAILED_DAYS": 7}}):
         assert "durable.E015" not in durable_ids()
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_manage_py_check_runs_no_sql_query():
+    # Django 6.1 hands every check every database alias; only `check --database` may query.
+    # Django's own JSONField check asks SQLite once per connection whether it has JSON1 (a
+    # cached feature probe, not a check's query): ask before counting.
+    for alias in connections:
+        assert connections[alias].features.supports_json_field
+    with ExitStack() as stack:
+        captured = [stack.enter_context(CaptureQueriesContext(connections[a])) for a in connections]
+        call_command("check", stdout=StringIO())
+    assert [q["sql"] for c in captured for q in c.captured_queries] == [], "check ran SQL"

@@ -53,6 +53,36 @@ def test_signals_fire_in_order_after_each_commit():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_sender_is_the_workflow_class_so_receivers_can_pick_one_workflow():
+    senders, only_two_steps = [], []
+
+    def receiver(sender, event, **kwargs):
+        senders.append(sender)
+
+    def two_steps_receiver(sender, event, **kwargs):
+        only_two_steps.append(event["workflow_id"])
+
+    signals.workflow_completed.connect(receiver)
+    signals.workflow_completed.connect(two_steps_receiver, sender=TwoSteps)
+    signals.workflow_failed.connect(receiver)
+    try:
+        wid = durable.start(TwoSteps, {})
+        durable.start(Fails, {})
+        run_until_idle()
+    finally:
+        signals.workflow_completed.disconnect(receiver)
+        signals.workflow_completed.disconnect(two_steps_receiver, sender=TwoSteps)
+        signals.workflow_failed.disconnect(receiver)
+    assert sorted(s.__name__ for s in senders) == ["Fails", "TwoSteps"]
+    assert only_two_steps == [wid]
+
+
+def test_an_event_of_a_workflow_this_process_does_not_know_is_sent_by_workflow():
+    event = signals.lifecycle_event("workflow_completed", "w-1", "not_registered_here")
+    assert signals.sender_of(event) is durable.Workflow
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_failing_receiver_does_not_break_the_workflow():
     def broken(sender, event, **kwargs):
         raise RuntimeError("receiver bug")

@@ -4,8 +4,10 @@ survives: BaseExceptions, unprintable errors, non-JSON outputs and context write
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 
 import durable
 from durable.models import Task, WorkflowExecution
@@ -28,7 +30,6 @@ def failed_run(how: str) -> tuple[WorkflowExecution, list]:
     ("how", "error_type", "message"),
     [
         ("system_exit", "SystemExit", "3"),
-        ("keyboard_interrupt", "KeyboardInterrupt", ""),
         ("base_exception", "tests.integration.workflows.CustomBaseException", "custom base"),
     ],
 )
@@ -49,7 +50,6 @@ def test_base_exceptions_fail_the_execution_without_killing_the_runner(
     ("how", "error_type", "message"),
     [
         ("system_exit", "SystemExit", "4"),
-        ("keyboard_interrupt", "KeyboardInterrupt", ""),
         ("base_exception", "tests.integration.workflows.CustomBaseException", "async custom base"),
     ],
 )
@@ -62,6 +62,35 @@ def test_base_exceptions_in_async_steps_fail_the_execution(how, error_type, mess
     assert not Task.objects.filter(execution=execution).exists()
     # The shared event loop survived: another async workflow still runs.
     assert run_workflow(wf.AsyncSteps, {"n": 1}).status == "completed"
+
+
+@pytest.mark.parametrize("workflow", [wf.Misbehaving, wf.AsyncMisbehaving])
+def test_keyboard_interrupt_stops_an_inline_run_and_records_nothing(workflow) -> None:
+    workflow_id = durable.start(workflow, {"how": "keyboard_interrupt"})
+    with pytest.raises(KeyboardInterrupt):
+        run_until_idle()
+    assert durable.get_execution(workflow_id).status == "running"
+    assert [r.status for r in attempts(workflow_id, "misbehave")] == ["running"]
+
+
+def run_until_idle_and_close() -> None:
+    try:
+        run_until_idle()
+    finally:
+        connections.close_all()  # this thread's own
+
+
+@pytest.mark.django_db(transaction=True)  # the pool thread has a connection of its own
+@pytest.mark.parametrize("workflow", [wf.Misbehaving, wf.AsyncMisbehaving])
+def test_keyboard_interrupt_off_the_main_thread_fails_the_step_like_a_worker(workflow) -> None:
+    # Workers run steps in pool threads, where a KeyboardInterrupt is the step's own raise.
+    workflow_id = durable.start(workflow, {"how": "keyboard_interrupt"})
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(run_until_idle_and_close).result()
+    execution = durable.get_execution(workflow_id)
+    assert execution.status == "failed"
+    assert execution.error["type"] == "KeyboardInterrupt"
+    assert [(r.attempt, r.status) for r in attempts(workflow_id, "misbehave")] == [(1, "failed")]
 
 
 def test_an_async_steps_own_timeout_error_is_recorded_as_itself() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from django_tasks import TaskContext, task
-
 from durable.tasks import retry
+from durable.tasks.framework import TaskContext, task
 
 
 @task()
@@ -60,6 +60,12 @@ def complex_exception() -> None:
 def complex_return_value() -> Any:
     # Something which isn't JSON serializable.
     return lambda: True
+
+
+@task()
+def return_this(expression: str) -> Any:
+    # The value is made in the task: arguments are held to the same rule.
+    return eval(expression, {"inf": math.inf, "nan": math.nan})
 
 
 @task()

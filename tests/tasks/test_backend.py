@@ -3,29 +3,35 @@ Durable inline: tasks are enqueued the standard way and run by `run_until_idle`.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.exceptions import SuspiciousOperation
 from django.test import override_settings
 from django.utils import timezone
-from django_tasks import TaskResultStatus, default_task_backend, task_backends
-from django_tasks.exceptions import (
-    InvalidTaskBackendError,
-    InvalidTaskError,
-    TaskResultDoesNotExist,
-    TaskResultMismatch,
-)
-from django_tasks.signals import task_enqueued
 
 import durable
 from durable.dsl import registry
 from durable.exceptions import WorkflowNotFound
 from durable.models import StepExecution, WorkflowExecution
-from durable.serialization import NotJSONError
 from durable.tasks import DurableBackend
+from durable.tasks.framework import (
+    InvalidTask,
+    InvalidTaskBackend,
+    TaskResultDoesNotExist,
+    TaskResultMismatch,
+    TaskResultStatus,
+    default_task_backend,
+    task_backends,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
 from durable.testing import advance_time, run_until_idle
 from tests.tasks import tasks as t
 
@@ -180,9 +186,25 @@ def test_complex_return_value_fails_the_task():
     result = run(t.complex_return_value.enqueue())
     assert result.status == TaskResultStatus.FAILED
     assert result._return_value is None
-    assert issubclass(result.errors[0].exception_class, TypeError)
-    assert result.errors[0].exception_class is NotJSONError
-    assert "not JSON" in result.errors[0].traceback
+    # As Django's own backends: the TypeError of django.utils.json.normalize_json.
+    assert result.errors[0].exception_class is TypeError
+    assert "Unsupported type" in result.errors[0].traceback
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({1: "one"}, "the key 1 at the top (JSON keys are strings)"),
+        ([1.5, {"x": math.inf}], "inf at [1]['x']"),
+        (math.nan, "nan at the top"),
+    ],
+)
+def test_a_return_value_json_would_change_fails_the_task_for_good(value, problem):
+    result = run(t.return_this.using(backend="retrying").enqueue(repr(value)))
+    assert result.status == TaskResultStatus.FAILED
+    assert result.attempts == 1  # another attempt would return the same
+    assert result.errors[0].exception_class is TypeError
+    assert problem in result.errors[0].traceback
 
 
 @pytest.mark.parametrize("task", [t.failing_task_system_exit, t.exit_task])
@@ -338,7 +360,7 @@ def test_task_workflows_resolve_by_name_in_any_process():
     assert definition.retry_for(definition.step("run")).max_attempts == 3
     with pytest.raises(WorkflowNotFound, match="no TASKS backend 'nope'"):
         registry.get("task:nope:tests.tasks.tasks.flaky")
-    with pytest.raises(WorkflowNotFound, match="is not a django-tasks Task"):
+    with pytest.raises(WorkflowNotFound, match="is not a Task of Django's Tasks framework"):
         registry.get("task:default:subprocess.check_output")
 
 
@@ -367,41 +389,61 @@ def assert_nothing_written():
     TASKS={"default": {"BACKEND": "durable.tasks.DurableBackend", "QUEUES": ["payments"]}}
 )
 def test_queue_not_listed_for_the_backend_is_refused():
-    with pytest.raises(InvalidTaskError, match="Queue 'default' is not valid for backend"):
+    with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend"):
         t.noop_task.enqueue()
     result = t.noop_task.using(queue_name="payments").enqueue()
     assert durable.get_execution(result.id).queue == "payments"
 
 
 def test_queue_not_configured_in_durable_is_refused():
-    with pytest.raises(InvalidTaskError, match="not configured in DURABLE\\['QUEUES'\\]"):
+    with pytest.raises(InvalidTask, match="not configured in DURABLE\\['QUEUES'\\]"):
         t.noop_task.using(queue_name="nowhere")
     assert_nothing_written()
 
 
 @pytest.mark.parametrize("priority", [101, -101])
 def test_priority_out_of_range_is_refused(priority):
-    with pytest.raises(InvalidTaskError, match="priority must be a whole number"):
+    with pytest.raises(InvalidTask, match="priority must be a whole number"):
         t.noop_task.using(priority=priority)
 
 
 def test_naive_run_after_is_refused():
-    with pytest.raises(InvalidTaskError, match="run_after must be an aware datetime"):
+    with pytest.raises(InvalidTask, match="run_after must be an aware datetime"):
         t.noop_task.using(run_after=timezone.now().replace(tzinfo=None))
 
 
-def test_non_json_arguments_are_refused():
-    with pytest.raises(NotJSONError, match="input\\['args'\\]\\[0\\]"):
-        t.noop_task.enqueue({1, 2})
-    with pytest.raises(TypeError):
-        t.noop_task.enqueue(x=object())
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        # Django's own rule (django.utils.json.normalize_json) and its exceptions.
+        ([{1, 2}], {}, TypeError, "Unsupported type: <class 'set'>"),
+        ([datetime(2026, 1, 1)], {}, TypeError, "Unsupported type: <class 'datetime.datetime'>"),
+        ([], {"x": object()}, TypeError, "Unsupported type: <class 'object'>"),
+        ([b"\xff"], {}, ValueError, "Unsupported value: <class 'bytes'>"),
+        # Accepted by Django's rule, changed by a JSON round trip: refused, naming where.
+        ([{1: "a"}], {}, TypeError, "the key 1 at [0]"),
+        ([], {"ratio": math.nan}, TypeError, "nan at ['ratio']"),
+    ],
+)
+def test_arguments_that_would_not_come_back_as_given_are_refused(args, kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        t.noop_task.enqueue(*args, **kwargs)
     assert_nothing_written()
 
 
-def test_task_functions_must_be_module_level():
-    from django_tasks import task
+def test_arguments_come_back_as_django_normalizes_them():
+    result = t.echo.enqueue((1, 2), b"bytes", key=("a", {"b": (3,)}))
+    assert result.args == [[1, 2], "bytes"]
+    assert result.kwargs == {"key": ["a", {"b": [3]}]}
+    run(result)
+    assert result.return_value == {"args": [[1, 2], "bytes"], "kwargs": result.kwargs}
+    assert json.loads(json.dumps(result.return_value)) == result.return_value
 
-    with pytest.raises(InvalidTaskError, match="module level"):
+
+def test_task_functions_must_be_module_level():
+    from durable.tasks.framework import task
+
+    with pytest.raises(InvalidTask, match="module level"):
 
         @task()
         def local() -> None: ...
@@ -411,6 +453,71 @@ def test_task_functions_must_be_module_level():
     TASKS={"default": {"BACKEND": "durable.tasks.DurableBackend", "OPTIONS": {"retries": 3}}}
 )
 def test_invalid_options_refuse_to_enqueue():
-    with pytest.raises(InvalidTaskBackendError, match="unknown OPTIONS key"):
+    with pytest.raises(InvalidTaskBackend, match="unknown OPTIONS key"):
         t.noop_task.enqueue()
     assert_nothing_written()
+
+
+# task_started and task_finished: sent once committed, by the process that ran the task.
+
+
+@pytest.fixture
+def task_signals():
+    received = []
+
+    def capture(sender, task_result, signal, **kwargs):
+        name = "started" if signal is task_started else "finished"
+        received.append((name, sender, task_result.id, task_result.status))
+
+    for signal in (task_started, task_finished):
+        signal.connect(capture, dispatch_uid="tasks-test", weak=False)
+    yield received
+    for signal in (task_started, task_finished):
+        signal.disconnect(capture, dispatch_uid="tasks-test")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_started_and_finished_are_sent_with_the_committed_result(task_signals):
+    ok = t.calculate_meaning_of_life.enqueue()
+    failing = t.failing_task_value_error.enqueue()
+    run_until_idle()
+    by_id = {
+        result_id: [
+            (name, sender, status) for name, sender, i, status in task_signals if i == result_id
+        ]
+        for result_id in (ok.id, failing.id)
+    }
+    assert by_id[ok.id] == [
+        ("started", DurableBackend, TaskResultStatus.RUNNING),
+        ("finished", DurableBackend, TaskResultStatus.SUCCESSFUL),
+    ]
+    assert by_id[failing.id] == [
+        ("started", DurableBackend, TaskResultStatus.RUNNING),
+        ("finished", DurableBackend, TaskResultStatus.FAILED),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_attempt_starts_and_the_task_finishes_once(task_signals, tmp_path):
+    result = t.flaky.using(backend="retrying").enqueue(str(tmp_path / "calls"), 2)
+    run_until_idle()
+    assert [(name, status) for name, _, _, status in task_signals] == [
+        ("started", TaskResultStatus.RUNNING),
+        ("started", TaskResultStatus.RUNNING),
+        ("started", TaskResultStatus.RUNNING),
+        ("finished", TaskResultStatus.SUCCESSFUL),
+    ]
+    assert {result_id for _, _, result_id, _ in task_signals} == {result.id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_task_finishes_failed_and_workflows_send_no_task_signal(task_signals):
+    from tests.e2e.workflows import ThreeSteps
+
+    result = t.noop_task.enqueue()
+    durable.cancel(result.id)
+    durable.start(ThreeSteps, {})
+    run_until_idle()
+    assert [(name, i, status) for name, _, i, status in task_signals] == [
+        ("finished", result.id, TaskResultStatus.FAILED)
+    ]

@@ -1,11 +1,14 @@
-"""`DurableBackend.check()` (run by django-tasks' system check) reports misconfiguration."""
+"""`DurableBackend.check()` (run by the Tasks framework's system check) reports misconfiguration."""
 
 from __future__ import annotations
 
+import django
 import pytest
 from django.conf import settings
+from django.core.checks import run_checks
 from django.test import override_settings
-from django_tasks import task_backends
+
+from durable.tasks.framework import task_backends
 
 
 def backend_with(**params):
@@ -60,3 +63,11 @@ def test_alias_that_cannot_name_a_workflow():
     with override_settings(TASKS={"a b": {"BACKEND": "durable.tasks.DurableBackend"}}):
         backend = task_backends["a b"]
     assert ids(backend) == ["durable.E043"]
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="on Django 5.2 the backport is the framework")
+def test_the_backport_installed_beside_djangos_own_tasks_is_w044():
+    assert [m.id for m in run_checks(tags=["durable"]) if m.id == "durable.W044"] == []
+    with override_settings(INSTALLED_APPS=[*settings.INSTALLED_APPS, "django_tasks"]):
+        (message,) = [m for m in run_checks(tags=["durable"]) if m.id == "durable.W044"]
+    assert "Remove 'django_tasks' from INSTALLED_APPS" in message.hint

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_tasks import TaskResultStatus
 
 from durable.models import StepExecution
+from durable.tasks.framework import TaskResultStatus
 from durable.testing import advance_time
 from tests.support.workers import wait_until
 from tests.tasks import tasks as t

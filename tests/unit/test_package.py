@@ -25,6 +25,7 @@ def test_import_durable_works_without_django_settings() -> None:
         "    def greet(self, ctx):\n"
         "        ctx.put('greeting', 'hi')\n"
         "assert Hello.definition().name == 'hello'\n"
+        "assert 'greet' in [n['id'] for n in durable.graph.generate(Hello)['nodes']]\n"
         "assert not settings.configured\n"
         "print('ok')\n"
     )
@@ -60,6 +61,7 @@ def test_public_names_are_pinned() -> None:
         "get_execution_logs",
         "get_metrics",
         "get_step_logs",
+        "graph",
         "list_executions",
         "loop",
         "on_decision",
