@@ -6,7 +6,7 @@ import pytest
 
 import durable
 from durable import queues
-from durable.models import QueueState
+from durable.models import QueueState, Task
 from durable.testing import run_until_idle
 from tests.integration import workflows as wf
 from tests.integration.support import claim_one, row_counts, run_next, tasks_of
@@ -99,3 +99,34 @@ def test_unknown_queue_names_raise_and_write_nothing(call) -> None:
     with pytest.raises(ValueError, match="queue 'nowhere' is not configured"):
         call("nowhere")
     assert row_counts() == before
+
+
+def test_claims_by_id_respect_a_global_cap_and_send_the_rest_back_shortly(settings) -> None:
+    """A broker delivers task ids; over the queue's global cap they go back to it, due again
+    in a moment, instead of being dropped as stale."""
+    from durable.store import claims
+
+    settings.DURABLE = {
+        **settings.DURABLE,
+        "QUEUES": {
+            **settings.DURABLE["QUEUES"],
+            "default": {"concurrency": 8, "global_concurrency": 2},
+        },
+    }
+    ids = [durable.start(wf.OneStep, {"n": n}) for n in range(3)]
+    held = claims.claim_tasks("default", 1, worker_id="a", lease_seconds=30, using="default")
+    assert len(held) == 1
+    task_ids = list(
+        Task.objects.filter(execution__workflow_id__in=ids, status="ready").values_list(
+            "id", flat=True
+        )
+    )
+
+    result = claims.claim_task_ids(
+        "default", task_ids, worker_id="b", lease_seconds=30, using="default"
+    )
+
+    assert len(result.claimed) == 1  # 2 in all with the one held
+    assert len(result.not_due) == 1  # sent back, due again shortly
+    assert Task.objects.filter(status="claimed").count() == 2
+    assert claims.claim_tasks("default", 5, worker_id="c", lease_seconds=30, using="default") == []
