@@ -277,13 +277,23 @@ class _Raised:
 def invoke(run: Run) -> Outcome:
     """Run a prepared claim on this thread (an async step on the process's shared loop,
     which only inline runs use) and return its outcome. A transactional step is
-    checkpointed here, in its own transaction: its outcome is then `COMMITTED`."""
+    checkpointed here, in its own transaction: its outcome is then `Committed`."""
     if isinstance(run.method, Failure):
         return _failed(run, run.method)
     if run.step.transactional:
         return _run_transactional(run)
     with _following(run):
         raw = run_coroutine(_awaited(run), None) if run.is_async else _called(run)
+    if (
+        isinstance(raw, _Raised)
+        and isinstance(raw.error, KeyboardInterrupt)
+        and threading.current_thread() is threading.main_thread()
+    ):
+        # Python delivers Ctrl-C to the main thread only, and workers run steps on pool
+        # threads or their event loop: there it is step code's own raise. On the main
+        # thread it is an inline run (durable.testing.run_until_idle) being interrupted,
+        # which must stop, not record.
+        raise raw.error
     return _conclude(run, raw)
 
 
@@ -309,13 +319,6 @@ def _called(run: Run) -> Any:
     try:
         with capturing(run.log):
             result = run.method(*run.args)
-    except KeyboardInterrupt as exc:
-        # Python delivers Ctrl-C to the main thread only, and workers run sync steps on
-        # pool threads: there it is step code's own raise. On the main thread it is an
-        # inline run (durable.testing.run_until_idle) being interrupted: it must stop.
-        if threading.current_thread() is threading.main_thread():
-            raise
-        return _Raised(exc)
     except BaseException as exc:
         return _Raised(exc)
     # A sync step cannot be interrupted; the worker fails it at the deadline, and a late

@@ -376,6 +376,7 @@ class GenericBackend(Backend):
             WorkflowExecution.objects.using(self.using)
             .select_for_update()
             .filter(pk__in=sorted(pks))
+            .defer(*sql.CHECKPOINT_SKIPS)
             .order_by("pk")
         )
         return Done({row.pk: row for row in rows})

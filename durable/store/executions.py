@@ -260,8 +260,10 @@ def release_freed(freed: Sequence[tuple[str, bool]], using: str) -> None:
 
 
 def loaded_values(execution: WorkflowExecution) -> dict[str, Any]:
-    """What `changed_columns` compares against: the row's values as locked (shallow)."""
-    return {field.attname: getattr(execution, field.attname) for field in _CONCRETE}
+    """What `changed_columns` compares against: the row's values as locked (shallow), of
+    the columns loaded (a deferred one is not read here, which would load it)."""
+    loaded = execution.__dict__
+    return {field.attname: loaded[field.attname] for field in _CONCRETE if field.attname in loaded}
 
 
 def changed_columns(execution: WorkflowExecution, loaded: dict[str, Any]) -> set[str]:

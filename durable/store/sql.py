@@ -347,8 +347,25 @@ def delete_execution_tasks(execution_pks: Sequence[int], using: str) -> Pending[
     return send(using, DELETE_EXECUTION_TASKS_SQL, {"pks": list(execution_pks)})
 
 
+# What a checkpoint reads of its executions: every column it may read or change; the
+# others (never read there, or only on rare paths, which load them on access) stay behind.
+CHECKPOINT_SKIPS = (
+    "created_at",
+    "updated_at",
+    "scheduled_at",
+    "idempotency_key",
+    "workflow_module",
+    "definition_version",
+)
+CHECKPOINT_COLUMNS = ", ".join(
+    str(f.column)
+    for f in WorkflowExecution._meta.concrete_fields
+    if f.attname not in CHECKPOINT_SKIPS
+)
+
 LOCK_EXECUTIONS_SQL = f"""
-SELECT * FROM {_table(WorkflowExecution)} WHERE id = ANY(%(pks)b) ORDER BY id FOR NO KEY UPDATE
+SELECT {CHECKPOINT_COLUMNS} FROM {_table(WorkflowExecution)}
+ WHERE id = ANY(%(pks)b) ORDER BY id FOR NO KEY UPDATE
 """
 
 
@@ -362,11 +379,12 @@ def lock_executions(pks: Iterable[int], using: str) -> Pending[dict[int, Workflo
     return send(using, LOCK_EXECUTIONS_SQL, {"pks": sorted(pks)}, build)
 
 
+# A deleted task is read for its attempt's key and its events only.
 DELETE_TASKS_SQL = f"""
 DELETE FROM {_table(Task)} AS t
  USING unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS d(id, token)
  WHERE t.id = d.id AND t.lease_token = d.token
-RETURNING t.*
+RETURNING t.id, t.execution_id, t.kind, t.step, t.token, t.queue, t.priority, t.attempt
 """
 
 LOCK_TASKS_SQL = f"""
