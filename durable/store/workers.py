@@ -53,9 +53,9 @@ class Verdict:
 
 def judge(worker_ids: Iterable[str], *, lease_seconds: float, using: str) -> Verdict:
     """Which of `worker_ids` are gone. A live worker is seen every third of a lease (its
-    lease keeper runs whatever its steps do), so one seen within a lease lives on; one
-    whose process stopped was last seen at least a lease before its lease lapsed, and is
-    only told from a worker cut off from the database once two leases have passed."""
+    lease keeper runs whatever its steps do), so one seen within half a lease lives on;
+    one whose process stopped was last seen a lease or more before its lease lapsed, and
+    is only told from a worker cut off from the database once two leases have passed."""
     ids = set(worker_ids)
     if not ids:
         return Verdict(frozenset(), frozenset(), None)
@@ -67,6 +67,6 @@ def judge(worker_ids: Iterable[str], *, lease_seconds: float, using: str) -> Ver
     )
     lease = timedelta(seconds=lease_seconds)
     gone = {w for w in ids if w not in seen or seen[w] <= now - 2 * lease}
-    undecided = {w for w in ids - gone if seen[w] <= now - lease}
+    undecided = {w for w in ids - gone if seen[w] <= now - lease / 2}
     decided_at = max((seen[w] + 2 * lease for w in undecided), default=None)
     return Verdict(frozenset(gone), frozenset(undecided), decided_at)
