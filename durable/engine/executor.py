@@ -44,12 +44,14 @@ from durable.engine.waits import StepWaits
 from durable.exceptions import (
     LeaseLost,
     NonRetryable,
+    StepCancelled,
     StepTimeout,
     WaitConflict,
     WorkerLost,
     WorkflowNotFound,
     WorkflowTimeout,
 )
+from durable.flow.cancellation import Cancellation
 from durable.flow.context import Context
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
@@ -93,6 +95,8 @@ class Run:
     adapter: QueueAdapter
     chain: Chain | None = None
     started: float = field(default_factory=time.monotonic)
+    # Shared with the step's ctx: its worker asks the attempt to stop through it.
+    cancellation: Cancellation = field(default_factory=Cancellation)
 
     @property
     def using(self) -> str:
@@ -158,6 +162,7 @@ def prepare(
     waits = StepWaits(claim)
     if StepWaits.needs_loading(claim):
         waits.load(using)
+    cancellation = Cancellation()
     ctx = Context(
         claim.context,
         input=claim.input,
@@ -168,10 +173,23 @@ def prepare(
         progress_hook=ProgressReporter(
             claim.execution_pk, step.name, claim.token.scope_key(), claim.attempt, using, db
         ),
+        cancellation=cancellation,
     )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)
-    return Run(claim, definition, step, method, args, ctx, waits, log, adapter, chain)
+    return Run(
+        claim,
+        definition,
+        step,
+        method,
+        args,
+        ctx,
+        waits,
+        log,
+        adapter,
+        chain,
+        cancellation=cancellation,
+    )
 
 
 def _worker_lost(claim: ClaimedTask, using: str) -> WorkerLost | None:
@@ -212,6 +230,7 @@ def _compensation(
     method = _method(definition, step.compensate)
     compensation = StepNode(name=step.compensate, method=step.compensate, timeout=step.timeout)
     args: tuple[Any, ...] = ()
+    cancellation = Cancellation()
     if not isinstance(method, Failure):
         ctx = Context(
             claim.context,
@@ -219,6 +238,7 @@ def _compensation(
             workflow_id=claim.workflow_id,
             current_step=step.compensate,
             attempt=claim.attempt,
+            cancellation=cancellation,
         )
         takes_item = len(inspect.signature(method).parameters) >= 2
         args = (ctx, claim.token.item) if takes_item else (ctx,)
@@ -228,7 +248,18 @@ def _compensation(
             is_async=inspect.iscoroutinefunction(method),
             timeout=step.timeout,
         )
-    return Run(claim, definition, compensation, method, args, None, None, log, adapter)
+    return Run(
+        claim,
+        definition,
+        compensation,
+        method,
+        args,
+        None,
+        None,
+        log,
+        adapter,
+        cancellation=cancellation,
+    )
 
 
 def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:
@@ -316,13 +347,14 @@ def _called(run: Run) -> Any:
     """Call a sync step: its return value, or _Raised."""
     assert not isinstance(run.method, Failure)
     started = time.monotonic()
+    run.cancellation.start(run.step.timeout)
     try:
         with capturing(run.log):
             result = run.method(*run.args)
     except BaseException as exc:
         return _Raised(exc)
-    # A sync step cannot be interrupted; the worker fails it at the deadline, and a late
-    # return is recorded as the timeout it was.
+    # A sync step cannot be interrupted, only asked to stop (ctx.cancelled): a late return
+    # is recorded as the timeout it was.
     if run.step.timeout is not None and time.monotonic() - started > run.step.timeout:
         return _Raised(_timeout(run.step))
     return result
@@ -336,6 +368,7 @@ async def _awaited(run: Run) -> Any:
     capture is set here, inside the task, since a task does not inherit the submitting
     thread's context."""
     assert not isinstance(run.method, Failure)
+    run.cancellation.start(run.step.timeout)
     try:
         with capturing(run.log):
             coroutine: Coroutine[Any, Any, Any] = run.method(*run.args)
@@ -372,6 +405,8 @@ def _conclude(run: Run, raw: Any) -> Outcome:
             error = error.error
         elif isinstance(error, TimeoutError) and run.is_async:
             error = _timeout(run.step)
+        elif isinstance(error, StepCancelled) and run.cancellation.timed_out:
+            error = _timeout(run.step)  # it stopped because its timeout passed
         if isinstance(error, Suspend) and run.ctx is not None:
             assert run.waits is not None
             return Parked(

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from durable.exceptions import ChildWorkflowFailed, WaitTimeout
+from durable.flow.cancellation import Cancellation
 from durable.flow.inputs import build_schema
 from durable.flow.ops import Op, apply_op, copy_json
 from durable.flow.result import result_op
@@ -49,8 +50,10 @@ class Context:
         read_only: bool = False,
         progress_hook: ProgressHook | None = None,
         waits: WaitRuntime | None = None,
+        cancellation: Cancellation | None = None,
     ) -> None:
         self._data = data
+        self._cancellation = cancellation
         self._read_only = read_only
         self._progress_hook = progress_hook
         self._waits = waits
@@ -154,6 +157,17 @@ class Context:
         """Report progress of a long step; shown live in the dashboard."""
         if self._progress_hook is not None:
             self._progress_hook(done, total)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this attempt was asked to stop: its `timeout=` passed, its execution
+        was cancelled, or its worker gave it up. Whatever it does next is discarded."""
+        return self._cancellation is not None and self._cancellation.requested
+
+    def raise_if_cancelled(self) -> None:
+        """Raise `durable.StepCancelled` if this attempt was asked to stop."""
+        if self._cancellation is not None:
+            self._cancellation.raise_if_requested(self.current_step)
 
     # -- waiting (see durable/flow/waits.py for the re-run rules) ------------------------
 

@@ -603,20 +603,20 @@ RENEW_LEASES_SQL = f"""
 UPDATE {_table(Task)} AS t SET lease_expires_at = %(expires)s
   FROM unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS d(id, token)
  WHERE t.id = d.id AND t.lease_token = d.token
-RETURNING 1
+RETURNING t.id
 """
 
 
 def renew_leases(
     leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime, using: str
-) -> Pending[int]:
-    """Extend the leases still held; how many were."""
+) -> Pending[set[int]]:
+    """Extend the leases still held; the ids of their tasks."""
     params = {
         "ids": [task_id for task_id, _ in leases],
         "tokens": [t for _, t in leases],
         "expires": expires_at,
     }
-    return send(using, RENEW_LEASES_SQL, params, lambda names, rows: len(rows))
+    return send(using, RENEW_LEASES_SQL, params, lambda names, rows: {row[0] for row in rows})
 
 
 WRITE_BRANCHES_SQL = f"""
