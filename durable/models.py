@@ -23,6 +23,9 @@ class ExecutionStatus(models.TextChoices):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
+    # Ended by `ctx.continue_as_new(input)`: a fresh run of the workflow carries on
+    # (`continuations`, linked by `continued_from`).
+    CONTINUED = "continued"
     # Parked by a deploy that removed its position (see durable.store.deploys): not finished,
     # not active; `error` says which step is missing.
     NEEDS_ATTENTION = "needs_attention"
@@ -35,6 +38,7 @@ FINISHED_STATUSES = frozenset(
         ExecutionStatus.CANCELLED,
         ExecutionStatus.COMPENSATED,
         ExecutionStatus.COMPENSATION_FAILED,
+        ExecutionStatus.CONTINUED,
     }
 )
 # Executions counted as failures in metrics: they did not do what they were started for.
@@ -93,6 +97,12 @@ class WorkflowExecution(models.Model):
     # The highest attempt number of the runs before the last `retry`: the re-run's steps
     # number their attempts above it, so earlier attempt rows stay as history.
     attempt_floor = models.PositiveIntegerField(default=0)
+    # Long-lived runs: the run this one continues (`ctx.continue_as_new`), and the answers
+    # of `ctx.patched(id)` this run gave, kept for the rest of it.
+    continued_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
+    )
+    patches = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -361,6 +371,18 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.step} of {self.execution_id} ({self.status})"
+
+
+class StepCode(models.Model):
+    """What the workers last ran of a workflow's steps: per step a hash of its source and
+    the `ctx.patched` ids in it. `durable_deploy_check` compares new code against it."""
+
+    workflow_name = models.CharField(max_length=200, primary_key=True)
+    steps = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.workflow_name
 
 
 class WorkerState(models.Model):

@@ -53,6 +53,7 @@ from durable.exceptions import (
 )
 from durable.flow.cancellation import Cancellation
 from durable.flow.context import Context
+from durable.flow.continuation import ContinueAsNew
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
@@ -60,6 +61,7 @@ from durable.store import checkpoint, deploys, workers
 from durable.store.claims import Chain
 from durable.store.outcomes import (
     Compensated,
+    Continued,
     Failed,
     Outcome,
     Parked,
@@ -417,6 +419,15 @@ def _conclude(run: Run, raw: Any) -> Outcome:
                 waits=run.waits.effects,
                 wait=error.wait,
             )
+        if isinstance(error, ContinueAsNew) and run.ctx is not None:
+            return Continued(
+                run.claim,
+                run.definition,
+                duration_ms=run.duration_ms(),
+                logs=run.log.finish(),
+                waits=run.waits.effects if run.waits is not None else None,
+                input=error.input,
+            )
         return _failed(run, _failure(error))
     try:
         output = normalize(raw, f"return value of step {run.step.name!r}")
@@ -450,7 +461,9 @@ def _failure(error: BaseException) -> Failure:
     if isinstance(error, NonRetryable):
         cause = error.error if isinstance(error.error, BaseException) else error
         return Failure({**error_record(cause), "non_retryable": True}, retryable=False)
-    if isinstance(error, NotJSONError | Suspend) or not isinstance(error, Exception):
+    if isinstance(error, NotJSONError | Suspend | ContinueAsNew) or not isinstance(
+        error, Exception
+    ):
         # SystemExit, KeyboardInterrupt & co. raised by step code end the attempt, not the
         # worker; they are not retried, since they mean "stop". A wait in a compensation
         # is a mistake no retry mends.
@@ -628,6 +641,8 @@ def _log(outcome: Outcome, result: Settled) -> None:
         )
     elif isinstance(outcome, Parked):
         logger.info("step %s of %s is %s", claim.step, claim.workflow_id, outcome.wait)
+    elif isinstance(outcome, Continued):
+        logger.info("step %s of %s continued the run as new", claim.step, claim.workflow_id)
     elif isinstance(outcome, Failed):
         logger.info(
             "step %s of %s failed (attempt %d): %s%s",

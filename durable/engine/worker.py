@@ -46,7 +46,7 @@ from durable.engine.reconciler import Reconciler
 from durable.exceptions import StepTimeout, WorkflowNotFound
 from durable.flow.cancellation import Cancellation
 from durable.queue.base import QueueAdapter
-from durable.store import claims, deploys, retention, workers
+from durable.store import claims, deploys, patching, retention, workers
 from durable.store.claims import Chain
 from durable.store.outcomes import Failed, Outcome, Result
 from durable.store.records import ClaimedTask, error_record
@@ -240,12 +240,20 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 workers.register(self.worker_id, self.queues, using=self.adapter.using)
+                self._record_step_code()
                 return
             except Exception as exc:
                 logger.warning("could not register the worker (%s); retrying", exc)
                 close_old_connections()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    def _record_step_code(self) -> None:
+        # What durable_deploy_check compares the next deploy's steps with.
+        try:
+            patching.record_step_code(registry.all_definitions(), using=self.adapter.using)
+        except Exception as exc:
+            logger.warning("could not record the workflows' step code: %s", exc)
 
     def _unregister(self) -> None:
         try:

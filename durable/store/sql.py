@@ -180,6 +180,7 @@ CLAIM_EXECUTION_FIELDS = (
     "definition_fingerprint",  # a deploy check is due when it differs from the code's
     "attempt_floor",  # the first attempt of a re-run keeps its context (restarts)
     "parent_id",  # a child's checkpoints go alone (its end wakes the parent)
+    "patches",  # the run's ctx.patched answers
 )
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
@@ -671,10 +672,11 @@ e AS (
          (workflow_id, workflow_module, workflow_name, status, queue, priority, input, context,
           current_step, scheduled_at, created_at, updated_at, idempotency_key,
           definition_version, deadline_at, fanouts, parent_id, result_explicit,
-          definition_fingerprint, attempt_floor)
+          definition_fingerprint, attempt_floor, patches)
   SELECT d.workflow_id, d.module, d.name, %(pending)s, d.queue, d.priority, d.input::jsonb,
          d.context::jsonb, d.step, d.scheduled_at, %(now)s, %(now)s, d.idempotency_key,
-         d.version, d.deadline_at, d.fanouts::jsonb, d.parent_id, false, d.fingerprint, 0
+         d.version, d.deadline_at, d.fanouts::jsonb, d.parent_id, false, d.fingerprint, 0,
+         '{{}}'::jsonb
     FROM d ORDER BY d.n
       ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING x.id, x.workflow_id

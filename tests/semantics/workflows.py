@@ -113,3 +113,36 @@ class InlineAsyncTimeout(Workflow):
             await asyncio.sleep(LIMIT_SECONDS)
         finally:
             SEEN.append(ctx.cancelled)
+
+
+class InlineLoop(Workflow):
+    """Continues as new `rounds` times; each run's context starts from its input."""
+
+    name = "semantics_inline_loop"
+
+    @step
+    def tick(self, ctx: Any) -> int:
+        ctx.put("noise", "x" * 100)
+        if ctx.input["round"] < ctx.input["rounds"]:
+            ctx.continue_as_new({**ctx.input, "round": ctx.input["round"] + 1})
+        return int(ctx.input["round"])
+
+
+class InlineBadContinue(Workflow):
+    name = "semantics_inline_bad_continue"
+
+    @step(retry=Retry(max_attempts=1))
+    def go_on(self, ctx: Any) -> None:
+        ctx.continue_as_new(ctx.input["next"])
+
+
+class InlinePatched(Workflow):
+    name = "semantics_inline_patched"
+
+    @step
+    def first(self, ctx: Any) -> bool:
+        return bool(ctx.patched("new-pricing"))
+
+    @step
+    def second(self, ctx: Any) -> list[bool]:
+        return [ctx.patched("new-pricing"), ctx.patched("new-pricing")]
