@@ -33,6 +33,7 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition, StepNode
+from durable.dsl.payloads import PayloadError, typed_input
 from durable.engine import livelogs
 from durable.engine.async_runner import run_coroutine
 from durable.engine.committer import TRANSIENT, Inline, tell_adapter
@@ -161,13 +162,17 @@ def prepare(
             f"{definition.timeout:g}s before step {step.name!r}"
         )
         return _unrun(claim, definition, error_record(timeout, with_traceback=False))
+    try:
+        input_value = typed_input(definition.input_type, claim.input)
+    except PayloadError as exc:
+        return _unrun(claim, definition, _input_misfit(definition, exc))
     waits = StepWaits(claim)
     if StepWaits.needs_loading(claim):
         waits.load(using)
     cancellation = Cancellation()
     ctx = Context(
         claim.context,
-        input=claim.input,
+        input=input_value,
         workflow_id=claim.workflow_id,
         current_step=step.name,
         attempt=claim.attempt,
@@ -233,10 +238,14 @@ def _compensation(
     compensation = StepNode(name=step.compensate, method=step.compensate, timeout=step.timeout)
     args: tuple[Any, ...] = ()
     cancellation = Cancellation()
+    try:
+        input_value = typed_input(definition.input_type, claim.input)
+    except PayloadError as exc:
+        method = Failure(_input_misfit(definition, exc), retryable=False)
     if not isinstance(method, Failure):
         ctx = Context(
             claim.context,
-            input=claim.input,
+            input=input_value,
             workflow_id=claim.workflow_id,
             current_step=step.compensate,
             attempt=claim.attempt,
@@ -262,6 +271,16 @@ def _compensation(
         adapter,
         cancellation=cancellation,
     )
+
+
+def _input_misfit(definition: Definition, exc: PayloadError) -> dict[str, Any]:
+    """The failure of a run whose stored input does not fit its `input_type` (changed by a
+    deploy, say): no retry mends it."""
+    assert definition.input_type is not None
+    problem = NonRetryable(
+        f"the run's input does not fit input_type {definition.input_type.__name__}: {exc}"
+    )
+    return {**error_record(problem, with_traceback=False), "non_retryable": True}
 
 
 def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:

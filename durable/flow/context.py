@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from durable.dsl.payloads import is_model_instance
 from durable.exceptions import ChildWorkflowFailed, WaitTimeout
 from durable.flow.cancellation import Cancellation
 from durable.flow.continuation import ContinueAsNew
@@ -172,13 +173,15 @@ class Context:
 
     # -- long-lived runs -----------------------------------------------------------------
 
-    def continue_as_new(self, input: Mapping[str, Any] | None = None) -> None:
+    def continue_as_new(self, input: Any = None) -> None:
         """End this run (status `continued`) and start a fresh run of the same workflow
         with `input`, linked to this one. Nothing after the call runs, and this step's
         context writes are not kept: pass on what the next run needs in `input`."""
         self._writable()
         if input is None:
             input = {}
+        if is_model_instance(input):
+            input = normalize(input, "continue_as_new input")  # a dataclass or pydantic model
         if not isinstance(input, Mapping):
             raise TypeError(
                 f"continue_as_new() takes the new run's input as a dict, got {safe_repr(input, 80)}"
