@@ -63,6 +63,9 @@ MAX_CHAIN = 16
 # Committer threads (a connection each). One: a second did not raise throughput (its
 # batches get smaller), and costs a connection.
 COMMIT_THREADS = 1
+# Seconds between housekeeping runs of the claim loop (timed-out steps, the reaper's and
+# the cleanup's schedules): the loop itself wakes whenever a body ends.
+HOUSEKEEPING_INTERVAL = 0.2
 # Sync steps run on at most this many threads unless DURABLE["SYNC_THREADS"] says.
 DEFAULT_SYNC_THREADS = 64
 # Seconds a sync step past its timeout is given to stop (it sees `ctx.cancelled` at once)
@@ -98,6 +101,8 @@ class InFlight:
     timed_out: bool = False  # its timeout was recorded without it: the thread is abandoned
     thread_running: bool = False
     body: asyncio.Future[Outcome] | None = None  # a sync step's thread, as the loop sees it
+    # Counted in its queue's slots until its body ended (its checkpoint does not count).
+    in_slot: bool = True
 
 
 @dataclass
@@ -139,6 +144,9 @@ class Worker:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
+        # Claims per queue held for a body running or waiting to run; the claim loop takes
+        # no more than the queue's concurrency leaves. Claims handed on by checkpoints (the
+        # next step, chained) may push it over for a moment: their bodies wait for a slot.
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._in_flight: dict[int, InFlight] = {}  # by task id
         # Sync attempts whose timeout was recorded while their threads still run, by task
@@ -181,6 +189,9 @@ class Worker:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # A queue's concurrency bounds the bodies running, async and sync alike.
+        self._slots = {queue: asyncio.Semaphore(n) for queue, n in self.queues.items()}
+        self._next_housekeeping = 0.0
         self._claims = Lane("claims")
         self._side = Lane("side")
         self._committer = Committer(self.adapter, self._batch_size, threads=COMMIT_THREADS)
@@ -212,7 +223,10 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 claimed = await self._claim_round()
-                await self._claims.run(self._housekeeping)
+                if time.monotonic() >= self._next_housekeeping:
+                    # Not on every round: every body that ends wakes the loop.
+                    await self._claims.run(self._housekeeping)
+                    self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
                 idle_timeout = None if claimed else await self._claims.run(self._idle_timeout)
                 backoff = 0.5
             except Exception as exc:
@@ -428,13 +442,18 @@ class Worker:
         else:
             await self._after_abandoned_attempt(claim)
             entry = self._watch(prepared)
-            if prepared.is_async:
-                outcome = await executor.invoke_async(prepared)
-            else:
-                body = self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
-                if entry is not None:
-                    entry.body = body
-                outcome = await body
+            # An abandoned thread's body holds its slot until the thread ends.
+            async with self._slots[claim.queue]:
+                if prepared.is_async:
+                    outcome = await executor.invoke_async(prepared)
+                else:
+                    body = self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
+                    if entry is not None:
+                        entry.body = body
+                    outcome = await body
+            # The body is done: its slot goes to the next claim while the checkpoint
+            # commits, so a step's time in the committer's queue costs no throughput.
+            self._leave_slot(claim)
         result = await self._checkpoint(outcome)
         while True:
             followed = executor.settled(outcome, result)
@@ -507,17 +526,36 @@ class Worker:
             return False
         return self.max_tasks is None or self.stats.claimed < self.max_tasks
 
-    def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
+    def _entry(self, claim: ClaimedTask) -> tuple[dict[int, InFlight], InFlight] | None:
+        """Under the lock: `claim`'s entry and the dict holding it. The task's next attempt
+        may be in flight already, under the same task id, when this one was abandoned."""
+        for entries in (self._in_flight, self._abandoned):
+            entry = entries.get(claim.task_id)
+            if entry is not None and entry.claim is claim:
+                return entries, entry
+        return None
+
+    def _leave_slot(self, claim: ClaimedTask) -> None:
         with self._lock:
+            found = self._entry(claim)
+            if found is None or not found[1].in_slot:
+                return
+            found[1].in_slot = False
             self._running[claim.queue] -= 1
-            # The task's next attempt may be in flight already (this one was abandoned).
-            for entries in (self._in_flight, self._abandoned):
-                entry = entries.get(claim.task_id)
-                if entry is not None and entry.claim is claim:
-                    del entries[claim.task_id]
+        self.wake.set()
+
+    def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
+        """Its checkpoint is done (or it was handed back): the lease keeper lets it go."""
+        with self._lock:
+            found = self._entry(claim)
+            if found is not None:
+                entries, entry = found
+                del entries[claim.task_id]
+                if entry.in_slot:
+                    self._running[claim.queue] -= 1
             self.stats.finished += 1
             if chained:
-                return  # its slot went on to the chained step: nothing for the loop to do
+                return  # the chained step is its own claim now: nothing for the loop to do
             self._next_due_stale = True  # a finished step may have queued a retry
         self.wake.set()
 
