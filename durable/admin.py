@@ -25,9 +25,9 @@ from durable.models import (
     StepExecution,
     WorkflowExecution,
 )
-from durable.web.access import RESPOND_PERMISSION
+from durable.web.access import RESPOND_PERMISSION, sees_payloads
 from durable.web.forms import PendingInputForm
-from durable.web.presenters import error_text, pretty_json
+from durable.web.presenters import ENCRYPTED, error_text, pretty_json
 
 
 class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -96,6 +96,17 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     date_hierarchy = "created_at"
     actions = ["cancel_executions", "retry_executions"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(self.readonly_fields)
+        if sees_payloads(request.user):
+            return fields
+        # Encrypted payloads show as "encrypted" to users without durable.view_payloads.
+        return [f"{name}_hidden" if name in HIDDEN_PAYLOADS else name for name in fields]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Left out of the (read-only) form too, which would show them.
+        return None if sees_payloads(request.user) else HIDDEN_PAYLOADS
+
     @admin.display(description="dashboard")
     def dashboard(self, execution: WorkflowExecution) -> str:
         url = reverse("durable:execution-detail", kwargs={"workflow_id": execution.workflow_id})
@@ -153,6 +164,22 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.message_user(request, f"Not retried: {problem}", messages.WARNING)
 
 
+# The execution columns the admin hides, with a codec, from users who may not see payloads.
+HIDDEN_PAYLOADS = ("input", "context", "result", "fanouts")
+
+
+def _hidden_payload(name: str) -> Any:
+    @admin.display(description=name)
+    def show(self: Any, execution: WorkflowExecution) -> str:
+        return ENCRYPTED
+
+    return show
+
+
+for _name in HIDDEN_PAYLOADS:
+    setattr(WorkflowExecutionAdmin, f"{_name}_hidden", _hidden_payload(_name))
+
+
 @admin.register(PendingInput)
 class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only rows; the change page of a pending input holds its response form."""
@@ -163,7 +190,17 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     change_form_template = "durable/admin/pendinginput_change_form.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in PendingInput._meta.fields]
+        names = [f.name for f in PendingInput._meta.fields]
+        if sees_payloads(request.user):
+            return names
+        return ["response_hidden" if name == "response" else name for name in names]
+
+    @admin.display(description="response")
+    def response_hidden(self, pending: PendingInput) -> str:
+        return ENCRYPTED
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        return None if sees_payloads(request.user) else ("response",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

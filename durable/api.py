@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.conf import durable_settings
-from durable.dsl import registry
+from durable.dsl import payloads, registry
 from durable.dsl.limits import check_keys
 from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.waits import MAX_NAME_LENGTH
@@ -166,9 +167,19 @@ def _start(
 
 
 def _checked_input(definition: Any, value: Any, label: str) -> dict[str, Any]:
+    if payloads.is_model_instance(value):
+        # A dataclass or pydantic model is stored as the JSON object of its fields.
+        value = normalize(value, label)
     if not isinstance(value, Mapping):
         raise TypeError(f"{label} must be a dict (a JSON object), got {type(value).__name__}")
     data: dict[str, Any] = normalize(dict(value), label)
+    if definition.input_type is not None:
+        try:
+            payloads.load(definition.input_type, data, label)
+        except payloads.PayloadError as exc:
+            raise ValidationError(
+                f"{exc} (workflow {definition.name!r} takes {definition.input_type.__name__})"
+            ) from None
     check_keys(definition.name, definition.flow, data)
     return data
 

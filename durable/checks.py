@@ -47,7 +47,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_dicts()
     messages += _check_retention()
     messages += _check_adapter()
+    messages += _check_codec()
     return messages
+
+
+def _check_codec() -> list[CheckMessage]:
+    """DURABLE["CODEC"] must load and accept DURABLE["CODEC_OPTIONS"]: a worker that could
+    not encode would fail every step, one that could not decode every read."""
+    if not durable_settings.CODEC:
+        return []
+    try:
+        durable_settings.codec  # noqa: B018 (made here: the check is that it can be)
+    except ImportError as exc:
+        problem = f"cannot be imported: {exc}"
+    except (TypeError, ValueError) as exc:
+        problem = f"refused its CODEC_OPTIONS: {exc}"
+    else:
+        return []
+    return [
+        Error(
+            f"DURABLE['CODEC'] ({durable_settings.CODEC!r}) {problem}",
+            hint="e.g. 'durable.codecs.FernetCodec' with CODEC_OPTIONS {'keys': [key, ...]}",
+            id="durable.E030",
+        )
+    ]
 
 
 def _check_database() -> list[CheckMessage]:

@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "FANOUT_WINDOW": None,
     # The database alias Durable stores its state in.
     "DATABASE": "default",
+    # A payload codec's dotted path (durable.codecs), e.g. "durable.codecs.FernetCodec",
+    # and its options ({"keys": [...]} for Fernet); None stores payloads as plain JSON.
+    "CODEC": None,
+    "CODEC_OPTIONS": {},
 }
 
 
@@ -77,6 +81,8 @@ class DurableSettings:
     SYNC_THREADS: int | None
     FANOUT_WINDOW: int | None
     DATABASE: str
+    CODEC: str | None
+    CODEC_OPTIONS: dict[str, Any]
 
     @cached_property
     def user_settings(self) -> dict[str, Any]:
@@ -118,6 +124,14 @@ class DurableSettings:
     @cached_property
     def bus_class(self) -> type[Any]:
         return import_string(self.bus_path)  # type: ignore[no-any-return]
+
+    @cached_property
+    def codec(self) -> Any:
+        """The payload codec (a durable.codecs.Codec), made once; None without CODEC."""
+        if not self.CODEC:
+            return None
+        options = self.CODEC_OPTIONS if isinstance(self.CODEC_OPTIONS, dict) else {}
+        return import_string(str(self.CODEC))(options)
 
     def queue_names(self) -> list[str]:
         queues = self.QUEUES

@@ -25,7 +25,9 @@ from durable.store import outbox
 logger = logging.getLogger("durable.events")
 
 ALL_WORKFLOWS_TOPIC = "workflows"
-FINAL_EVENTS = frozenset({"workflow_completed", "workflow_failed", "workflow_cancelled"})
+FINAL_EVENTS = frozenset(
+    {"workflow_completed", "workflow_failed", "workflow_cancelled", "workflow_continued"}
+)
 WORKFLOW_EVENTS = frozenset({"workflow_started", "workflow_waiting"}) | FINAL_EVENTS
 
 

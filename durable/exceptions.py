@@ -50,6 +50,11 @@ class StepTimeout(DurableError, TimeoutError):
     """A step ran longer than its `timeout=`."""
 
 
+class StepCancelled(DurableError):
+    """Raised by `ctx.raise_if_cancelled()` once the attempt was asked to stop: its timeout
+    passed, its execution was cancelled, or its worker gave it up (shutdown, lost lease)."""
+
+
 class WorkflowTimeout(DurableError, TimeoutError):
     """The whole workflow ran past its `timeout`."""
 

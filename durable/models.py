@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from durable import codecs
+
+
+class PayloadField(models.JSONField):
+    """A JSON column holding user data: written through the payload codec (encrypted with
+    `DURABLE["CODEC"]`, see durable.codecs) and decoded when read. Without a codec it is
+    a plain JSONField. Lookups into an encoded value (`context__key=...`) match nothing."""
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if not prepared:
+            value = self.get_prep_value(value)
+        if hasattr(value, "resolve_expression"):
+            return super().get_db_prep_value(value, connection, prepared=True)
+        return connection.ops.adapt_json_value(codecs.encode(value), self.encoder)
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return codecs.decode(super().from_db_value(value, expression, connection))
 
 
 def new_workflow_id() -> str:
@@ -23,6 +42,9 @@ class ExecutionStatus(models.TextChoices):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
+    # Ended by `ctx.continue_as_new(input)`: a fresh run of the workflow carries on
+    # (`continuations`, linked by `continued_from`).
+    CONTINUED = "continued"
     # Parked by a deploy that removed its position (see durable.store.deploys): not finished,
     # not active; `error` says which step is missing.
     NEEDS_ATTENTION = "needs_attention"
@@ -35,6 +57,7 @@ FINISHED_STATUSES = frozenset(
         ExecutionStatus.CANCELLED,
         ExecutionStatus.COMPENSATED,
         ExecutionStatus.COMPENSATION_FAILED,
+        ExecutionStatus.CONTINUED,
     }
 )
 # Executions counted as failures in metrics: they did not do what they were started for.
@@ -62,11 +85,11 @@ class WorkflowExecution(models.Model):
     )
     queue = models.CharField(max_length=100, default="default")
     priority = models.IntegerField(default=0)
-    input = models.JSONField(default=dict)
-    context = models.JSONField(default=dict)
+    input = PayloadField(default=dict)
+    context = PayloadField(default=dict)
     current_step = models.CharField(max_length=200, blank=True, default="")
     error = models.JSONField(null=True, blank=True)
-    result = models.JSONField(null=True, blank=True)
+    result = PayloadField(null=True, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -80,7 +103,7 @@ class WorkflowExecution(models.Model):
     # Open parallel/foreach fan-outs, by id: a small header each (the context snapshot its
     # branches start from, the parent token, counts); what each branch did is a
     # FanoutBranch row, so a finishing branch writes one row, not the whole fan-out.
-    fanouts = models.JSONField(default=dict, blank=True)
+    fanouts = PayloadField(default=dict, blank=True)
     # Composition (ctx.start_child / ctx.set_result): the execution that started this one
     # from a step, and whether a step set `result` (then the last step's output does not).
     parent = models.ForeignKey(
@@ -93,9 +116,18 @@ class WorkflowExecution(models.Model):
     # The highest attempt number of the runs before the last `retry`: the re-run's steps
     # number their attempts above it, so earlier attempt rows stay as history.
     attempt_floor = models.PositiveIntegerField(default=0)
+    # Long-lived runs: the run this one continues (`ctx.continue_as_new`), and the answers
+    # of `ctx.patched(id)` this run gave, kept for the rest of it.
+    continued_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
+    )
+    patches = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # With a payload codec, only users with it see payloads decoded in the dashboard
+        # and the admin; others see "encrypted".
+        permissions = [("view_payloads", "Can view payloads (input, context, results, events)")]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
             models.Index(
@@ -131,8 +163,8 @@ class StepExecution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
-    input = models.JSONField(null=True, blank=True)
-    output = models.JSONField(null=True, blank=True)
+    input = PayloadField(null=True, blank=True)
+    output = PayloadField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     logs = models.JSONField(default=list, blank=True)
     worker_id = models.CharField(max_length=200, blank=True, default="")
@@ -140,7 +172,7 @@ class StepExecution(models.Model):
     progress = models.JSONField(null=True, blank=True)
     # The root context when the first attempt of a run's first scope (first foreach item,
     # first loop iteration) was claimed; what `durable.retry(from_step=...)` restarts from.
-    context_before = models.JSONField(null=True, blank=True)
+    context_before = PayloadField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -176,7 +208,7 @@ class PendingInput(models.Model):
     fields = models.JSONField(default=list, blank=True)
     choices = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    response = models.JSONField(null=True, blank=True)
+    response = PayloadField(null=True, blank=True)
     timeout_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -217,7 +249,7 @@ class ScheduledWorkflow(models.Model):
     workflow_name = models.CharField(max_length=200)
     cron_expression = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC")
-    input = models.JSONField(default=dict, blank=True)
+    input = PayloadField(default=dict, blank=True)
     queue = models.CharField(max_length=100, default="default")
     enabled = models.BooleanField(default=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -274,8 +306,8 @@ class FanoutBranch(models.Model):
     # The fan-out's key (its header's "key" in WorkflowExecution.fanouts).
     fanout = models.BigIntegerField()
     index = models.PositiveIntegerField()
-    item = models.JSONField(null=True, blank=True)
-    ops = models.JSONField(null=True, blank=True)
+    item = PayloadField(null=True, blank=True)
+    ops = PayloadField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -313,7 +345,7 @@ class Task(models.Model):
     execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(max_length=16, default="step")  # step | compensate
     step = models.CharField(max_length=200)
-    token = models.JSONField(default=dict)
+    token = PayloadField(default=dict)
     queue = models.CharField(max_length=100)
     priority = models.IntegerField(default=0)
     run_at = models.DateTimeField()
@@ -361,6 +393,18 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.step} of {self.execution_id} ({self.status})"
+
+
+class StepCode(models.Model):
+    """What the workers last ran of a workflow's steps: per step a hash of its source and
+    the `ctx.patched` ids in it. `durable_deploy_check` compares new code against it."""
+
+    workflow_name = models.CharField(max_length=200, primary_key=True)
+    steps = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.workflow_name
 
 
 class WorkerState(models.Model):
@@ -411,7 +455,7 @@ class WorkflowEvent(models.Model):
         WorkflowExecution, on_delete=models.CASCADE, related_name="events"
     )
     name = models.CharField(max_length=200)
-    payload = models.JSONField(null=True, blank=True)
+    payload = PayloadField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
     consumed_by = models.CharField(max_length=700, blank=True, default="")

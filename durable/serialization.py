@@ -1,20 +1,28 @@
 """Strict JSON for everything Durable persists.
 
-Values are normalised the way they will be stored (Django's encoder turns datetimes,
-Decimals and UUIDs into strings) and rejected, with the offending path named, when they
-cannot be stored faithfully: NaN and infinities, NUL characters and unpaired surrogates
-(PostgreSQL's jsonb refuses them), sets, bytes, arbitrary objects, circular references and
-non-string object keys (which JSON would silently turn into strings, so `1` and `"1"` would
-collide).
+Values are normalised the way they will be stored and rejected, with the offending path
+named, when they would not come back as they went in: datetimes, dates, Decimals, UUIDs
+and durations (JSON would hand back strings), NaN and infinities, NUL characters and
+unpaired surrogates (PostgreSQL's jsonb refuses them), sets, bytes, arbitrary objects,
+circular references and non-string object keys (which JSON would silently turn into
+strings, so `1` and `"1"` would collide).
+
+Dataclass instances are stored as objects of their fields, pydantic models as their JSON
+mode dump (pydantic parses its datetimes and Decimals back); a workflow's `input_type`
+turns them into instances again (durable.dsl.payloads).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
 import json
 import math
+import uuid
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.functional import Promise
 
 JSON = Any  # a value that survived `normalize`
 
@@ -31,7 +39,8 @@ class NotJSONError(TypeError, ValueError):
         return (type(self), (self.path, self.problem))
 
 
-_encoder = DjangoJSONEncoder()
+# What JSON would hand back as a string: refused rather than silently changed.
+_STRINGIFIED = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID)
 
 
 def normalize(value: Any, path: str = "value") -> JSON:
@@ -67,15 +76,31 @@ def _normalize(value: Any, path: str, parents: set[int]) -> JSON:
             parents.discard(id(value))
     if isinstance(value, set | frozenset | bytes | bytearray | memoryview):
         raise NotJSONError(path, f"a {type(value).__name__} is not JSON; use a list or a str")
-    try:
-        encoded = _encoder.default(value)
-    except (TypeError, ValueError) as exc:
-        # DjangoJSONEncoder raises ValueError for timezone-aware `time`s.
-        detail = "" if isinstance(exc, TypeError) else f" ({exc})"
+    if isinstance(value, _STRINGIFIED):
         raise NotJSONError(
-            path, f"a {type(value).__name__} is not JSON-serialisable{detail}"
-        ) from None
-    return _normalize(encoded, path, parents)
+            path,
+            f"a {type(value).__name__} would come back from JSON as a str, not as itself; "
+            "store str(value) or value.isoformat() and parse it back, or use a pydantic "
+            "model (as the workflow's input_type) that does",
+        )
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _normalize_dict(fields, path, parents)
+    if _is_pydantic(value):
+        try:
+            dumped = value.model_dump(mode="json")
+        except ValueError as exc:  # pydantic's serialisation errors
+            raise NotJSONError(path, f"{type(value).__name__} could not be dumped: {exc}") from None
+        return _normalize(dumped, path, parents)
+    if isinstance(value, Promise):
+        return _normalize(str(value), path, parents)  # a lazy translation: its text
+    raise NotJSONError(path, f"a {type(value).__name__} is not JSON-serialisable")
+
+
+def _is_pydantic(value: Any) -> bool:
+    # Duck-typed: pydantic stays optional.
+    cls = type(value)
+    return callable(getattr(cls, "model_dump", None)) and hasattr(cls, "model_fields")
 
 
 def _normalize_dict(value: dict[Any, Any], path: str, parents: set[int]) -> dict[str, JSON]:

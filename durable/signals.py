@@ -32,6 +32,7 @@ workflow_waiting = Signal()
 workflow_completed = Signal()
 workflow_failed = Signal()
 workflow_cancelled = Signal()
+workflow_continued = Signal()
 # Safe deploys and restarts (durable.store.deploys, durable.store.restarts).
 workflow_needs_attention = Signal()
 workflow_retried = Signal()
@@ -46,6 +47,7 @@ LIFECYCLE: dict[str, Signal] = {
     "workflow_completed": workflow_completed,
     "workflow_failed": workflow_failed,
     "workflow_cancelled": workflow_cancelled,
+    "workflow_continued": workflow_continued,
     "workflow_needs_attention": workflow_needs_attention,
     "workflow_retried": workflow_retried,
 }

@@ -139,6 +139,8 @@ class Definition:
     renamed_steps: dict[str, str] = field(default_factory=dict, compare=False)
     # Concurrency key, rate limit and debounce (durable.dsl.limits), or None.
     flow: FlowControl | None = None
+    # A dataclass or pydantic model `ctx.input` is loaded as (durable.dsl.payloads), or None.
+    input_type: type[Any] | None = field(default=None, compare=False)
     locations: dict[str, Location] = field(default_factory=dict, compare=False)
     by_name: dict[str, Node] = field(default_factory=dict, compare=False)
 

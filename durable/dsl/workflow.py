@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from durable.dsl import cron, limits, registry
+from durable.dsl import cron, limits, payloads, registry
 from durable.dsl.builder import ClassCollector, collectors
 from durable.dsl.compiler import Compiler
 from durable.dsl.nodes import (
@@ -91,6 +91,11 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         compiler.problem("workflow", f"queue must be a non-empty string, got {cls.queue!r}")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.:-]{0,199}", name):
         compiler.problem("workflow", f"name {name!r} is not a valid workflow name")
+    input_type = cls.input_type
+    problem = payloads.input_type_problem(input_type)
+    if problem:
+        compiler.problem("workflow", problem)
+        input_type = None
     flow, flow_problems = limits.compile_flow_control(cls)
     for message in flow_problems:
         compiler.problem("flow control", message)
@@ -104,6 +109,7 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         version=cls.version,
         renamed_steps=_renames(cls, compiler),
         flow=flow,
+        input_type=input_type,
     )
     compiler.check_decisions(definition)
     for old, new in definition.renamed_steps.items():
@@ -201,6 +207,9 @@ class Workflow(metaclass=WorkflowMeta):
     max_retries: ClassVar[int] = 3
     queue: ClassVar[str] = "default"
     version: ClassVar[int | str] = 1
+    # A dataclass or pydantic model: `durable.start` validates the input against it and
+    # `ctx.input` is an instance of it.
+    input_type: ClassVar[type[Any] | None] = None
     # A schedule (see durable.scheduler): `cron` is a cron expression; the others are optional.
     cron: ClassVar[str | None] = None
     cron_timezone: ClassVar[str | None] = None

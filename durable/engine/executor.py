@@ -34,6 +34,7 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition, StepNode
+from durable.dsl.payloads import PayloadError, typed_input
 from durable.engine import livelogs
 from durable.engine.async_runner import run_coroutine
 from durable.engine.committer import TRANSIENT, Inline, tell_adapter
@@ -45,13 +46,16 @@ from durable.engine.waits import StepWaits
 from durable.exceptions import (
     LeaseLost,
     NonRetryable,
+    StepCancelled,
     StepTimeout,
     WaitConflict,
     WorkerLost,
     WorkflowNotFound,
     WorkflowTimeout,
 )
+from durable.flow.cancellation import Cancellation
 from durable.flow.context import Context
+from durable.flow.continuation import ContinueAsNew
 from durable.flow.waits import Suspend
 from durable.queue.base import QueueAdapter
 from durable.serialization import NotJSONError, normalize
@@ -59,6 +63,7 @@ from durable.store import checkpoint, deploys, workers
 from durable.store.claims import Chain
 from durable.store.outcomes import (
     Compensated,
+    Continued,
     Failed,
     Outcome,
     Parked,
@@ -94,6 +99,8 @@ class Run:
     adapter: QueueAdapter
     chain: Chain | None = None
     started: float = field(default_factory=time.monotonic)
+    # Shared with the step's ctx: its worker asks the attempt to stop through it.
+    cancellation: Cancellation = field(default_factory=Cancellation)
 
     @property
     def using(self) -> str:
@@ -162,12 +169,17 @@ def prepare(
             f"{definition.timeout:g}s before step {step.name!r}"
         )
         return _unrun(claim, definition, error_record(timeout, with_traceback=False))
+    try:
+        input_value = typed_input(definition.input_type, claim.input)
+    except PayloadError as exc:
+        return _unrun(claim, definition, _input_misfit(definition, exc))
     waits = StepWaits(claim)
     if StepWaits.needs_loading(claim):
         waits.load(using)
+    cancellation = Cancellation()
     ctx = Context(
         claim.context,
-        input=claim.input,
+        input=input_value,
         workflow_id=claim.workflow_id,
         current_step=step.name,
         attempt=claim.attempt,
@@ -175,10 +187,23 @@ def prepare(
         progress_hook=ProgressReporter(
             claim.execution_pk, step.name, claim.token.scope_key(), claim.attempt, using, db
         ),
+        cancellation=cancellation,
     )
     args: tuple[Any, ...] = (ctx, claim.token.item) if step.takes_item else (ctx,)
     method = _method(definition, step.method)
-    return Run(claim, definition, step, method, args, ctx, waits, log, adapter, chain)
+    return Run(
+        claim,
+        definition,
+        step,
+        method,
+        args,
+        ctx,
+        waits,
+        log,
+        adapter,
+        chain,
+        cancellation=cancellation,
+    )
 
 
 @dataclass(frozen=True)
@@ -231,13 +256,19 @@ def _compensation(
     method = _method(definition, step.compensate)
     compensation = StepNode(name=step.compensate, method=step.compensate, timeout=step.timeout)
     args: tuple[Any, ...] = ()
+    cancellation = Cancellation()
+    try:
+        input_value = typed_input(definition.input_type, claim.input)
+    except PayloadError as exc:
+        method = Failure(_input_misfit(definition, exc), retryable=False)
     if not isinstance(method, Failure):
         ctx = Context(
             claim.context,
-            input=claim.input,
+            input=input_value,
             workflow_id=claim.workflow_id,
             current_step=step.compensate,
             attempt=claim.attempt,
+            cancellation=cancellation,
         )
         takes_item = len(inspect.signature(method).parameters) >= 2
         args = (ctx, claim.token.item) if takes_item else (ctx,)
@@ -247,7 +278,28 @@ def _compensation(
             is_async=inspect.iscoroutinefunction(method),
             timeout=step.timeout,
         )
-    return Run(claim, definition, compensation, method, args, None, None, log, adapter)
+    return Run(
+        claim,
+        definition,
+        compensation,
+        method,
+        args,
+        None,
+        None,
+        log,
+        adapter,
+        cancellation=cancellation,
+    )
+
+
+def _input_misfit(definition: Definition, exc: PayloadError) -> dict[str, Any]:
+    """The failure of a run whose stored input does not fit its `input_type` (changed by a
+    deploy, say): no retry mends it."""
+    assert definition.input_type is not None
+    problem = NonRetryable(
+        f"the run's input does not fit input_type {definition.input_type.__name__}: {exc}"
+    )
+    return {**error_record(problem, with_traceback=False), "non_retryable": True}
 
 
 def _method(definition: Definition, name: str) -> Callable[..., Any] | Failure:
@@ -335,13 +387,14 @@ def _called(run: Run) -> Any:
     """Call a sync step: its return value, or _Raised."""
     assert not isinstance(run.method, Failure)
     started = time.monotonic()
+    run.cancellation.start(run.step.timeout)
     try:
         with capturing(run.log):
             result = run.method(*run.args)
     except BaseException as exc:
         return _Raised(exc)
-    # A sync step cannot be interrupted; the worker fails it at the deadline, and a late
-    # return is recorded as the timeout it was.
+    # A sync step cannot be interrupted, only asked to stop (ctx.cancelled): a late return
+    # is recorded as the timeout it was.
     if run.step.timeout is not None and time.monotonic() - started > run.step.timeout:
         return _Raised(_timeout(run.step))
     return result
@@ -355,6 +408,7 @@ async def _awaited(run: Run) -> Any:
     capture is set here, inside the task, since a task does not inherit the submitting
     thread's context."""
     assert not isinstance(run.method, Failure)
+    run.cancellation.start(run.step.timeout)
     try:
         with capturing(run.log):
             coroutine: Coroutine[Any, Any, Any] = run.method(*run.args)
@@ -391,6 +445,8 @@ def _conclude(run: Run, raw: Any) -> Outcome:
             error = error.error
         elif isinstance(error, TimeoutError) and run.is_async:
             error = _timeout(run.step)
+        elif isinstance(error, StepCancelled) and run.cancellation.timed_out:
+            error = _timeout(run.step)  # it stopped because its timeout passed
         if isinstance(error, Suspend) and run.ctx is not None:
             assert run.waits is not None
             return Parked(
@@ -400,6 +456,15 @@ def _conclude(run: Run, raw: Any) -> Outcome:
                 logs=run.log.finish(),
                 waits=run.waits.effects,
                 wait=error.wait,
+            )
+        if isinstance(error, ContinueAsNew) and run.ctx is not None:
+            return Continued(
+                run.claim,
+                run.definition,
+                duration_ms=run.duration_ms(),
+                logs=run.log.finish(),
+                waits=run.waits.effects if run.waits is not None else None,
+                input=error.input,
             )
         return _failed(run, _failure(error))
     try:
@@ -434,7 +499,9 @@ def _failure(error: BaseException) -> Failure:
     if isinstance(error, NonRetryable):
         cause = error.error if isinstance(error.error, BaseException) else error
         return Failure({**error_record(cause), "non_retryable": True}, retryable=False)
-    if isinstance(error, NotJSONError | Suspend) or not isinstance(error, Exception):
+    if isinstance(error, NotJSONError | Suspend | ContinueAsNew) or not isinstance(
+        error, Exception
+    ):
         # SystemExit, KeyboardInterrupt & co. raised by step code end the attempt, not the
         # worker; they are not retried, since they mean "stop". A wait in a compensation
         # is a mistake no retry mends.
@@ -612,6 +679,8 @@ def _log(outcome: Outcome, result: Settled) -> None:
         )
     elif isinstance(outcome, Parked):
         logger.info("step %s of %s is %s", claim.step, claim.workflow_id, outcome.wait)
+    elif isinstance(outcome, Continued):
+        logger.info("step %s of %s continued the run as new", claim.step, claim.workflow_id)
     elif isinstance(outcome, Failed):
         logger.info(
             "step %s of %s failed (attempt %d): %s%s",

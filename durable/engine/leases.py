@@ -30,8 +30,12 @@ class LeaseKeeper:
         worker_id: str,
         lease_seconds: float,
         using: str,
+        lost: Callable[[list[ClaimedTask]], None] | None = None,
     ) -> None:
         self._held = held
+        # Told of the claims whose leases were gone when renewed: the execution was
+        # cancelled, or another worker took the task over.
+        self._lost = lost
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.using = using
@@ -49,12 +53,14 @@ class LeaseKeeper:
 
     def renew(self) -> int:
         """Renew the leases held now, and tell the worker is alive; how many were ours."""
-        return claims.heartbeat(
-            list(self._held()),
-            lease_seconds=self.lease_seconds,
-            using=self.using,
-            worker_id=self.worker_id,
+        held = list(self._held())
+        renewed = claims.heartbeat(
+            held, lease_seconds=self.lease_seconds, using=self.using, worker_id=self.worker_id
         )
+        lost = [claim for claim in held if claim.task_id not in renewed]
+        if lost and self._lost is not None:
+            self._lost(lost)
+        return len(renewed)
 
     def _keep(self) -> None:
         try:

@@ -97,6 +97,15 @@ class StepWaits:
     def input_timed_out(self, name: str) -> None:
         self.effects.timed_out_inputs.append((name, len(self.effects.recorded)))
 
+    def patched(self, patch_id: str, *, replaying: bool) -> bool:
+        known = self.claim.patches.get(patch_id, self.effects.patches.get(patch_id))
+        if known is None:
+            # Earlier runs of this attempt that passed here recorded their answer when they
+            # parked; none recorded means their code had no such patch.
+            known = not replaying
+            self.effects.patches[patch_id] = known
+        return known
+
     def start_child(
         self, workflow: Any, input: Any, queue: str | None, priority: int | None
     ) -> str:

@@ -44,8 +44,9 @@ from durable.engine.lanes import Lane
 from durable.engine.leases import LeaseKeeper
 from durable.engine.reconciler import Reconciler
 from durable.exceptions import StepTimeout, WorkflowNotFound
+from durable.flow.cancellation import Cancellation
 from durable.queue.base import QueueAdapter
-from durable.store import claims, deploys, retention, workers
+from durable.store import claims, deploys, patching, retention, workers
 from durable.store.claims import Chain
 from durable.store.outcomes import Failed, Outcome, Result
 from durable.store.records import ClaimedTask, error_record
@@ -67,6 +68,10 @@ COMMIT_THREADS = 1
 HOUSEKEEPING_INTERVAL = 0.2
 # Sync steps run on at most this many threads unless DURABLE["SYNC_THREADS"] says.
 DEFAULT_SYNC_THREADS = 64
+# Seconds a sync step past its timeout is given to stop (it sees `ctx.cancelled` at once)
+# before its timeout is recorded without it and its thread abandoned. Until then its retry
+# is not scheduled anywhere.
+TIMEOUT_GRACE = 3.0
 
 
 def resident_memory_mb() -> float:
@@ -91,8 +96,11 @@ def new_worker_id() -> str:
 class InFlight:
     claim: ClaimedTask
     deadline: float | None = None  # monotonic; a sync step once its thread runs it
-    timed_out: bool = False
+    # Set when the attempt is asked to stop; it is the step's `ctx.cancelled`.
+    cancellation: Cancellation | None = None
+    timed_out: bool = False  # its timeout was recorded without it: the thread is abandoned
     thread_running: bool = False
+    body: asyncio.Future[Outcome] | None = None  # a sync step's thread, as the loop sees it
     # Counted in its queue's slots until its body ended (its checkpoint does not count).
     in_slot: bool = True
 
@@ -140,7 +148,10 @@ class Worker:
         # no more than the queue's concurrency leaves. Claims handed on by checkpoints (the
         # next step, chained) may push it over for a moment: their bodies wait for a slot.
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
-        self._in_flight: dict[int, InFlight] = {}
+        self._in_flight: dict[int, InFlight] = {}  # by task id
+        # Sync attempts whose timeout was recorded while their threads still run, by task
+        # id: the task's next attempt waits for the thread, and the slot stays taken.
+        self._abandoned: dict[int, InFlight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_reap = 0.0
         # The next delayed task's due time, looked up again only when something may have
@@ -190,6 +201,7 @@ class Worker:
             worker_id=self.worker_id,
             lease_seconds=self.lease_seconds,
             using=self.adapter.using,
+            lost=self._lost,
         )
         try:
             await self._claims.run(self._register)
@@ -242,12 +254,20 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 workers.register(self.worker_id, self.queues, using=self.adapter.using)
+                self._record_step_code()
                 return
             except Exception as exc:
                 logger.warning("could not register the worker (%s); retrying", exc)
                 close_old_connections()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    def _record_step_code(self) -> None:
+        # What durable_deploy_check compares the next deploy's steps with.
+        try:
+            patching.record_step_code(registry.all_definitions(), using=self.adapter.using)
+        except Exception as exc:
+            logger.warning("could not record the workflows' step code: %s", exc)
 
     def _unregister(self) -> None:
         try:
@@ -276,9 +296,12 @@ class Worker:
             if running:
                 await asyncio.wait(running, timeout=0.05)
         with self._lock:
-            left = [entry for entry in self._in_flight.values()]
+            left = list(self._in_flight.values())
+            abandoned = len(self._abandoned)
         for entry in left:
             claim = entry.claim
+            if entry.cancellation is not None:
+                entry.cancellation.cancel("the worker is shutting down")
             logger.warning(
                 "releasing %s of %s unfinished at shutdown", claim.step, claim.workflow_id
             )
@@ -287,7 +310,7 @@ class Worker:
             except Exception:
                 logger.exception("could not release %s; its lease will expire", claim.step)
         # Async steps are cancelled; sync steps cannot be, and their threads are abandoned.
-        self.abandoned_steps = sum(1 for entry in left if entry.thread_running)
+        self.abandoned_steps = abandoned + sum(1 for entry in left if entry.thread_running)
         cancelled = set(self._tasks)
         for task in cancelled:
             task.cancel()
@@ -357,7 +380,22 @@ class Worker:
     def _held(self) -> list[ClaimedTask]:
         """The claims whose leases the keeper renews."""
         with self._lock:
-            return [e.claim for e in self._in_flight.values() if not e.timed_out]
+            return [e.claim for e in self._in_flight.values()]
+
+    def _lost(self, lost: list[ClaimedTask]) -> None:
+        """On the keeper's thread: these claims' leases are gone (their execution was
+        cancelled, or another worker took them over): their steps are asked to stop."""
+        with self._lock:
+            entries = [self._in_flight.get(claim.task_id) for claim in lost]
+        for claim, entry in zip(lost, entries, strict=True):
+            if entry is not None and entry.claim is claim and entry.cancellation is not None:
+                logger.warning(
+                    "step %s of %s lost its lease (its execution was cancelled or another "
+                    "worker took it over); asking it to stop",
+                    claim.step,
+                    claim.workflow_id,
+                )
+                entry.cancellation.cancel("its lease was lost (cancelled or taken over)")
 
     async def _run(self, claim: ClaimedTask) -> None:
         """Run `claim` and the claims its checkpoints return: the next step of its execution
@@ -402,13 +440,17 @@ class Worker:
         if not isinstance(prepared, Run):
             outcome: Outcome = prepared
         else:
+            await self._after_abandoned_attempt(claim)
+            entry = self._watch(prepared)
+            # An abandoned thread's body holds its slot until the thread ends.
             async with self._slots[claim.queue]:
                 if prepared.is_async:
                     outcome = await executor.invoke_async(prepared)
                 else:
-                    outcome = await self._loop.run_in_executor(
-                        self._pool, self._invoke_sync, prepared
-                    )
+                    body = self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
+                    if entry is not None:
+                        entry.body = body
+                    outcome = await body
             # The body is done: its slot goes to the next claim while the checkpoint
             # commits, so a step's time in the committer's queue costs no throughput.
             self._leave_slot(claim)
@@ -428,19 +470,47 @@ class Worker:
             return outcome.settled()
         return await asyncio.wrap_future(self._committer.submit(outcome))
 
+    def _watch(self, run: Run) -> InFlight | None:
+        """The claim's entry, now holding the attempt's cancellation."""
+        with self._lock:
+            entry = self._in_flight.get(run.claim.task_id)
+            if entry is None or entry.claim is not run.claim:
+                return None
+            entry.cancellation = run.cancellation
+            return entry
+
+    async def _after_abandoned_attempt(self, claim: ClaimedTask) -> None:
+        """Wait while an earlier attempt of the claim's task still runs on a thread of this
+        worker (its timeout was recorded without it): two attempts of a step never run side
+        by side here. The claim keeps its slot and its lease meanwhile."""
+        with self._lock:
+            earlier = self._abandoned.get(claim.task_id)
+        if earlier is None or earlier.body is None or earlier.body.done():
+            return
+        logger.warning(
+            "attempt %d of step %s of %s waits until attempt %d, past its timeout, stops",
+            claim.attempt,
+            claim.step,
+            claim.workflow_id,
+            earlier.claim.attempt,
+        )
+        await asyncio.wait([earlier.body])
+
     def _invoke_sync(self, run: Run) -> Outcome:
         """On a pool thread: run a sync step under the worker's timeout watch."""
         with self._lock:
             entry = self._in_flight.get(run.claim.task_id)
-            if entry is not None:
+            if entry is not None and entry.claim is run.claim:
                 entry.thread_running = True
                 if run.step.timeout is not None:
                     entry.deadline = time.monotonic() + run.step.timeout
+            else:
+                entry = None
         try:
             return executor.invoke(run)
         finally:
-            with self._lock:
-                if entry is not None:
+            if entry is not None:
+                with self._lock:
                     entry.thread_running = False
 
     def _chain(self, links: int) -> Chain | None:
@@ -456,21 +526,33 @@ class Worker:
             return False
         return self.max_tasks is None or self.stats.claimed < self.max_tasks
 
+    def _entry(self, claim: ClaimedTask) -> tuple[dict[int, InFlight], InFlight] | None:
+        """Under the lock: `claim`'s entry and the dict holding it. The task's next attempt
+        may be in flight already, under the same task id, when this one was abandoned."""
+        for entries in (self._in_flight, self._abandoned):
+            entry = entries.get(claim.task_id)
+            if entry is not None and entry.claim is claim:
+                return entries, entry
+        return None
+
     def _leave_slot(self, claim: ClaimedTask) -> None:
         with self._lock:
-            entry = self._in_flight.get(claim.task_id)
-            if entry is None or not entry.in_slot:
+            found = self._entry(claim)
+            if found is None or not found[1].in_slot:
                 return
-            entry.in_slot = False
+            found[1].in_slot = False
             self._running[claim.queue] -= 1
         self.wake.set()
 
     def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
         """Its checkpoint is done (or it was handed back): the lease keeper lets it go."""
         with self._lock:
-            entry = self._in_flight.pop(claim.task_id, None)
-            if entry is not None and entry.in_slot:
-                self._running[claim.queue] -= 1
+            found = self._entry(claim)
+            if found is not None:
+                entries, entry = found
+                del entries[claim.task_id]
+                if entry.in_slot:
+                    self._running[claim.queue] -= 1
             self.stats.finished += 1
             if chained:
                 return  # the chained step is its own claim now: nothing for the loop to do
@@ -530,16 +612,25 @@ class Worker:
         self._cleanup_thread.start()
 
     def _fail_timed_out_steps(self, now: float) -> None:
-        """Sync steps cannot be interrupted: past their deadline they are failed (and
-        retried) here, and their threads abandoned."""
+        """Sync steps cannot be interrupted, only asked to stop. Past its deadline a step
+        sees `ctx.cancelled`; one that returns within TIMEOUT_GRACE is recorded as timed
+        out by its own run. One still running then is failed (and retried) here, and its
+        thread abandoned: its slot stays taken and its task's next attempt waits on this
+        worker until it ends."""
         with self._lock:
             overdue = [
                 e
                 for e in self._in_flight.values()
-                if e.deadline is not None and not e.timed_out and now > e.deadline
+                if e.deadline is not None
+                and e.thread_running
+                and not e.timed_out
+                and now > e.deadline + TIMEOUT_GRACE
             ]
             for entry in overdue:
                 entry.timed_out = True
+                # Its lease is renewed no more; the retry, claimed here, waits for it.
+                del self._in_flight[entry.claim.task_id]
+                self._abandoned[entry.claim.task_id] = entry
         for entry in overdue:
             claim = entry.claim
             try:
@@ -556,10 +647,12 @@ class Worker:
                 retryable=True,
             )
             logger.warning(
-                "step %s of %s timed out after %gs; its thread is abandoned",
+                "step %s of %s timed out after %gs and did not stop within %gs; its thread "
+                "is abandoned",
                 claim.step,
                 claim.workflow_id,
                 timeout,
+                TIMEOUT_GRACE,
             )
             # Checkpointed with the others; a lost lease there means another worker has it.
             self._committer.submit(outcome)

@@ -7,7 +7,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from durable.dsl.payloads import is_model_instance
 from durable.exceptions import ChildWorkflowFailed, WaitTimeout
+from durable.flow.cancellation import Cancellation
+from durable.flow.continuation import ContinueAsNew
 from durable.flow.inputs import build_schema
 from durable.flow.ops import Op, apply_op, copy_json
 from durable.flow.result import result_op
@@ -49,8 +52,10 @@ class Context:
         read_only: bool = False,
         progress_hook: ProgressHook | None = None,
         waits: WaitRuntime | None = None,
+        cancellation: Cancellation | None = None,
     ) -> None:
         self._data = data
+        self._cancellation = cancellation
         self._read_only = read_only
         self._progress_hook = progress_hook
         self._waits = waits
@@ -154,6 +159,53 @@ class Context:
         """Report progress of a long step; shown live in the dashboard."""
         if self._progress_hook is not None:
             self._progress_hook(done, total)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this attempt was asked to stop: its `timeout=` passed, its execution
+        was cancelled, or its worker gave it up. Whatever it does next is discarded."""
+        return self._cancellation is not None and self._cancellation.requested
+
+    def raise_if_cancelled(self) -> None:
+        """Raise `durable.StepCancelled` if this attempt was asked to stop."""
+        if self._cancellation is not None:
+            self._cancellation.raise_if_requested(self.current_step)
+
+    # -- long-lived runs -----------------------------------------------------------------
+
+    def continue_as_new(self, input: Any = None) -> None:
+        """End this run (status `continued`) and start a fresh run of the same workflow
+        with `input`, linked to this one. Nothing after the call runs, and this step's
+        context writes are not kept: pass on what the next run needs in `input`."""
+        self._writable()
+        if input is None:
+            input = {}
+        if is_model_instance(input):
+            input = normalize(input, "continue_as_new input")  # a dataclass or pydantic model
+        if not isinstance(input, Mapping):
+            raise TypeError(
+                f"continue_as_new() takes the new run's input as a dict, got {safe_repr(input, 80)}"
+            )
+        raise ContinueAsNew(normalize(dict(input), "continue_as_new input"))
+
+    def patched(self, patch_id: str) -> bool:
+        """True when this run takes the code guarded by `patch_id`: it reaches the call for
+        the first time under code that has it. False when the step re-runs code an earlier
+        run of it (before a wait) passed without the patch. The answer is recorded for the
+        run: every later call in any step of it returns the same, across deploys."""
+        if not isinstance(patch_id, str) or not 0 < len(patch_id) <= MAX_NAME_LENGTH:
+            raise ValueError(
+                f"patched() takes a patch id of 1 to {MAX_NAME_LENGTH} characters, "
+                f"got {safe_repr(patch_id, 80)}"
+            )
+        runtime = self._runtime("patched()")
+        # Earlier runs of this attempt passed every wait recorded, and reached the one it
+        # is parked on: code before those was run before, maybe under other code.
+        reached = len(runtime.recorded())
+        pending = runtime.pending()
+        if pending is not None:
+            reached = max(reached, pending.index + 1)
+        return runtime.patched(patch_id, replaying=self._wait_index < reached)
 
     # -- waiting (see durable/flow/waits.py for the re-run rules) ------------------------
 

@@ -23,6 +23,7 @@ from durable.dsl.nodes import (
     SwitchNode,
     branch_key_matches,
 )
+from durable.dsl.payloads import typed_input
 from durable.flow.branches import Branches, MemoryBranches
 from durable.flow.context import Context
 from durable.flow.ops import ContextConflict, Op, apply_ops, copy_json
@@ -268,14 +269,14 @@ class Router:
             token.ops.extend(ops)
 
     def _call(self, block: str, option: str, fn: Any, token: Token) -> Any:
-        ctx = Context(
-            self.view(token),
-            input=self.state.input,
-            workflow_id=self.state.workflow_id,
-            current_step=block,
-            read_only=True,
-        )
         try:
+            ctx = Context(
+                self.view(token),
+                input=typed_input(self.definition.input_type, self.state.input),
+                workflow_id=self.state.workflow_id,
+                current_step=block,
+                read_only=True,
+            )
             return fn(ctx)
         except Exception as exc:
             raise FlowError(

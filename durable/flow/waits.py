@@ -125,6 +125,11 @@ class WaitRuntime(Protocol):
         """Mark the pending input `name` as timed out."""
         ...
 
+    def patched(self, patch_id: str, *, replaying: bool) -> bool:
+        """The run's answer for `patch_id`, recorded now if it has none: False when the
+        step re-runs code that an earlier run of it passed without the patch."""
+        ...
+
     def start_child(
         self, workflow: Any, input: Any, queue: str | None, priority: int | None
     ) -> str:

@@ -109,8 +109,10 @@ class Backend(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def renew_leases(self, leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime) -> int:
-        """Extend the leases (task id, token) still held; how many were."""
+    def renew_leases(
+        self, leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime
+    ) -> set[int]:
+        """Extend the leases (task id, token) still held; the ids of their tasks."""
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -223,7 +225,9 @@ class PostgresBackend(Backend):
     def start_attempts(self, starts: Sequence[AttemptStart], worker_id: str, now: datetime) -> None:
         sql.start_attempts(starts, worker_id, now, self.using)
 
-    def renew_leases(self, leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime) -> int:
+    def renew_leases(
+        self, leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime
+    ) -> set[int]:
         return sql.renew_leases(leases, expires_at, self.using).result()
 
     def lock_executions(self, pks: Iterable[int]) -> Pending[dict[int, WorkflowExecution]]:
@@ -365,11 +369,16 @@ class GenericBackend(Backend):
             ],
         )
 
-    def renew_leases(self, leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime) -> int:
+    def renew_leases(
+        self, leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime
+    ) -> set[int]:
         held = Q()
         for task_id, token in leases:
             held |= Q(id=task_id, lease_token=token)
-        return Task.objects.using(self.using).filter(held).update(lease_expires_at=expires_at)
+        tasks = Task.objects.using(self.using).filter(held)
+        renewed = set(tasks.values_list("id", flat=True))
+        tasks.filter(id__in=renewed).update(lease_expires_at=expires_at)
+        return renewed
 
     def lock_executions(self, pks: Iterable[int]) -> Pending[dict[int, WorkflowExecution]]:
         rows = (

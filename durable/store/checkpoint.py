@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl.fingerprint import fingerprint
-from durable.exceptions import ExecutionNotFound, LeaseLost
+from durable.exceptions import ExecutionNotFound, LeaseLost, NonRetryable
 from durable.flow.ops import copy_json
 from durable.flow.result import take_result
 from durable.flow.router import FlowError, FlowState, Router
@@ -67,6 +67,7 @@ from durable.store.executions import (
 from durable.store.livelogs import resumes_attempt
 from durable.store.outcomes import (
     Compensated,
+    Continued,
     Failed,
     Outcome,
     Parked,
@@ -77,6 +78,7 @@ from durable.store.outcomes import (
 from durable.store.records import error_record
 from durable.store.rows import UNLEASED, AttemptEnd, Lease, QueueHead
 from durable.store.sql import Pending
+from durable.store.starts import continue_execution
 from durable.store.waits import apply_wait_effects, suspend_step
 
 
@@ -291,6 +293,7 @@ def _succeeded(
             return Settled()  # parked: a deploy removed where this step's token goes next
         task.delete(using=using)
     apply_wait_effects(task, outcome.waits, using)
+    _record_patches(execution, outcome)
     _attempt(plan, outcome, task, StepStatus.COMPLETED, using, output=outcome.output)
     step_event("step_completed", claim, task, using, duration_ms=outcome.duration_ms)
     if execution.status in ACTIVE:
@@ -384,6 +387,7 @@ def _failed(
     assert isinstance(outcome, Failed)
     claim, definition, error = outcome.claim, outcome.definition, outcome.error
     apply_wait_effects(task, outcome.waits, using)
+    _record_patches(execution, outcome)
     if outcome.waits is not None:
         task.token = {**task.token, "waits": outcome.waits.recorded}
     _attempt(plan, outcome, task, StepStatus.FAILED, using, error=error)
@@ -452,6 +456,7 @@ def _parked(
         task.delete(using=using)
         return Settled()
     _attempt(plan, outcome, task, StepStatus.WAITING, using)
+    _record_patches(execution, outcome)
     suspend_step(claim, task, execution, wait, outcome.waits, using=using)
     if execution.status == ExecutionStatus.WAITING:
         outbox.event(
@@ -465,6 +470,54 @@ def _parked(
             using,
         )
     return Settled()
+
+
+def _continued(
+    index: int,
+    outcome: Outcome,
+    task: Task,
+    execution: WorkflowExecution,
+    plan: Plan,
+    using: str,
+) -> Result:
+    """`ctx.continue_as_new(input)`: the run ends `continued` and its successor starts, in
+    this transaction. Whatever else of the run is queued or running is dropped."""
+    assert isinstance(outcome, Continued)
+    claim, definition = outcome.claim, outcome.definition
+    assert definition is not None
+    apply_wait_effects(task, outcome.waits, using)
+    task.delete(using=using)
+    if execution.status not in ACTIVE:
+        return Settled()
+    if execution.parent_id is not None:
+        # Its parent waits on this run's id, which would end without a result.
+        error = error_record(
+            NonRetryable(
+                f"step {claim.step!r} called ctx.continue_as_new() in a child workflow; a "
+                "child must finish (its parent waits for its result)"
+            ),
+            with_traceback=False,
+        )
+        _attempt(plan, outcome, task, StepStatus.FAILED, using, error=error)
+        step_event("step_failed", claim, task, using, error=_brief(error))
+        fail_execution(
+            execution, definition, error, using=using, deferred=plan.deferred, save=False
+        )
+        return Settled()
+    _record_patches(execution, outcome)
+    successor = continue_execution(execution, definition, outcome.input, using=using)
+    _attempt(plan, outcome, task, StepStatus.COMPLETED, using, output={"continued_as": successor})
+    step_event("step_completed", claim, task, using, duration_ms=outcome.duration_ms)
+    finish(execution, ExecutionStatus.CONTINUED, using=using, deferred=plan.deferred, save=False)
+    return Settled()
+
+
+def _record_patches(execution: WorkflowExecution, outcome: Outcome) -> None:
+    """Keep the `ctx.patched` answers the attempt gave; an answer the run recorded first
+    (another branch, an earlier run) stays."""
+    given = outcome.waits.patches if outcome.waits is not None else {}
+    if any(patch_id not in execution.patches for patch_id in given):
+        execution.patches = {**given, **execution.patches}
 
 
 def _compensated(
@@ -526,6 +579,7 @@ _HANDLERS: dict[type, Handler] = {
     Succeeded: _succeeded,
     Failed: _failed,
     Parked: _parked,
+    Continued: _continued,
     Compensated: _compensated,
 }
 

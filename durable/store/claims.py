@@ -332,6 +332,7 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         open_events=task.claim_saw[0],
         has_children=task.claim_saw[1],
         parent_pk=execution.parent_id,
+        patches=dict(execution.patches or {}),
     )
 
 
@@ -341,17 +342,17 @@ def heartbeat(
     lease_seconds: float,
     using: str,
     worker_id: str | None = None,
-) -> int:
-    """Extend the leases still held (and mark `worker_id` seen); how many were ours."""
+) -> set[int]:
+    """Extend the leases still held (and mark `worker_id` seen); the ids of their tasks."""
     leases = [(claim.task_id, claim.lease_token) for claim in claims]
     if not leases and worker_id is None:
-        return 0
+        return set()
     with transaction.atomic(using=using):
         # The clock is read once the write lock is ours (SQLite may wait for it).
         expires_at = timezone.now() + timedelta(seconds=lease_seconds)
         if worker_id is not None:
             workers.seen(worker_id, using=using)
-        return backend(using).renew_leases(leases, expires_at) if leases else 0
+        return backend(using).renew_leases(leases, expires_at) if leases else set()
 
 
 def release(claim: ClaimedTask, *, using: str, until: datetime | None = None) -> bool:

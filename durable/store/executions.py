@@ -205,6 +205,7 @@ FINAL_EVENTS: dict[str, str] = {
     ExecutionStatus.COMPENSATED: "workflow_failed",
     ExecutionStatus.COMPENSATION_FAILED: "workflow_failed",
     ExecutionStatus.CANCELLED: "workflow_cancelled",
+    ExecutionStatus.CONTINUED: "workflow_continued",
 }
 
 

@@ -55,6 +55,14 @@ class Parked(Outcome):
 
 
 @dataclass
+class Continued(Outcome):
+    """A step attempt called `ctx.continue_as_new(input)`: the run ends `continued` and a
+    fresh run of its workflow starts with `input`."""
+
+    input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Compensated(Outcome):
     """A compensation attempt ended: `error` None when it succeeded."""
 

@@ -44,6 +44,8 @@ class ClaimedTask:
     has_children: bool = False
     # The execution's parent (a child workflow), if any.
     parent_pk: int | None = None
+    # The answers of `ctx.patched` the run recorded so far.
+    patches: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class WaitEffects:
     seen_event_id: int = 0  # the newest event the waits looked at
     timed_out_inputs: list[tuple[str, int]] = field(default_factory=list)  # (name, index)
     children: list[ChildStart] = field(default_factory=list)
+    patches: dict[str, bool] = field(default_factory=dict)  # `ctx.patched` answers given
 
 
 def error_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from durable.models import (
     WorkflowExecution,
 )
 
-COMPLETED = (ExecutionStatus.COMPLETED,)
+COMPLETED = (ExecutionStatus.COMPLETED, ExecutionStatus.CONTINUED)
 FAILED = (
     ExecutionStatus.FAILED,
     ExecutionStatus.COMPENSATED,

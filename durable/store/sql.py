@@ -20,11 +20,13 @@ from django.db import connections
 from django.db.models import JSONField, Model
 from django.db.models.base import ModelState
 
+from durable import codecs
 from durable.models import (
     CLAIMABLE_TASK_STATUSES,
     ExecutionStatus,
     FanoutBranch,
     FlowSlot,
+    PayloadField,
     PendingInput,
     QueueState,
     StepExecution,
@@ -135,6 +137,11 @@ def pipeline(using: str) -> Iterator[None]:
         yield
 
 
+def _loaded(text: str, is_payload: bool) -> Any:
+    value = json.loads(text)
+    return codecs.decode(value) if is_payload else value
+
+
 def _models(
     model: type[M], using: str, names: list[str], rows: list[Any], prefix: str = ""
 ) -> list[M]:
@@ -145,7 +152,7 @@ def _models(
     where = {name[len(prefix) :]: i for i, name in enumerate(names) if name.startswith(prefix)}
     # Deferred columns are left out: an instance without an attribute loads it on access.
     picks = [
-        (f.attname, where[str(f.column)], isinstance(f, JSONField))
+        (f.attname, where[str(f.column)], isinstance(f, JSONField), isinstance(f, PayloadField))
         for f in fields
         if str(f.column) in where
     ]
@@ -155,8 +162,8 @@ def _models(
         # went there): the same attributes, and a state saying the row exists in `using`.
         instance = model.__new__(model)
         instance.__dict__.update(
-            (attname, json.loads(row[i]) if is_json and row[i] is not None else row[i])
-            for attname, i, is_json in picks
+            (attname, _loaded(row[i], is_payload) if is_json and row[i] is not None else row[i])
+            for attname, i, is_json, is_payload in picks
         )
         state = ModelState()
         state.adding = False
@@ -180,6 +187,7 @@ CLAIM_EXECUTION_FIELDS = (
     "definition_fingerprint",  # a deploy check is due when it differs from the code's
     "attempt_floor",  # the first attempt of a re-run keeps its context (restarts)
     "parent_id",  # a child's checkpoints go alone (its end wakes the parent)
+    "patches",  # the run's ctx.patched answers
 )
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
@@ -440,7 +448,7 @@ def end_attempts(ends: Sequence[AttemptEnd], now: datetime, using: str) -> Pendi
             "attempts": [e.key.attempt for e in ends],
             "statuses": [e.status for e in ends],
             # JSONField stores None as SQL NULL, and so does this.
-            "outputs": [json_or_null(e.output) for e in ends],
+            "outputs": [payload_or_null(e.output) for e in ends],
             "errors": [json_or_null(e.error) for e in ends],
             "durations": [e.duration_ms for e in ends],
             "logs": [json_or_null(e.logs) for e in ends],
@@ -450,6 +458,15 @@ def end_attempts(ends: Sequence[AttemptEnd], now: datetime, using: str) -> Pendi
 
 def json_or_null(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def payload(value: Any) -> str:
+    """A PayloadField's value as the JSON text stored: through the codec (durable.codecs)."""
+    return json.dumps(codecs.encode(value))
+
+
+def payload_or_null(value: Any) -> str | None:
+    return None if value is None else payload(value)
 
 
 # The columns a checkpoint writes on its executions in one statement; an execution with
@@ -498,13 +515,13 @@ def update_executions(
         UPDATE_EXECUTIONS_SQL,
         {
             "pks": [e.pk for e, _ in executions],
-            "contexts": [json.dumps(e.context) if "context" in c else None for e, c in executions],
-            "fanouts": [json.dumps(e.fanouts) if "fanouts" in c else None for e, c in executions],
+            "contexts": [payload(e.context) if "context" in c else None for e, c in executions],
+            "fanouts": [payload(e.fanouts) if "fanouts" in c else None for e, c in executions],
             "steps": [e.current_step for e, _ in executions],
             "statuses": [str(e.status) for e, _ in executions],
             "started": [e.started_at for e, _ in executions],
             "now": now,
-            "results": [json_or_null(e.result) for e, _ in executions],
+            "results": [payload_or_null(e.result) for e, _ in executions],
             "explicit": [e.result_explicit for e, _ in executions],
             "completed": [e.completed_at for e, _ in executions],
             "durations": [e.duration_ms for e, _ in executions],
@@ -540,7 +557,7 @@ def insert_tasks(tasks: Sequence[Task], now: datetime, using: str) -> Pending[No
         "executions": [t.execution_id for t in tasks],
         "kinds": [t.kind for t in tasks],
         "steps": [t.step for t in tasks],
-        "tokens": [json.dumps(t.token) for t in tasks],
+        "tokens": [payload(t.token) for t in tasks],
         "queues": [t.queue for t in tasks],
         "priorities": [t.priority for t in tasks],
         "run_at": [t.run_at for t in tasks],
@@ -593,8 +610,8 @@ def start_attempts(
         "scopes": [a.key.scope_key for a in attempts],
         "kinds": [a.key.kind for a in attempts],
         "attempts": [a.key.attempt for a in attempts],
-        "inputs": [json_or_null(a.input) for a in attempts],
-        "contexts": [json_or_null(a.context_before) for a in attempts],
+        "inputs": [payload_or_null(a.input) for a in attempts],
+        "contexts": [payload_or_null(a.context_before) for a in attempts],
     }
     return send(using, START_ATTEMPTS_SQL, params)
 
@@ -603,20 +620,20 @@ RENEW_LEASES_SQL = f"""
 UPDATE {_table(Task)} AS t SET lease_expires_at = %(expires)s
   FROM unnest(%(ids)b::bigint[], %(tokens)b::uuid[]) AS d(id, token)
  WHERE t.id = d.id AND t.lease_token = d.token
-RETURNING 1
+RETURNING t.id
 """
 
 
 def renew_leases(
     leases: Sequence[tuple[int, uuid.UUID]], expires_at: datetime, using: str
-) -> Pending[int]:
-    """Extend the leases still held; how many were."""
+) -> Pending[set[int]]:
+    """Extend the leases still held; the ids of their tasks."""
     params = {
         "ids": [task_id for task_id, _ in leases],
         "tokens": [t for _, t in leases],
         "expires": expires_at,
     }
-    return send(using, RENEW_LEASES_SQL, params, lambda names, rows: len(rows))
+    return send(using, RENEW_LEASES_SQL, params, lambda names, rows: {row[0] for row in rows})
 
 
 WRITE_BRANCHES_SQL = f"""
@@ -635,8 +652,8 @@ def write_branches(rows: Sequence[BranchRow], using: str) -> Pending[None]:
         "executions": [r[0] for r in rows],
         "fanouts": [r[1] for r in rows],
         "indexes": [r[2] for r in rows],
-        "items": [json_or_null(r[3]) for r in rows],
-        "ops": [json_or_null(r[4]) for r in rows],
+        "items": [payload_or_null(r[3]) for r in rows],
+        "ops": [payload_or_null(r[4]) for r in rows],
     }
     return send(using, WRITE_BRANCHES_SQL, params)
 
@@ -671,10 +688,11 @@ e AS (
          (workflow_id, workflow_module, workflow_name, status, queue, priority, input, context,
           current_step, scheduled_at, created_at, updated_at, idempotency_key,
           definition_version, deadline_at, fanouts, parent_id, result_explicit,
-          definition_fingerprint, attempt_floor)
+          definition_fingerprint, attempt_floor, patches)
   SELECT d.workflow_id, d.module, d.name, %(pending)s, d.queue, d.priority, d.input::jsonb,
          d.context::jsonb, d.step, d.scheduled_at, %(now)s, %(now)s, d.idempotency_key,
-         d.version, d.deadline_at, d.fanouts::jsonb, d.parent_id, false, d.fingerprint, 0
+         d.version, d.deadline_at, d.fanouts::jsonb, d.parent_id, false, d.fingerprint, 0,
+         '{{}}'::jsonb
     FROM d ORDER BY d.n
       ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING x.id, x.workflow_id
@@ -726,9 +744,9 @@ def start_executions(
         "names": [e.name for e in executions],
         "queues": [e.queue for e in executions],
         "priorities": [e.priority for e in executions],
-        "inputs": [json.dumps(e.input) for e in executions],
-        "contexts": [json.dumps(e.context) for e in executions],
-        "fanouts": [json.dumps(e.fanouts) for e in executions],
+        "inputs": [payload(e.input) for e in executions],
+        "contexts": [payload(e.context) for e in executions],
+        "fanouts": [payload(e.fanouts) for e in executions],
         "steps": [e.current_step for e in executions],
         "scheduled": [e.scheduled_at for e in executions],
         "keys": [e.idempotency_key for e in executions],
@@ -738,7 +756,7 @@ def start_executions(
         "fingerprints": [e.fingerprint for e in executions],
         "task_wids": [t.workflow_id for t in tasks],
         "task_steps": [t.step for t in tasks],
-        "tokens": [json.dumps(t.token) for t in tasks],
+        "tokens": [payload(t.token) for t in tasks],
         "task_queues": [t.queue for t in tasks],
         "task_priorities": [t.priority for t in tasks],
         "run_at": [t.run_at for t in tasks],

@@ -103,6 +103,30 @@ def start_executions(definition: Definition, starts: Sequence[Start], *, using: 
     ]
 
 
+def continue_execution(
+    execution: WorkflowExecution, definition: Definition, input: dict[str, Any], *, using: str
+) -> str:
+    """Inside the checkpoint that ends `execution` with `ctx.continue_as_new(input)`: start
+    the run that carries on (same workflow, queue and priority), linked by `continued_from`.
+    Its idempotency key is the ended run's, so it is started once."""
+    [workflow_id] = start_executions(
+        definition,
+        [
+            Start(
+                input,
+                queue=execution.queue,
+                priority=execution.priority,
+                idempotency_key=f"durable:continued:{execution.workflow_id}",
+            )
+        ],
+        using=using,
+    )
+    WorkflowExecution.objects.using(using).filter(
+        workflow_id=workflow_id, continued_from__isnull=True
+    ).update(continued_from=execution.pk)
+    return workflow_id
+
+
 def _transaction(using: str, *, needed: bool) -> AbstractContextManager[Any]:
     # A plain start without keys is one statement, atomic by itself.
     return transaction.atomic(using=using) if needed else nullcontext()

@@ -10,13 +10,25 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from durable import codecs
+
 # Beyond being staff, an action needs the model permission behind it.
 CANCEL_PERMISSION = "durable.change_workflowexecution"
 SEND_EVENT_PERMISSION = "durable.change_workflowexecution"
 START_PERMISSION = "durable.add_workflowexecution"
 RESPOND_PERMISSION = "durable.respond_pendinginput"
+# With a payload codec (DURABLE["CODEC"]), payloads are shown decoded only with this.
+VIEW_PAYLOADS_PERMISSION = "durable.view_payloads"
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+def sees_payloads(user: Any) -> bool:
+    """Whether `user` is shown payloads (input, context, results, responses) decoded:
+    always without a codec; with one, only with the durable.view_payloads permission."""
+    if codecs.active() is None:
+        return True
+    return bool(user is not None and user.has_perm(VIEW_PAYLOADS_PERMISSION))
 
 
 def is_staff(user: Any) -> bool:

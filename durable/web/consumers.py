@@ -24,7 +24,7 @@ from durable.bus import AsyncSubscription, get_bus
 from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
-from durable.web.access import is_staff
+from durable.web.access import is_staff, sees_payloads
 from durable.web.presenters import execution_view, with_progress
 
 logger = logging.getLogger("durable.web")
@@ -107,7 +107,7 @@ class ExecutionConsumer(LiveConsumer):
         )
         if execution is None:
             return "", True
-        view = execution_view(execution)
+        view = execution_view(execution, payloads=sees_payloads(self.scope.get("user")))
         parts = []
         for region in EXECUTION_REGIONS:
             html = render_to_string(f"durable/partials/{region}.html", {"view": view, "oob": True})

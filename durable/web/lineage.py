@@ -1,4 +1,5 @@
-"""Parent and child workflows of an execution, for its dashboard page."""
+"""Parent and child workflows of an execution, and the runs it continues or is continued
+by (`ctx.continue_as_new`), for its dashboard page."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class Lineage:
     parent: WorkflowExecution | None
     children: list[WorkflowExecution]
     more_children: int  # beyond MAX_CHILDREN
+    continued_from: WorkflowExecution | None = None
+    continued_as: WorkflowExecution | None = None
 
 
 def lineage(execution: WorkflowExecution) -> Lineage:
@@ -24,4 +27,10 @@ def lineage(execution: WorkflowExecution) -> Lineage:
     children = executions.filter(parent_id=execution.pk).order_by("id")
     shown = list(children[:MAX_CHILDREN])
     more = children.count() - len(shown) if len(shown) == MAX_CHILDREN else 0
-    return Lineage(parent, shown, more)
+    before = (
+        executions.filter(pk=execution.continued_from_id).first()
+        if execution.continued_from_id
+        else None
+    )
+    after = executions.filter(continued_from_id=execution.pk).first()
+    return Lineage(parent, shown, more, before, after)

@@ -53,6 +53,8 @@ class ExecutionView:
     pending_inputs: list[PendingInput]
     context_json: str
     foreach_progress: list[tuple[str, int]]
+    # Payloads are encrypted and the viewer may not see them (durable.web.access).
+    payloads_hidden: bool = False
 
 
 def percent(progress: dict[str, Any] | None) -> int | None:
@@ -146,7 +148,11 @@ def _graph(
     return mark_safe(str(graph.to_svg(g))), mark_safe("\n".join(rules)), progress
 
 
-def execution_view(execution: WorkflowExecution) -> ExecutionView:
+# What a viewer without durable.view_payloads sees in place of an encrypted payload.
+ENCRYPTED = "encrypted"
+
+
+def execution_view(execution: WorkflowExecution, *, payloads: bool = True) -> ExecutionView:
     using = durable_settings.DATABASE
     rows = list(StepExecution.objects.using(using).filter(execution=execution).order_by("id"))
     steps = step_states(execution, rows)
@@ -163,8 +169,9 @@ def execution_view(execution: WorkflowExecution) -> ExecutionView:
                 execution=execution, status=PendingInput.Status.PENDING
             )
         ),
-        context_json=pretty_json(execution.context),
+        context_json=pretty_json(execution.context) if payloads else ENCRYPTED,
         foreach_progress=foreach_progress,
+        payloads_hidden=not payloads,
     )
 
 

@@ -121,7 +121,7 @@ def _execution(workflow_id: str) -> WorkflowExecution:
 
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
     return {
-        "view": execution_view(execution),
+        "view": execution_view(execution, payloads=access.sees_payloads(request.user)),
         "execution": execution,
         "ws_path": f"/ws/durable/executions/{execution.workflow_id}/",
         "lineage": lineage(execution),

@@ -182,10 +182,17 @@ def test_start_by_name_and_by_class_create_the_same_kind_of_execution() -> None:
 
 
 def test_start_stores_input_as_it_will_be_read_back() -> None:
-    when = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
-    wid = durable.start(wf.OneStep, {"when": when, "pair": (1, 2)})
+    wid = durable.start(wf.OneStep, {"when": "2030-05-06T07:08:09Z", "pair": (1, 2)})
 
     assert durable.get_execution(wid).input == {"when": "2030-05-06T07:08:09Z", "pair": [1, 2]}
+
+
+def test_start_refuses_a_datetime_naming_where_it_is_and_starts_nothing() -> None:
+    when = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+    with pytest.raises(NotJSONError, match=r"input\['when'\]: a datetime would come back"):
+        durable.start(wf.OneStep, {"when": when})
+    assert not WorkflowExecution.objects.exists()
 
 
 def test_the_same_idempotency_key_returns_the_same_execution() -> None:

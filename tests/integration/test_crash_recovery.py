@@ -141,7 +141,7 @@ def test_heartbeat_keeps_a_lease_from_being_reaped() -> None:
     assert claim is not None
     expire_lease(claim)
 
-    assert claims.heartbeat([claim], lease_seconds=30, using="default") == 1
+    assert claims.heartbeat([claim], lease_seconds=30, using="default") == {claim.task_id}
     assert claims.reap_expired_leases(using="default") == 0
     execute(claim, queue_adapter())
     assert attempts(wid, "work")[0].status == "failed"

@@ -240,17 +240,21 @@ def test_put_without_a_value_is_a_type_error() -> None:
         make().put("a")
 
 
-def test_datetimes_decimals_and_uuids_are_stored_as_strings() -> None:
-    ctx = make()
-    ident = uuid.uuid4()
-    ctx.put(
-        {
-            "at": datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC),
-            "amount": decimal.Decimal("19.99"),
-            "id": ident,
-        }
-    )
-    assert ctx.data == {"at": "2026-03-01T12:00:00Z", "amount": "19.99", "id": str(ident)}
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC),
+        decimal.Decimal("19.99"),
+        uuid.uuid4(),
+    ],
+)
+def test_values_json_would_stringify_are_refused_and_change_nothing(value: object) -> None:
+    ctx = make({"a": 1})
+
+    with pytest.raises(NotJSONError, match=r"context\['at'\]: a \w+ would come back from JSON"):
+        ctx.put({"ok": 2, "at": value})
+    assert ctx.data == {"a": 1}
+    assert ctx.ops == []
 
 
 def test_replaying_the_ops_on_the_original_data_gives_the_same_context() -> None:

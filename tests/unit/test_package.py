@@ -46,6 +46,7 @@ def test_public_names_are_pinned() -> None:
         "NonRetryable",
         "PendingInputNotFound",
         "Retry",
+        "StepCancelled",
         "StepTimeout",
         "WaitTimeout",
         "Workflow",
