@@ -7,6 +7,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -15,486 +16,253 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="QueueState",
+            name='QueueState',
             fields=[
-                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ("paused", models.BooleanField(default=False)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
+                ('name', models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ('paused', models.BooleanField(default=False)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name="BusPayload",
+            name='BusPayload',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("topic", models.CharField(max_length=255)),
-                ("payload", models.JSONField()),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('topic', models.CharField(max_length=255)),
+                ('payload', models.JSONField()),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                "indexes": [
-                    models.Index(fields=["created_at"], name="durable_buspayload_created_idx")
-                ],
+                'indexes': [models.Index(fields=['created_at'], name='durable_buspayload_created_idx')],
             },
         ),
         migrations.CreateModel(
-            name="ScheduledWorkflow",
+            name='ScheduledWorkflow',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200, unique=True)),
-                ("workflow_name", models.CharField(max_length=200)),
-                ("cron_expression", models.CharField(max_length=200)),
-                ("timezone", models.CharField(default="UTC", max_length=64)),
-                ("input", models.JSONField(blank=True, default=dict)),
-                ("queue", models.CharField(default="default", max_length=100)),
-                ("enabled", models.BooleanField(default=True)),
-                ("last_run_at", models.DateTimeField(blank=True, null=True)),
-                ("next_run_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "catch_up",
-                    models.CharField(
-                        choices=[("skip", "Skip"), ("run_once", "Run Once")],
-                        default="skip",
-                        max_length=16,
-                    ),
-                ),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[("code", "Code"), ("manual", "Manual")],
-                        default="manual",
-                        max_length=16,
-                    ),
-                ),
-                ("removed_from_code_at", models.DateTimeField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('workflow_name', models.CharField(max_length=200)),
+                ('cron_expression', models.CharField(max_length=200)),
+                ('timezone', models.CharField(default='UTC', max_length=64)),
+                ('input', models.JSONField(blank=True, default=dict)),
+                ('queue', models.CharField(default='default', max_length=100)),
+                ('enabled', models.BooleanField(default=True)),
+                ('last_run_at', models.DateTimeField(blank=True, null=True)),
+                ('next_run_at', models.DateTimeField(blank=True, null=True)),
+                ('catch_up', models.CharField(choices=[('skip', 'Skip'), ('run_once', 'Run Once')], default='skip', max_length=16)),
+                ('source', models.CharField(choices=[('code', 'Code'), ('manual', 'Manual')], default='manual', max_length=16)),
+                ('removed_from_code_at', models.DateTimeField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
             ],
             options={
-                "indexes": [
-                    models.Index(fields=["enabled", "next_run_at"], name="durable_sched_due_idx")
-                ],
+                'indexes': [models.Index(fields=['enabled', 'next_run_at'], name='durable_sched_due_idx')],
             },
         ),
         migrations.CreateModel(
-            name="WorkflowExecution",
+            name='WorkflowExecution',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "workflow_id",
-                    models.CharField(
-                        default=durable.models.new_workflow_id, max_length=64, unique=True
-                    ),
-                ),
-                ("workflow_module", models.CharField(max_length=255)),
-                ("workflow_name", models.CharField(max_length=200)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("running", "Running"),
-                            ("waiting", "Waiting"),
-                            ("completed", "Completed"),
-                            ("failed", "Failed"),
-                            ("cancelled", "Cancelled"),
-                            ("compensating", "Compensating"),
-                            ("compensated", "Compensated"),
-                            ("compensation_failed", "Compensation Failed"),
-                            ("needs_attention", "Needs Attention"),
-                        ],
-                        default="pending",
-                        max_length=32,
-                    ),
-                ),
-                ("queue", models.CharField(default="default", max_length=100)),
-                ("priority", models.IntegerField(default=0)),
-                ("input", models.JSONField(default=dict)),
-                ("context", models.JSONField(default=dict)),
-                ("current_step", models.CharField(blank=True, default="", max_length=200)),
-                ("error", models.JSONField(blank=True, null=True)),
-                ("result", models.JSONField(blank=True, null=True)),
-                ("scheduled_at", models.DateTimeField(blank=True, null=True)),
-                ("started_at", models.DateTimeField(blank=True, null=True)),
-                ("completed_at", models.DateTimeField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "idempotency_key",
-                    models.CharField(blank=True, max_length=255, null=True, unique=True),
-                ),
-                ("definition_version", models.CharField(blank=True, default="", max_length=64)),
-                ("duration_ms", models.BigIntegerField(blank=True, null=True)),
-                ("deadline_at", models.DateTimeField(blank=True, null=True)),
-                ("fanouts", models.JSONField(blank=True, default=dict)),
-                ("result_explicit", models.BooleanField(default=False)),
-                ("definition_fingerprint", models.CharField(blank=True, default="", max_length=64)),
-                ("attempt_floor", models.PositiveIntegerField(default=0)),
-                (
-                    "parent",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="children",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('workflow_id', models.CharField(default=durable.models.new_workflow_id, max_length=64, unique=True)),
+                ('workflow_module', models.CharField(max_length=255)),
+                ('workflow_name', models.CharField(max_length=200)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('waiting', 'Waiting'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('compensating', 'Compensating'), ('compensated', 'Compensated'), ('compensation_failed', 'Compensation Failed'), ('needs_attention', 'Needs Attention')], default='pending', max_length=32)),
+                ('queue', models.CharField(default='default', max_length=100)),
+                ('priority', models.IntegerField(default=0)),
+                ('input', models.JSONField(default=dict)),
+                ('context', models.JSONField(default=dict)),
+                ('current_step', models.CharField(blank=True, default='', max_length=200)),
+                ('error', models.JSONField(blank=True, null=True)),
+                ('result', models.JSONField(blank=True, null=True)),
+                ('scheduled_at', models.DateTimeField(blank=True, null=True)),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('idempotency_key', models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ('definition_version', models.CharField(blank=True, default='', max_length=64)),
+                ('duration_ms', models.BigIntegerField(blank=True, null=True)),
+                ('deadline_at', models.DateTimeField(blank=True, null=True)),
+                ('fanouts', models.JSONField(blank=True, default=dict)),
+                ('result_explicit', models.BooleanField(default=False)),
+                ('definition_fingerprint', models.CharField(blank=True, default='', max_length=64)),
+                ('attempt_floor', models.PositiveIntegerField(default=0)),
+                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='durable.workflowexecution')),
             ],
             options={
-                "ordering": ["-created_at", "-id"],
+                'ordering': ['-created_at', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="WorkflowEvent",
+            name='WorkflowEvent',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200)),
-                ("payload", models.JSONField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("consumed_at", models.DateTimeField(blank=True, null=True)),
-                ("consumed_by", models.CharField(blank=True, default="", max_length=700)),
-                (
-                    "execution",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="events",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('payload', models.JSONField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('consumed_at', models.DateTimeField(blank=True, null=True)),
+                ('consumed_by', models.CharField(blank=True, default='', max_length=700)),
+                ('execution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='durable.workflowexecution')),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="Task",
+            name='Task',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("kind", models.CharField(default="step", max_length=16)),
-                ("step", models.CharField(max_length=200)),
-                ("token", models.JSONField(default=dict)),
-                ("queue", models.CharField(max_length=100)),
-                ("priority", models.IntegerField(default=0)),
-                ("run_at", models.DateTimeField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("ready", "Ready"),
-                            ("claimed", "Claimed"),
-                            ("waiting", "Waiting"),
-                            ("parked", "Parked"),
-                            ("held", "Held"),
-                        ],
-                        default="ready",
-                        max_length=16,
-                    ),
-                ),
-                ("attempt", models.PositiveIntegerField(default=1)),
-                ("claims", models.PositiveIntegerField(default=0)),
-                ("expiries", models.PositiveIntegerField(default=0)),
-                ("lease_token", models.UUIDField(blank=True, null=True)),
-                ("leased_by", models.CharField(blank=True, default="", max_length=200)),
-                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
-                ("wait", models.JSONField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "execution",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="tasks",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(default='step', max_length=16)),
+                ('step', models.CharField(max_length=200)),
+                ('token', models.JSONField(default=dict)),
+                ('queue', models.CharField(max_length=100)),
+                ('priority', models.IntegerField(default=0)),
+                ('run_at', models.DateTimeField()),
+                ('status', models.CharField(choices=[('ready', 'Ready'), ('claimed', 'Claimed'), ('waiting', 'Waiting'), ('parked', 'Parked'), ('held', 'Held')], default='ready', max_length=16)),
+                ('attempt', models.PositiveIntegerField(default=1)),
+                ('claims', models.PositiveIntegerField(default=0)),
+                ('expiries', models.PositiveIntegerField(default=0)),
+                ('lease_token', models.UUIDField(blank=True, null=True)),
+                ('leased_by', models.CharField(blank=True, default='', max_length=200)),
+                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
+                ('wait', models.JSONField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('execution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tasks', to='durable.workflowexecution')),
             ],
         ),
         migrations.CreateModel(
-            name="StepExecution",
+            name='StepExecution',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("step", models.CharField(max_length=200)),
-                ("scope_key", models.CharField(blank=True, default="", max_length=500)),
-                ("kind", models.CharField(default="step", max_length=16)),
-                ("attempt", models.PositiveIntegerField(default=1)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("running", "Running"),
-                            ("completed", "Completed"),
-                            ("failed", "Failed"),
-                            ("waiting", "Waiting"),
-                            ("skipped", "Skipped"),
-                            ("compensated", "Compensated"),
-                        ],
-                        default="pending",
-                        max_length=16,
-                    ),
-                ),
-                ("started_at", models.DateTimeField(blank=True, null=True)),
-                ("completed_at", models.DateTimeField(blank=True, null=True)),
-                ("duration_ms", models.BigIntegerField(blank=True, null=True)),
-                ("input", models.JSONField(blank=True, null=True)),
-                ("output", models.JSONField(blank=True, null=True)),
-                ("error", models.JSONField(blank=True, null=True)),
-                ("logs", models.JSONField(blank=True, default=list)),
-                ("worker_id", models.CharField(blank=True, default="", max_length=200)),
-                ("progress", models.JSONField(blank=True, null=True)),
-                ("context_before", models.JSONField(blank=True, null=True)),
-                (
-                    "execution",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="steps",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('step', models.CharField(max_length=200)),
+                ('scope_key', models.CharField(blank=True, default='', max_length=500)),
+                ('kind', models.CharField(default='step', max_length=16)),
+                ('attempt', models.PositiveIntegerField(default=1)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('waiting', 'Waiting'), ('skipped', 'Skipped'), ('compensated', 'Compensated')], default='pending', max_length=16)),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                ('duration_ms', models.BigIntegerField(blank=True, null=True)),
+                ('input', models.JSONField(blank=True, null=True)),
+                ('output', models.JSONField(blank=True, null=True)),
+                ('error', models.JSONField(blank=True, null=True)),
+                ('logs', models.JSONField(blank=True, default=list)),
+                ('worker_id', models.CharField(blank=True, default='', max_length=200)),
+                ('progress', models.JSONField(blank=True, null=True)),
+                ('context_before', models.JSONField(blank=True, null=True)),
+                ('execution', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='durable.workflowexecution')),
             ],
             options={
-                "ordering": ["id"],
+                'ordering': ['id'],
             },
         ),
         migrations.CreateModel(
-            name="PendingInput",
+            name='PendingInput',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("input_name", models.CharField(max_length=200)),
-                ("step_name", models.CharField(max_length=200)),
-                ("scope_key", models.CharField(blank=True, default="", max_length=500)),
-                ("wait_index", models.PositiveIntegerField(default=0)),
-                ("type", models.CharField(default="free_text", max_length=32)),
-                ("prompt", models.TextField(blank=True, default="")),
-                ("fields", models.JSONField(blank=True, default=list)),
-                ("choices", models.JSONField(blank=True, default=list)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("completed", "Completed"),
-                            ("timeout", "Timeout"),
-                            ("cancelled", "Cancelled"),
-                        ],
-                        default="pending",
-                        max_length=16,
-                    ),
-                ),
-                ("response", models.JSONField(blank=True, null=True)),
-                ("timeout_at", models.DateTimeField(blank=True, null=True)),
-                ("completed_at", models.DateTimeField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "responded_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "execution",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="pending_inputs",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('input_name', models.CharField(max_length=200)),
+                ('step_name', models.CharField(max_length=200)),
+                ('scope_key', models.CharField(blank=True, default='', max_length=500)),
+                ('wait_index', models.PositiveIntegerField(default=0)),
+                ('type', models.CharField(default='free_text', max_length=32)),
+                ('prompt', models.TextField(blank=True, default='')),
+                ('fields', models.JSONField(blank=True, default=list)),
+                ('choices', models.JSONField(blank=True, default=list)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('completed', 'Completed'), ('timeout', 'Timeout'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
+                ('response', models.JSONField(blank=True, null=True)),
+                ('timeout_at', models.DateTimeField(blank=True, null=True)),
+                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('responded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('execution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pending_inputs', to='durable.workflowexecution')),
             ],
             options={
-                "permissions": [("respond_pendinginput", "Can respond to pending inputs")],
+                'permissions': [('respond_pendinginput', 'Can respond to pending inputs')],
             },
         ),
         migrations.CreateModel(
-            name="FlowSlot",
+            name='FlowSlot',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("scope", models.CharField(max_length=255)),
-                ("admitted", models.BooleanField(default=False)),
-                (
-                    "execution",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="flow_slot",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('scope', models.CharField(max_length=255)),
+                ('admitted', models.BooleanField(default=False)),
+                ('execution', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='flow_slot', to='durable.workflowexecution')),
             ],
         ),
         migrations.CreateModel(
-            name="FlowKey",
+            name='FlowKey',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("scope", models.CharField(max_length=255, unique=True)),
-                ("limit", models.PositiveIntegerField(blank=True, null=True)),
-                ("next_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "execution",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('scope', models.CharField(max_length=255, unique=True)),
+                ('limit', models.PositiveIntegerField(blank=True, null=True)),
+                ('next_at', models.DateTimeField(blank=True, null=True)),
+                ('execution', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='durable.workflowexecution')),
             ],
         ),
         migrations.CreateModel(
-            name="ScheduledRun",
+            name='ScheduledRun',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("fire_time", models.DateTimeField()),
-                ("workflow_id", models.CharField(max_length=64)),
-                ("caught_up", models.BooleanField(default=False)),
-                ("fired_by", models.CharField(blank=True, default="", max_length=200)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "schedule",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="runs",
-                        to="durable.scheduledworkflow",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('fire_time', models.DateTimeField()),
+                ('workflow_id', models.CharField(max_length=64)),
+                ('caught_up', models.BooleanField(default=False)),
+                ('fired_by', models.CharField(blank=True, default='', max_length=200)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('schedule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='durable.scheduledworkflow')),
             ],
             options={
-                "ordering": ["-fire_time"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("schedule", "fire_time"), name="durable_sched_run_unique"
-                    )
-                ],
+                'ordering': ['-fire_time'],
+                'constraints': [models.UniqueConstraint(fields=('schedule', 'fire_time'), name='durable_sched_run_unique')],
             },
         ),
         migrations.AddIndex(
-            model_name="workflowexecution",
-            index=models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
+            model_name='workflowexecution',
+            index=models.Index(fields=['status', '-created_at'], name='durable_exec_status_idx'),
         ),
         migrations.AddIndex(
-            model_name="workflowexecution",
-            index=models.Index(
-                fields=["workflow_name", "status", "-created_at"], name="durable_exec_wf_idx"
-            ),
+            model_name='workflowexecution',
+            index=models.Index(fields=['workflow_name', 'status', '-created_at'], name='durable_exec_wf_idx'),
         ),
         migrations.AddIndex(
-            model_name="workflowexecution",
-            index=models.Index(fields=["-created_at"], name="durable_exec_created_idx"),
+            model_name='workflowexecution',
+            index=models.Index(fields=['-created_at'], name='durable_exec_created_idx'),
         ),
         migrations.AddIndex(
-            model_name="workflowexecution",
-            index=models.Index(
-                fields=["workflow_name", "completed_at"], name="durable_exec_metrics_idx"
-            ),
+            model_name='workflowexecution',
+            index=models.Index(fields=['workflow_name', 'completed_at'], name='durable_exec_metrics_idx'),
         ),
         migrations.AddIndex(
-            model_name="workflowexecution",
-            index=models.Index(fields=["current_step"], name="durable_exec_step_idx"),
+            model_name='workflowexecution',
+            index=models.Index(fields=['current_step'], name='durable_exec_step_idx'),
         ),
         migrations.AddIndex(
-            model_name="workflowevent",
-            index=models.Index(
-                condition=models.Q(("consumed_at__isnull", True)),
-                fields=["execution", "name"],
-                name="durable_event_open_idx",
-            ),
+            model_name='workflowevent',
+            index=models.Index(condition=models.Q(('consumed_at__isnull', True)), fields=['execution', 'name'], name='durable_event_open_idx'),
         ),
         migrations.AddIndex(
-            model_name="task",
-            index=models.Index(
-                condition=models.Q(("status__in", ["ready", "waiting"])),
-                fields=["queue", "-priority", "run_at", "id"],
-                name="durable_task_ready_idx",
-            ),
+            model_name='task',
+            index=models.Index(condition=models.Q(('status__in', ['ready', 'waiting'])), fields=['queue', '-priority', 'run_at', 'id'], name='durable_task_ready_idx'),
         ),
         migrations.AddIndex(
-            model_name="task",
-            index=models.Index(
-                condition=models.Q(("status__in", ["ready", "waiting"])),
-                fields=["queue", "run_at"],
-                name="durable_task_due_idx",
-            ),
+            model_name='task',
+            index=models.Index(condition=models.Q(('status__in', ['ready', 'waiting'])), fields=['queue', 'run_at'], name='durable_task_due_idx'),
         ),
         migrations.AddIndex(
-            model_name="task",
-            index=models.Index(
-                condition=models.Q(("status", "claimed")),
-                fields=["lease_expires_at"],
-                name="durable_task_lease_idx",
-            ),
+            model_name='task',
+            index=models.Index(condition=models.Q(('status', 'claimed')), fields=['lease_expires_at'], name='durable_task_lease_idx'),
         ),
         migrations.AddConstraint(
-            model_name="stepexecution",
-            constraint=models.UniqueConstraint(
-                fields=("execution", "step", "scope_key", "kind", "attempt"),
-                name="durable_step_attempt_unique",
-            ),
+            model_name='stepexecution',
+            constraint=models.UniqueConstraint(fields=('execution', 'step', 'scope_key', 'kind', 'attempt'), name='durable_step_attempt_unique'),
         ),
         migrations.AddIndex(
-            model_name="pendinginput",
-            index=models.Index(fields=["status", "timeout_at"], name="durable_input_status_idx"),
+            model_name='pendinginput',
+            index=models.Index(fields=['status', 'timeout_at'], name='durable_input_status_idx'),
         ),
         migrations.AddIndex(
-            model_name="pendinginput",
-            index=models.Index(
-                fields=["execution", "input_name", "status"], name="durable_input_lookup_idx"
-            ),
+            model_name='pendinginput',
+            index=models.Index(fields=['execution', 'input_name', 'status'], name='durable_input_lookup_idx'),
         ),
         migrations.AddIndex(
-            model_name="flowslot",
-            index=models.Index(fields=["scope", "admitted", "id"], name="durable_flowslot_idx"),
+            model_name='flowslot',
+            index=models.Index(fields=['scope', 'admitted', 'id'], name='durable_flowslot_idx'),
         ),
     ]

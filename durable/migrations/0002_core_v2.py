@@ -37,57 +37,41 @@ def branches_to_rows(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable", "0001_initial"),
+        ('durable', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="WorkerState",
+            name='WorkerState',
             fields=[
-                ("worker_id", models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ("host", models.CharField(blank=True, default="", max_length=255)),
-                ("pid", models.PositiveIntegerField(blank=True, null=True)),
-                ("queues", models.JSONField(blank=True, default=dict)),
-                ("started_at", models.DateTimeField()),
-                ("seen_at", models.DateTimeField()),
-                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                ('worker_id', models.CharField(max_length=200, primary_key=True, serialize=False)),
+                ('host', models.CharField(blank=True, default='', max_length=255)),
+                ('pid', models.PositiveIntegerField(blank=True, null=True)),
+                ('queues', models.JSONField(blank=True, default=dict)),
+                ('started_at', models.DateTimeField()),
+                ('seen_at', models.DateTimeField()),
+                ('stopped_at', models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.AddField(
-            model_name="task",
-            name="lost_by",
+            model_name='task',
+            name='lost_by',
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name="FanoutBranch",
+            name='FanoutBranch',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("fanout", models.BigIntegerField()),
-                ("index", models.PositiveIntegerField()),
-                ("item", models.JSONField(blank=True, null=True)),
-                ("ops", models.JSONField(blank=True, null=True)),
-                (
-                    "execution",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="durable.workflowexecution",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('fanout', models.BigIntegerField()),
+                ('index', models.PositiveIntegerField()),
+                ('item', models.JSONField(blank=True, null=True)),
+                ('ops', models.JSONField(blank=True, null=True)),
+                ('execution', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='durable.workflowexecution')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("execution", "fanout", "index"), name="durable_fanout_branch_unique"
-                    )
-                ],
+                'constraints': [models.UniqueConstraint(fields=('execution', 'fanout', 'index'), name='durable_fanout_branch_unique')],
             },
         ),
         migrations.RunPython(branches_to_rows, migrations.RunPython.noop),
