@@ -51,6 +51,13 @@ DEFAULTS: dict[str, Any] = {
     "FANOUT_WINDOW": None,
     # The database alias Durable stores its state in.
     "DATABASE": "default",
+    # What a step attempt's log stores (durable.engine.logcapture): logging records, what
+    # it prints, and from which level (None: what the loggers' own levels let through).
+    "CAPTURE_LOGS": True,
+    "CAPTURE_STDOUT": True,
+    "CAPTURE_LEVEL": None,
+    # A bearer token that may read the metrics view (durable.web.metrics) besides staff.
+    "METRICS_TOKEN": None,
 }
 
 
@@ -77,6 +84,10 @@ class DurableSettings:
     SYNC_THREADS: int | None
     FANOUT_WINDOW: int | None
     DATABASE: str
+    CAPTURE_LOGS: bool
+    CAPTURE_STDOUT: bool
+    CAPTURE_LEVEL: str | int | None
+    METRICS_TOKEN: str | None
 
     @cached_property
     def user_settings(self) -> dict[str, Any]:

@@ -93,6 +93,9 @@ class WorkflowExecution(models.Model):
     # The highest attempt number of the runs before the last `retry`: the re-run's steps
     # number their attempts above it, so earlier attempt rows stay as history.
     attempt_floor = models.PositiveIntegerField(default=0)
+    # The W3C trace context (`traceparent`, `tracestate`) current where the run was
+    # started: its workflow and step spans join that trace (durable.telemetry.tracing).
+    trace_context = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -43,6 +44,7 @@ from durable.engine.executor import Committed, Run
 from durable.engine.lanes import Lane
 from durable.engine.leases import LeaseKeeper
 from durable.engine.reconciler import Reconciler
+from durable.engine.telemetry import Probe, Telemetry
 from durable.exceptions import StepTimeout, WorkflowNotFound
 from durable.queue.base import QueueAdapter
 from durable.store import claims, deploys, retention, workers
@@ -112,6 +114,7 @@ class Worker:
         max_tasks: int | None = None,
         max_memory_mb: float | None = None,
         sync_threads: int | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue")
@@ -128,6 +131,7 @@ class Worker:
         configured = sync_threads or durable_settings.SYNC_THREADS
         self.sync_threads = int(configured or min(sum(self.queues.values()), DEFAULT_SYNC_THREADS))
         self.stats = WorkerStats()
+        self.telemetry = telemetry or Telemetry()
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
@@ -340,6 +344,11 @@ class Worker:
             self._in_flight[claim.task_id] = InFlight(claim)
             self.stats.claimed += 1
 
+    def in_flight(self) -> dict[str, int]:
+        """Steps running now, per queue (read by the metrics server's thread)."""
+        with self._lock:
+            return dict(self._running)
+
     def _held(self) -> list[ClaimedTask]:
         """The claims whose leases the keeper renews."""
         with self._lock:
@@ -386,21 +395,42 @@ class Worker:
         if prepared is None:
             return None
         if not isinstance(prepared, Run):
-            outcome: Outcome = prepared
-        elif prepared.is_async:
-            outcome = await executor.invoke_async(prepared)
-        else:
-            outcome = await self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
+            return await self._settle(prepared)
+        probe = self.telemetry.begin(prepared)
+        if probe is None:
+            return await self._settle(await self._invoke(prepared))
+        try:
+            with probe.current():
+                outcome = await self._invoke(prepared)
+            return await self._settle(outcome, probe)
+        except BaseException:
+            probe.abandon()
+            raise
+
+    async def _invoke(self, run: Run) -> Outcome:
+        if run.is_async:
+            return await executor.invoke_async(run)
+        # The thread runs in a copy of this coroutine's context: the step's span is current.
+        call = functools.partial(contextvars.copy_context().run, self._invoke_sync, run)
+        return await self._loop.run_in_executor(self._pool, call)
+
+    async def _settle(self, outcome: Outcome, probe: Probe | None = None) -> ClaimedTask | None:
+        """Checkpoint `outcome`; the claim it chained, if any."""
         result = await self._checkpoint(outcome)
+        followed: ClaimedTask | object | None
         while True:
             followed = executor.settled(outcome, result)
             if followed is not executor.RECOVER:
-                return followed  # type: ignore[return-value]
+                break
             # Rare: a connection error or a value the database refused.
-            recovery = await self._side.run(executor.recover, outcome, result, adapter)
+            recovery = await self._side.run(executor.recover, outcome, result, self.adapter)
             if recovery is None:
-                return None
+                followed = None
+                break
             outcome, result = recovery, await self._checkpoint(recovery)
+        if probe is not None:
+            probe.end(outcome, result)
+        return followed  # type: ignore[return-value]
 
     async def _checkpoint(self, outcome: Outcome) -> Result:
         if isinstance(outcome, Committed):
@@ -475,6 +505,7 @@ class Worker:
             self._next_cleanup = now + interval * random.uniform(0.9, 1.1)
         if now >= self._next_reap:
             retaken = claims.reap_expired_leases(using=self.adapter.using)
+            self.telemetry.leases_retaken(retaken)
             if retaken:
                 logger.warning("retook %d task(s) whose worker stopped heartbeating", retaken)
             self._next_reap = now + max(self.lease_seconds / 2, 1.0)

@@ -332,6 +332,7 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         open_events=task.claim_saw[0],
         has_children=task.claim_saw[1],
         parent_pk=execution.parent_id,
+        trace_context=execution.trace_context,
     )
 
 

@@ -44,6 +44,8 @@ class ClaimedTask:
     has_children: bool = False
     # The execution's parent (a child workflow), if any.
     parent_pk: int | None = None
+    # The W3C trace context recorded when the execution was started, if any.
+    trace_context: dict[str, Any] | None = None
 
 
 @dataclass

@@ -1,0 +1,51 @@
+"""Workflows the telemetry tests run on real workers and inline. Names start `tm_`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import connection
+from opentelemetry import trace
+
+from durable import Retry, Workflow, step
+
+logger = logging.getLogger("tm.steps")
+
+
+class Traced(Workflow):
+    """A sync step that queries the database, an async one, and one that fails once."""
+
+    name = "tm_traced"
+
+    @step
+    def query(self, ctx: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        # What an instrumented library does: a span of its own, under the current one.
+        with trace.get_tracer("tm.app").start_as_current_span("app work (sync)"):
+            pass
+
+    @step
+    async def fetch(self, ctx: Any) -> None:
+        with trace.get_tracer("tm.app").start_as_current_span("app work (async)"):
+            pass
+
+    @step(retry=Retry(max_attempts=2, backoff="constant", base=0))
+    def flaky(self, ctx: Any) -> None:
+        if ctx.attempt == 1:
+            raise ValueError("the first attempt fails")
+
+
+class Napper(Workflow):
+    """Sleeps, then runs one more step (resumed by whichever worker is there)."""
+
+    name = "tm_napper"
+
+    @step
+    def nap(self, ctx: Any) -> None:
+        ctx.sleep_for(seconds=ctx.input["seconds"])
+
+    @step
+    def after(self, ctx: Any) -> None:
+        pass
