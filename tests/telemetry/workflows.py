@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from django.db import connection
@@ -49,3 +51,36 @@ class Napper(Workflow):
     @step
     def after(self, ctx: Any) -> None:
         pass
+
+
+class Counted(Workflow):
+    name = "tm_counted"
+
+    @step
+    def one(self, ctx: Any) -> None:
+        pass
+
+    @step
+    async def two(self, ctx: Any) -> None:
+        pass
+
+
+class AlwaysFails(Workflow):
+    name = "tm_always_fails"
+
+    @step(retry=Retry(max_attempts=2, backoff="constant", base=0))
+    def doomed(self, ctx: Any) -> None:
+        raise RuntimeError("no luck")
+
+
+class Stuck(Workflow):
+    """Its first run hangs (its worker is frozen meanwhile); a re-run returns at once."""
+
+    name = "tm_stuck"
+
+    @step
+    def hang(self, ctx: Any) -> None:
+        marker = Path(ctx.input["marker"])
+        if not marker.exists():
+            marker.write_text("started")
+            time.sleep(60)
