@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,34 @@ class Stuck(Workflow):
         if not marker.exists():
             marker.write_text("started")
             time.sleep(60)
+
+
+class Card:
+    """Not JSON: stored as its repr."""
+
+    def __repr__(self) -> str:
+        return "<Card ending 4242>"
+
+
+class Talks(Workflow):
+    """Logs with `extra`, at DEBUG, and prints."""
+
+    name = "tm_talks"
+
+    @step
+    def talk(self, ctx: Any) -> None:
+        logger.warning("charged %s", ctx.input["amount"], extra={"order_id": 7, "card": Card()})
+        logger.debug("a debug detail")
+        print("printed line")
+        ctx.put("stdout", type(sys.stdout).__name__)
+
+
+class Declined(Workflow):
+    """Logs an error, then fails for good."""
+
+    name = "tm_declined"
+
+    @step(retry=Retry(max_attempts=1))
+    def charge(self, ctx: Any) -> None:
+        logger.error("card declined", extra={"order_id": 7})
+        raise RuntimeError("declined by the bank")
