@@ -87,7 +87,7 @@ class StepLog:
         try:
             level = capture_level(durable_settings.CAPTURE_LEVEL)
         except ValueError:
-            level = None  # reported by `manage.py check` (durable.E028)
+            level = None  # reported by `manage.py check` (durable.E051)
         return cls(
             int(durable_settings.STEP_LOG_MAX_BYTES),
             ids=StepIds(claim.workflow_id, claim.step, claim.attempt),
