@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,19 @@ class Telemetry:
         if not traced and self.metrics is None:
             return None
         return Probe(self, run, traced)
+
+    def timed_out(self, outcome: Outcome, committed: Future[Result]) -> None:
+        """A sync step the worker failed at its deadline (its probe stays with its thread,
+        whose late outcome will not commit): count the failure its checkpoint recorded."""
+        result = committed.result()
+        if self.metrics is None or not isinstance(result, Settled):
+            return
+        claim = outcome.claim
+        series = self.series(claim.workflow_name, claim.step, claim.queue)
+        series.duration.observe(outcome.duration_ms / 1000)
+        series.failed.inc()
+        if result.retry_at is not None:
+            series.retried.inc()
 
     def leases_retaken(self, count: int) -> None:
         if self.metrics is not None and count:

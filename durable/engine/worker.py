@@ -561,4 +561,5 @@ class Worker:
                 timeout,
             )
             # Checkpointed with the others; a lost lease there means another worker has it.
-            self._committer.submit(outcome)
+            committed = self._committer.submit(outcome)
+            committed.add_done_callback(functools.partial(self.telemetry.timed_out, outcome))

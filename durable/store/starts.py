@@ -51,6 +51,8 @@ class Start:
     # Given for a child workflow (durable.store.children).
     workflow_id: str | None = None
     parent_id: int | None = None
+    # The trace its spans join, when not the caller's (a child: its parent's run).
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass
@@ -144,7 +146,7 @@ def _plan(definition: Definition, constant: _Constant, start: Start, now: dateti
             parent_id=start.parent_id,
             version=constant.version,
             fingerprint=constant.fingerprint,
-            trace_context=constant.trace_context,
+            trace_context=start.trace_context or constant.trace_context,
         ),
         StoredBranches(0, "", unsaved=True),
     )

@@ -72,6 +72,17 @@ def carrier() -> dict[str, str] | None:
     return headers or None
 
 
+def child_carrier(workflow_id: str, stored: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The trace context a child workflow of run `workflow_id` records: the parent's
+    workflow span as its caller."""
+    if trace is None:
+        return None
+    run = RunTrace(workflow_id, stored)
+    return {
+        "traceparent": f"00-{run.trace_id:032x}-{run.span_id:016x}-{int(run.trace_flags):02x}"
+    }
+
+
 class RunTrace:
     """Where the spans of one execution go: its trace, its workflow span's id."""
 

@@ -158,3 +158,26 @@ def test_lease_expiries_are_counted_by_the_worker_that_takes_the_work_back(
     hang = step_labels("tm_stuck", "hang")
     assert value(samples, "durable_steps_started_total", **hang) == 1
     assert value(samples, "durable_steps_completed_total", **hang) == 1
+
+
+def test_a_sync_step_failed_at_its_deadline_counts_once(workers: WorkerPool) -> None:
+    port = free_port()
+    workers.start(1, workflow_modules=MODULES, extra_args=("--metrics-port", str(port)))
+    wid = durable.start(wf.Slow, {})
+    assert_workflow_failed(wid, timeout=30)
+    crawl = step_labels("tm_slow", "crawl")
+    wait_until(
+        lambda: value(scrape(port), "durable_steps_failed_total", **crawl) == 1,
+        timeout=10,
+        message=workers.logs,
+    )
+    # The abandoned thread returns later; its outcome does not commit and counts nothing.
+    time.sleep(3)
+    samples = scrape(port)
+    assert value(samples, "durable_steps_started_total", **crawl) == 1
+    assert value(samples, "durable_steps_failed_total", **crawl) == 1
+    assert value(samples, "durable_steps_completed_total", **crawl) == 0
+    assert value(samples, "durable_steps_retried_total", **crawl) == 0
+    assert (
+        value(samples, "durable_workflows_finished_total", workflow="tm_slow", status="failed") == 1
+    )

@@ -175,3 +175,50 @@ def test_a_run_that_sleeps_and_resumes_on_another_worker_stays_in_the_same_trace
     (wait,) = [e for e in parked["events"] if e["name"] == "durable.wait"]
     assert wait["attributes"]["durable.wait.kind"] == "sleep"
     assert "durable.wait.until" in wait["attributes"]
+
+
+def test_compensations_errors_and_child_workflows_in_the_runs_trace(
+    workers: WorkerPool, tmp_path: Path
+) -> None:
+    workers.start(1, workflow_modules=MODULES, env=otel_env(tmp_path))
+    tracer, _ = caller_tracer()
+    with tracer.start_as_current_span("POST /book") as caller:
+        booking = durable.start(wf.Booking, {})
+        parent = durable.start(wf.Parent, {})
+    caller_trace, caller_id = hex_ids(caller)
+    assert_workflow_completed(parent, timeout=30)
+    wait_until(
+        lambda: (
+            {"workflow tm_booking", "workflow tm_parent", "workflow tm_child"}
+            <= {s["name"] for s in read_spans(tmp_path)}
+        ),
+        timeout=30,
+        message=workers.logs,
+    )
+    spans = {
+        (s["name"], s["attributes"].get("durable.workflow.id")): s
+        for s in read_spans(tmp_path)
+        if s["name"].startswith(("step ", "workflow "))
+    }
+    assert {trace_id(s) for s in spans.values()} == {caller_trace}
+
+    booked = spans[("workflow tm_booking", booking)]
+    assert booked["parent_id"] == caller_id
+    assert booked["attributes"]["durable.status"] == "compensated"
+    assert booked["status"] == {"status_code": "ERROR", "description": "workflow compensated"}
+    (exception,) = [e for e in booked["events"] if e["name"] == "exception"]
+    assert exception["attributes"]["exception.message"] == "payment refused"
+    pay = spans[("step pay", booking)]
+    assert pay["status"]["status_code"] == "ERROR"
+    assert pay["attributes"]["durable.status"] == "failed"
+    unbook = spans[("step unbook", booking)]
+    assert unbook["parent_id"] == span_id(booked)
+    assert unbook["attributes"]["durable.step.kind"] == "compensate"
+    assert [e["attributes"] for e in unbook["events"] if e["name"] == "durable.compensation"] == [
+        {"durable.compensated_step": "book"}
+    ]
+
+    (child_id,) = {wid for name, wid in spans if name == "workflow tm_child"}
+    child = spans[("workflow tm_child", child_id)]
+    assert child["parent_id"] == span_id(spans[("workflow tm_parent", parent)])
+    assert spans[("step work", child_id)]["parent_id"] == span_id(child)

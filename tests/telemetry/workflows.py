@@ -116,3 +116,46 @@ class Declined(Workflow):
     def charge(self, ctx: Any) -> None:
         logger.error("card declined", extra={"order_id": 7})
         raise RuntimeError("declined by the bank")
+
+
+class Booking(Workflow):
+    """Books, then fails to pay for good: the booking is compensated."""
+
+    name = "tm_booking"
+
+    @step(compensate="unbook")
+    def book(self, ctx: Any) -> None:
+        pass
+
+    @step(retry=Retry(max_attempts=1))
+    def pay(self, ctx: Any) -> None:
+        raise RuntimeError("payment refused")
+
+    def unbook(self, ctx: Any) -> None:
+        pass
+
+
+class Child(Workflow):
+    name = "tm_child"
+
+    @step
+    def work(self, ctx: Any) -> None:
+        pass
+
+
+class Parent(Workflow):
+    name = "tm_parent"
+
+    @step
+    def spawn(self, ctx: Any) -> None:
+        ctx.wait_for_child(ctx.start_child(Child, {}))
+
+
+class Slow(Workflow):
+    """A sync step past its timeout: failed by the worker at the deadline, for good."""
+
+    name = "tm_slow"
+
+    @step(timeout=1, retry=Retry(max_attempts=1))
+    def crawl(self, ctx: Any) -> None:
+        time.sleep(3)
