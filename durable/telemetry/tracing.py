@@ -78,9 +78,7 @@ def child_carrier(workflow_id: str, stored: Mapping[str, Any] | None) -> dict[st
     if trace is None:
         return None
     run = RunTrace(workflow_id, stored)
-    return {
-        "traceparent": f"00-{run.trace_id:032x}-{run.span_id:016x}-{int(run.trace_flags):02x}"
-    }
+    return {"traceparent": f"00-{run.trace_id:032x}-{run.span_id:016x}-{int(run.trace_flags):02x}"}
 
 
 class RunTrace:
