@@ -10,6 +10,7 @@ outcome its checkpoint committed, never from one that did not commit.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -23,6 +24,8 @@ from django.utils import timezone
 from durable.store.outcomes import Compensated, Failed, Outcome, Parked, Result, Settled
 from durable.telemetry import tracing
 from durable.telemetry.metrics import WorkerMetrics
+
+logger = logging.getLogger("durable.worker")
 
 
 @dataclass
@@ -43,11 +46,16 @@ class Telemetry:
         self._delays: dict[str, Any] = {}
 
     def begin(self, run: Any) -> Probe | None:
-        """A probe for `run` (a durable.engine.executor.Run about to be invoked), or None."""
+        """A probe for `run` (a durable.engine.executor.Run about to be invoked), or None.
+        Telemetry never fails a step: a probe that cannot start is logged and skipped."""
         traced = tracing.enabled()
         if not traced and self.metrics is None:
             return None
-        return Probe(self, run, traced)
+        try:
+            return Probe(self, run, traced)
+        except Exception:
+            logger.exception("telemetry: could not start the probe of %s", run.claim.step)
+            return None
 
     def timed_out(self, outcome: Outcome, committed: Future[Result]) -> None:
         """A sync step the worker failed at its deadline (its probe stays with its thread,
@@ -127,7 +135,13 @@ class Probe:
             self.ran_ns = time.time_ns()
 
     def end(self, outcome: Outcome, result: Result) -> None:
-        """The attempt's checkpoint answered `result`."""
+        """The attempt's checkpoint answered `result` (never raises)."""
+        try:
+            self._end(outcome, result)
+        except Exception:
+            logger.exception("telemetry: could not record the end of %s", self.claim.step)
+
+    def _end(self, outcome: Outcome, result: Result) -> None:
         settled = isinstance(result, Settled)
         retry_at = result.retry_at if isinstance(result, Settled) else None
         retried = retry_at is not None
@@ -146,9 +160,12 @@ class Probe:
     def abandon(self) -> None:
         """The worker's own work around the step failed: the attempt ends unrecorded."""
         if self.span is not None:
-            self.span.set_attribute("durable.status", "released")
-            tracing.record_error(self.span, None, "the worker could not finish the attempt")
-            self.span.end()
+            try:
+                self.span.set_attribute("durable.status", "released")
+                tracing.record_error(self.span, None, "the worker could not finish the attempt")
+                self.span.end()
+            except Exception:
+                logger.exception("telemetry: could not end the span of %s", self.claim.step)
 
     def _end_span(
         self,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import connections
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -53,9 +53,14 @@ class Backlog(Collector):
     """Gauges read from the database: ready tasks and the age of the oldest per queue, and
     waiting executions per workflow."""
 
-    def __init__(self, queues: Callable[[], Sequence[str]], using: str) -> None:
+    def __init__(
+        self, queues: Callable[[], Sequence[str]], using: str, *, own_thread: bool = False
+    ) -> None:
         self.queues = queues
         self.using = using
+        # Scrapes of a worker's server each run on a thread of their own, which must not
+        # leave its connection behind; the web view's request closes its own.
+        self.own_thread = own_thread
         self._lock = threading.Lock()
         self._read_at = -float("inf")
         self._backlog: dict[str, tuple[int, Any]] = {}
@@ -94,8 +99,8 @@ class Backlog(Collector):
                 self._backlog = queries.queue_backlog(queues, timezone.now(), self.using)
                 self._waiting = queries.waiting_executions(self.using)
             finally:
-                # Scrapes run on short-lived server threads: leave no connection behind.
-                close_old_connections()
+                if self.own_thread:
+                    connections.close_all()
             self._read_at = time.monotonic()
 
 
@@ -159,7 +164,7 @@ class WorkerMetrics:
             registry=registry,
         )
         registry.register(_Slots(capacity, in_flight))
-        registry.register(Backlog(lambda: list(capacity), using))
+        registry.register(Backlog(lambda: list(capacity), using, own_thread=True))
         self._server: Any = None
 
     def listen(self) -> None:

@@ -180,7 +180,8 @@ def workflow_finished(execution: Any, using: str) -> None:
     if not enabled():
         return
     ended = _WorkflowEnd(execution)
-    transaction.on_commit(ended.export, using=using)
+    # Robust: an exporter that raises is logged, and never undoes what committed.
+    transaction.on_commit(ended.export, using=using, robust=True)
 
 
 class _WorkflowEnd:
