@@ -32,7 +32,7 @@ from django.db import transaction
 
 try:
     from opentelemetry import trace
-    from opentelemetry.context import Context
+    from opentelemetry.context import Context, attach, detach
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError:  # durable[otel] is not installed
     trace = None  # type: ignore[assignment]
@@ -138,26 +138,46 @@ def start_step_span(
 ) -> Any:
     """Start the span of one step attempt (or compensation), child of its run's workflow
     span. The caller ends it (`end_span`)."""
-    assert trace is not None
-    run = RunTrace(workflow_id, stored)
     attributes: dict[str, Any] = {
         "durable.workflow.name": workflow_name,
         "durable.workflow.id": workflow_id,
         "durable.step": step,
-        "durable.step.kind": kind,
         "durable.attempt": attempt,
         "durable.queue": queue,
     }
+    if kind != "step":
+        attributes["durable.step.kind"] = kind
     return _durable_tracer().tracer.start_span(
-        f"step {step}", context=run.workflow_context(), attributes=attributes
+        f"step {step}", context=_workflow_context(workflow_id, stored), attributes=attributes
     )
 
 
-def current(span: Any) -> Any:
-    """A context manager that makes `span` the current span (instrumented libraries the
-    step uses, psycopg or Django's, then nest their spans under it)."""
+# The workflow span contexts of recent runs: a run's steps, often chained on one worker,
+# parse its trace context once. Cleared when full (a cache, not a record).
+_contexts: dict[tuple[str, str], Context] = {}
+CONTEXTS_KEPT = 4096
+
+
+def _workflow_context(workflow_id: str, stored: Mapping[str, Any] | None) -> Context:
+    key = (workflow_id, str(stored.get("traceparent", "")) if stored else "")
+    found = _contexts.get(key)
+    if found is None:
+        if len(_contexts) >= CONTEXTS_KEPT:
+            _contexts.clear()
+        found = _contexts[key] = RunTrace(workflow_id, stored).workflow_context()
+    return found
+
+
+@contextmanager
+def current(span: Any) -> Iterator[None]:
+    """Make `span` the current span in the block (instrumented libraries the step uses,
+    psycopg or Django's, then nest their spans under it)."""
     assert trace is not None
-    return trace.use_span(span, end_on_exit=False, record_exception=False)
+    token = attach(trace.set_span_in_context(span))
+    try:
+        yield
+    finally:
+        detach(token)
 
 
 def record_error(span: Any, error: Mapping[str, Any] | None, description: str) -> None:
