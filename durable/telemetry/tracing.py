@@ -84,7 +84,7 @@ def child_carrier(workflow_id: str, stored: Mapping[str, Any] | None) -> dict[st
 class RunTrace:
     """Where the spans of one execution go: its trace, its workflow span's id."""
 
-    __slots__ = ("caller", "span_id", "trace_flags", "trace_id", "trace_state")
+    __slots__ = ("caller", "parent", "span_id", "trace_flags", "trace_id", "trace_state")
 
     def __init__(self, workflow_id: str, stored: Mapping[str, Any] | None) -> None:
         assert trace is not None
@@ -105,18 +105,15 @@ class RunTrace:
             self.trace_id = int.from_bytes(digest[8:], "big") or 1
             self.trace_flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
             self.trace_state = None
-
-    def workflow_context(self) -> Context:
-        """A context whose current span is the run's workflow span (as a remote parent)."""
-        assert trace is not None
-        parent = trace.SpanContext(
+        # The context a step span starts in: the workflow span current, as a remote parent.
+        workflow = trace.SpanContext(
             self.trace_id,
             self.span_id,
             is_remote=True,
             trace_flags=self.trace_flags,
             trace_state=self.trace_state,
         )
-        return trace.set_span_in_context(trace.NonRecordingSpan(parent), Context())
+        self.parent = trace.set_span_in_context(trace.NonRecordingSpan(workflow), Context())
 
     def caller_context(self) -> Context:
         """The context the workflow span starts in: the caller's span, or none (a root)."""
@@ -148,23 +145,23 @@ def start_step_span(
     if kind != "step":
         attributes["durable.step.kind"] = kind
     return _durable_tracer().tracer.start_span(
-        f"step {step}", context=_workflow_context(workflow_id, stored), attributes=attributes
+        f"step {step}", context=run_trace(workflow_id, stored).parent, attributes=attributes
     )
 
 
-# The workflow span contexts of recent runs: a run's steps, often chained on one worker,
-# parse its trace context once. Cleared when full (a cache, not a record).
-_contexts: dict[tuple[str, str], Context] = {}
-CONTEXTS_KEPT = 4096
+# The traces of recent runs: a run's steps, often chained on one worker, and its end parse
+# its trace context once. Cleared when full (a cache, not a record).
+_runs: dict[tuple[str, str], RunTrace] = {}
+RUNS_KEPT = 4096
 
 
-def _workflow_context(workflow_id: str, stored: Mapping[str, Any] | None) -> Context:
+def run_trace(workflow_id: str, stored: Mapping[str, Any] | None) -> RunTrace:
     key = (workflow_id, str(stored.get("traceparent", "")) if stored else "")
-    found = _contexts.get(key)
+    found = _runs.get(key)
     if found is None:
-        if len(_contexts) >= CONTEXTS_KEPT:
-            _contexts.clear()
-        found = _contexts[key] = RunTrace(workflow_id, stored).workflow_context()
+        if len(_runs) >= RUNS_KEPT:
+            _runs.clear()
+        found = _runs[key] = RunTrace(workflow_id, stored)
     return found
 
 
@@ -219,7 +216,7 @@ class _WorkflowEnd:
 
     def export(self) -> None:
         assert trace is not None
-        run = RunTrace(self.workflow_id, self.stored)
+        run = run_trace(self.workflow_id, self.stored)
         attributes = {
             "durable.workflow.name": self.name,
             "durable.workflow.id": self.workflow_id,
