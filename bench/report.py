@@ -335,6 +335,15 @@ def render(results: dict[str, Any]) -> str:
     parts = ["## Results", "", *machine_lines(results), ""]
     if results.get("throughput") or results.get("peers"):
         parts += ["### Throughput (workflows of 3 no-op steps)", "", *throughput_lines(results), ""]
+    if results.get("telemetry"):
+        from bench import telemetry
+
+        parts += [
+            "### Telemetry's cost (3 no-op steps; medians of alternating rounds)",
+            "",
+            *telemetry.lines(results["telemetry"]),
+            "",
+        ]
     if results.get("latency") or any("latency" in p for p in results.get("peers", [])):
         parts += ["### Latency, 1 worker", "", *latency_lines(results), ""]
     if "scale" in results:

@@ -121,6 +121,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     add("--workflows", type=count, default=20_000, help="Durable throughput batch")
     add("--worker-counts", type=counts, default=[1, 2], help="throughput rounds")
+    add(
+        "--telemetry",
+        action="store_true",
+        help="throughput: also rounds with tracing (SDK, no-op exporter) and --metrics-port, "
+        "alternating with rounds without (bench/telemetry.py)",
+    )
+    add("--telemetry-repeats", type=int, default=2, help="--telemetry: rounds of each, per count")
     add("--probes", type=count, default=200, help="latency probes per scenario")
     add("--load-workflows", type=count, default=1_000, help="batch beside the loaded probes")
     add("--probe-pause", type=float, default=0.1, help="idle: pause after each probe completes")
@@ -208,7 +215,17 @@ def main(argv: list[str]) -> int:
     from bench.support import machine, setup_django
 
     setup_django(args.database_url)
-    from bench import adapters, fanout, io_bound, memory, scale, starts, throughput, waiting
+    from bench import (
+        adapters,
+        fanout,
+        io_bound,
+        memory,
+        scale,
+        starts,
+        telemetry,
+        throughput,
+        waiting,
+    )
     from bench.peers import runner
     from bench.report import render
 
@@ -221,7 +238,9 @@ def main(argv: list[str]) -> int:
     }
     print(f"command: {command}\nscenarios: {', '.join(args.scenarios)}")
     chosen = args.scenarios
-    if "throughput" in chosen:
+    if "throughput" in chosen and args.telemetry:
+        results["telemetry"] = telemetry.run(args)
+    elif "throughput" in chosen:
         results["throughput"] = [
             throughput.throughput_round(args, n, f"{n}-worker") for n in args.worker_counts
         ]

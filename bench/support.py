@@ -190,6 +190,8 @@ class Workers:
     concurrency: int
     poll_interval: str
     env: dict[str, str] = field(default_factory=dict)
+    # Worker n serves Prometheus metrics on this port + n (bench/telemetry.py).
+    metrics_port: int | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
@@ -197,10 +199,13 @@ class Workers:
         VAR.mkdir(exist_ok=True)
         for n in range(count):
             log = VAR / f"bench-worker-{label}-{n}.log"
+            args = command or worker_command(self.concurrency)
+            if self.metrics_port is not None:
+                args = [*args, "--metrics-port", str(self.metrics_port + len(self.processes))]
             with log.open("wb") as out:
                 self.processes.append(
                     subprocess.Popen(
-                        command or worker_command(self.concurrency),
+                        args,
                         cwd=REPO,
                         env=worker_env(self.url, self.poll_interval, self.env),
                         stdout=out,

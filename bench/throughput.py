@@ -119,14 +119,27 @@ def ms(delta: Any) -> float:
     return float(delta.total_seconds() * 1000)
 
 
-def workers_for(args: argparse.Namespace, env: dict[str, str] | None = None) -> Workers:
-    return Workers(args.database_url, args.concurrency, args.poll_interval, env or {})
+def workers_for(
+    args: argparse.Namespace, env: dict[str, str] | None = None, metrics_port: int | None = None
+) -> Workers:
+    return Workers(
+        args.database_url,
+        args.concurrency,
+        args.poll_interval,
+        env or {},
+        metrics_port=metrics_port,
+    )
 
 
 def throughput_round(
-    args: argparse.Namespace, count: int, label: str, env: dict[str, str] | None = None
+    args: argparse.Namespace,
+    count: int,
+    label: str,
+    env: dict[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
-    """One batch of --workflows run by `count` workers; `env` reaches workers and starter."""
+    """One batch of --workflows run by `count` workers; `env` reaches workers and starter;
+    with `metrics_port`, worker n serves --metrics-port metrics_port + n."""
     from bench.run_workflows import ThreeNoOps
 
     n = args.workflows
@@ -134,7 +147,7 @@ def throughput_round(
     start_seconds = start_batch_in_process(args, n, env) if env else start_batch(n)
     print(f"[{label}] started {n:,} with durable.start() in {start_seconds:.1f}s", flush=True)
     settle_tables()
-    with workers_for(args, env) as workers:
+    with workers_for(args, env, metrics_port) as workers:
         workers.start(count, label)
         wait_finished(ThreeNoOps.name, n, workers, max(600.0, n / 5))
         rss = workers.rss_mb()

@@ -16,8 +16,10 @@ from durable.bus import CLIENT_EXTRAS, MessageBus
 from durable.conf import DEFAULTS, durable_settings
 from durable.dsl import registry
 from durable.dsl.limits import parse_rate
+from durable.engine.logcapture import capture_level
 from durable.queue.base import QueueAdapter
 from durable.scheduler import schedule_problems, stored_schedule_problems
+from durable.telemetry import metrics
 
 
 @register("durable")
@@ -48,6 +50,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_retention()
     messages += _check_adapter()
     messages += _check_codec()
+    messages += _check_telemetry()
+    return messages
+
+
+def _check_telemetry() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in ("CAPTURE_LOGS", "CAPTURE_STDOUT"):
+        value = getattr(durable_settings, key)
+        if not isinstance(value, bool):
+            message = _("DURABLE[%(key)r] must be True or False, got %(value)r.")
+            messages.append(Error(message % {"key": key, "value": value}, id="durable.E050"))
+    try:
+        capture_level(durable_settings.CAPTURE_LEVEL)
+    except ValueError:
+        messages.append(
+            Error(
+                _("DURABLE['CAPTURE_LEVEL'] = %(value)r is not a logging level.")
+                % {"value": durable_settings.CAPTURE_LEVEL},
+                hint=_("None, a level name such as 'DEBUG', or a number."),
+                id="durable.E051",
+            )
+        )
+    token = durable_settings.METRICS_TOKEN
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        message = _("DURABLE['METRICS_TOKEN'] must be a non-empty string or None.")
+        messages.append(Error(message, id="durable.E052"))
+    elif token is not None and not metrics.available():
+        messages.append(
+            Error(
+                _("DURABLE['METRICS_TOKEN'] is set but prometheus-client is not installed."),
+                hint=_("pip install 'durable[prometheus]'"),
+                id="durable.E053",
+            )
+        )
     return messages
 
 

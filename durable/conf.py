@@ -55,6 +55,13 @@ DEFAULTS: dict[str, Any] = {
     # and its options ({"keys": [...]} for Fernet); None stores payloads as plain JSON.
     "CODEC": None,
     "CODEC_OPTIONS": {},
+    # What a step attempt's log stores (durable.engine.logcapture): logging records, what
+    # it prints, and from which level (None: what the loggers' own levels let through).
+    "CAPTURE_LOGS": True,
+    "CAPTURE_STDOUT": True,
+    "CAPTURE_LEVEL": None,
+    # A bearer token that may read the metrics view (durable.web.metrics) besides staff.
+    "METRICS_TOKEN": None,
 }
 
 
@@ -83,6 +90,10 @@ class DurableSettings:
     DATABASE: str
     CODEC: str | None
     CODEC_OPTIONS: dict[str, Any]
+    CAPTURE_LOGS: bool
+    CAPTURE_STDOUT: bool
+    CAPTURE_LEVEL: str | int | None
+    METRICS_TOKEN: str | None
 
     @cached_property
     def user_settings(self) -> dict[str, Any]:

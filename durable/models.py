@@ -122,6 +122,9 @@ class WorkflowExecution(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
     )
     patches = models.JSONField(default=dict, blank=True)
+    # The W3C trace context (`traceparent`, `tracestate`) current where the run was
+    # started: its workflow and step spans join that trace (durable.telemetry.tracing).
+    trace_context = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from durable.web import bulk_views, restart, views
+from durable.web import bulk_views, prometheus, restart, views
 
 app_name = "durable"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.execution_list, name="execution-list"),
     path("start/", views.start_workflow, name="start-workflow"),
     path("metrics/", views.metrics, name="metrics"),
+    path("metrics/prometheus/", prometheus.prometheus_metrics, name="prometheus-metrics"),
     path("bulk/dismiss/", bulk_views.bulk_dismiss, name="bulk-dismiss"),
     path("bulk/<str:action>/", bulk_views.bulk_confirm, name="bulk-confirm"),
     path("bulk/<str:action>/perform/", bulk_views.bulk_perform, name="bulk-perform"),

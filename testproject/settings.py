@@ -132,3 +132,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"durable": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
+
+# Tests and the benchmark turn OpenTelemetry on through the environment (testproject/telemetry.py).
+from testproject.telemetry import configure_from_environment  # noqa: E402
+
+configure_from_environment()

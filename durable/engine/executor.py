@@ -160,7 +160,7 @@ def prepare(
     if lost is not None:
         error = {**error_record(lost, with_traceback=False), "non_retryable": True}
         return _unrun(claim, definition, error)
-    log = StepLog(int(durable_settings.STEP_LOG_MAX_BYTES))
+    log = StepLog.for_claim(claim)
     if claim.kind == "compensate":
         return _compensation(claim, definition, step, log, adapter)
     if claim.deadline_at is not None and timezone.now() >= claim.deadline_at:

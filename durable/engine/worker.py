@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -43,6 +44,7 @@ from durable.engine.executor import Committed, Run
 from durable.engine.lanes import Lane
 from durable.engine.leases import LeaseKeeper
 from durable.engine.reconciler import Reconciler
+from durable.engine.telemetry import Probe, Telemetry
 from durable.exceptions import StepTimeout, WorkflowNotFound
 from durable.flow.cancellation import Cancellation
 from durable.queue.base import QueueAdapter
@@ -125,6 +127,7 @@ class Worker:
         max_tasks: int | None = None,
         max_memory_mb: float | None = None,
         sync_threads: int | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue")
@@ -141,6 +144,7 @@ class Worker:
         configured = sync_threads or durable_settings.SYNC_THREADS
         self.sync_threads = int(configured or min(sum(self.queues.values()), DEFAULT_SYNC_THREADS))
         self.stats = WorkerStats()
+        self.telemetry = telemetry or Telemetry()
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
@@ -377,6 +381,11 @@ class Worker:
             self._in_flight[claim.task_id] = InFlight(claim)
             self.stats.claimed += 1
 
+    def in_flight(self) -> dict[str, int]:
+        """Steps running now, per queue (read by the metrics server's thread)."""
+        with self._lock:
+            return dict(self._running)
+
     def _held(self) -> list[ClaimedTask]:
         """The claims whose leases the keeper renews."""
         with self._lock:
@@ -438,32 +447,54 @@ class Worker:
         if prepared is None:
             return None
         if not isinstance(prepared, Run):
-            outcome: Outcome = prepared
-        else:
-            await self._after_abandoned_attempt(claim)
-            entry = self._watch(prepared)
+            return await self._settle(prepared)
+        await self._after_abandoned_attempt(claim)
+        entry = self._watch(prepared)
+        probe: Probe | None = None
+        try:
             # An abandoned thread's body holds its slot until the thread ends.
             async with self._slots[claim.queue]:
-                if prepared.is_async:
-                    outcome = await executor.invoke_async(prepared)
-                else:
-                    body = self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
-                    if entry is not None:
-                        entry.body = body
-                    outcome = await body
+                # Begun once the body may start: its claim-to-start delay counts the wait
+                # for a slot.
+                probe = self.telemetry.begin(prepared)
+                with probe.current() if probe is not None else contextlib.nullcontext():
+                    outcome = await self._invoke(prepared, entry)
             # The body is done: its slot goes to the next claim while the checkpoint
             # commits, so a step's time in the committer's queue costs no throughput.
             self._leave_slot(claim)
+            return await self._settle(outcome, probe)
+        except BaseException:
+            if probe is not None:
+                probe.abandon()
+            raise
+
+    async def _invoke(self, run: Run, entry: InFlight | None) -> Outcome:
+        if run.is_async:
+            return await executor.invoke_async(run)
+        # The thread runs in a copy of this coroutine's context: the step's span is current.
+        call = functools.partial(contextvars.copy_context().run, self._invoke_sync, run)
+        body = self._loop.run_in_executor(self._pool, call)
+        if entry is not None:
+            entry.body = body  # a later attempt of the task waits for it (timeouts)
+        return await body
+
+    async def _settle(self, outcome: Outcome, probe: Probe | None = None) -> ClaimedTask | None:
+        """Checkpoint `outcome`; the claim it chained, if any."""
         result = await self._checkpoint(outcome)
+        followed: ClaimedTask | object | None
         while True:
             followed = executor.settled(outcome, result)
             if followed is not executor.RECOVER:
-                return followed  # type: ignore[return-value]
+                break
             # Rare: a connection error or a value the database refused.
-            recovery = await self._side.run(executor.recover, outcome, result, adapter)
+            recovery = await self._side.run(executor.recover, outcome, result, self.adapter)
             if recovery is None:
-                return None
+                followed = None
+                break
             outcome, result = recovery, await self._checkpoint(recovery)
+        if probe is not None:
+            probe.end(outcome, result)
+        return followed  # type: ignore[return-value]
 
     async def _checkpoint(self, outcome: Outcome) -> Result:
         if isinstance(outcome, Committed):
@@ -589,6 +620,7 @@ class Worker:
             self._next_cleanup = now + interval * random.uniform(0.9, 1.1)
         if now >= self._next_reap:
             retaken = claims.reap_expired_leases(using=self.adapter.using)
+            self.telemetry.leases_retaken(retaken)
             if retaken:
                 logger.warning("retook %d task(s) whose worker stopped heartbeating", retaken)
             self._next_reap = now + max(self.lease_seconds / 2, 1.0)
@@ -655,4 +687,5 @@ class Worker:
                 TIMEOUT_GRACE,
             )
             # Checkpointed with the others; a lost lease there means another worker has it.
-            self._committer.submit(outcome)
+            committed = self._committer.submit(outcome)
+            committed.add_done_callback(functools.partial(self.telemetry.timed_out, outcome))

@@ -472,6 +472,7 @@ class GenericBackend(Backend):
                 parent_id=e.parent_id,
                 definition_version=e.version,
                 definition_fingerprint=e.fingerprint,
+                trace_context=e.trace_context,
             )
             for e in executions
             if e.idempotency_key is None or e.idempotency_key not in taken

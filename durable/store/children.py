@@ -11,6 +11,7 @@ from durable.dsl import registry
 from durable.models import FINISHED_STATUSES, Task, WorkflowExecution
 from durable.store.records import ChildStart
 from durable.store.starts import Start, start_executions
+from durable.telemetry import tracing
 
 
 def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None:
@@ -21,12 +22,14 @@ def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None
         .filter(workflow_id__in=[start.workflow_id for start in starts])
         .values_list("workflow_id", flat=True)
     )
-    parent_priority = (
+    parent_priority, parent_id, parent_trace = (
         WorkflowExecution.objects.using(using)
         .filter(pk=task.execution_id)
-        .values_list("priority", flat=True)
+        .values_list("priority", "workflow_id", "trace_context")
         .get()
     )
+    # A child's spans join its parent's trace, under the parent's workflow span.
+    trace_context = tracing.child_carrier(parent_id, parent_trace)
     by_workflow: dict[str, list[Start]] = {}
     for start in starts:
         if start.workflow_id in existing:
@@ -38,6 +41,7 @@ def start_children(task: Task, starts: Sequence[ChildStart], using: str) -> None
                 priority=parent_priority if start.priority is None else start.priority,
                 workflow_id=start.workflow_id,
                 parent_id=task.execution_id,
+                trace_context=trace_context,
             )
         )
     for name, batch in by_workflow.items():

@@ -333,6 +333,7 @@ def _claimed(task: Task, lease_token: uuid.UUID, now: datetime) -> ClaimedTask:
         has_children=task.claim_saw[1],
         parent_pk=execution.parent_id,
         patches=dict(execution.patches or {}),
+        trace_context=execution.trace_context,
     )
 
 

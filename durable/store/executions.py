@@ -32,6 +32,7 @@ from durable.store.branches import StoredBranches
 from durable.store.lineage import lock_unfinished_descendants, notify_parent
 from durable.store.records import error_record
 from durable.store.rows import Lease
+from durable.telemetry import tracing
 
 logger = logging.getLogger("durable.store")
 
@@ -235,6 +236,7 @@ def finish(
     if save:
         execution.save(using=using)
     notify_parent(execution, using)
+    tracing.workflow_finished(execution, using)
     event = FINAL_EVENTS.get(status)
     if event is not None:
         outbox.event(

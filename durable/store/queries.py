@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, Min, Q, QuerySet
 
-from durable.models import FAILED_STATUSES, ExecutionStatus, WorkflowExecution
+from durable.models import FAILED_STATUSES, ExecutionStatus, Task, TaskStatus, WorkflowExecution
 
 
 def execution_metrics(
@@ -46,3 +47,28 @@ def _p95(durations: QuerySet[WorkflowExecution], count: int) -> int | None:
     row = durations.order_by("duration_ms").values_list("duration_ms", flat=True)[rank - 1 : rank]
     values = [value for value in row if value is not None]
     return int(values[0]) if values else None
+
+
+def queue_backlog(queues: Sequence[str], now: datetime, using: str) -> dict[str, tuple[int, Any]]:
+    """Per queue of `queues`: how many tasks are ready (due, unclaimed) and the due time of
+    the oldest, in one query (the partial index on queue and due time serves it)."""
+    rows = (
+        Task.objects.using(using)
+        .filter(queue__in=list(queues), status=TaskStatus.READY, run_at__lte=now)
+        .values("queue")
+        .annotate(ready=Count("id"), oldest=Min("run_at"))
+        .values_list("queue", "ready", "oldest")
+    )
+    return {str(queue): (int(ready), oldest) for queue, ready, oldest in rows}
+
+
+def waiting_executions(using: str) -> dict[str, int]:
+    """How many executions wait (on a sleep, an event, input or a child), per workflow."""
+    rows = (
+        WorkflowExecution.objects.using(using)
+        .filter(status=ExecutionStatus.WAITING)
+        .values("workflow_name")
+        .annotate(n=Count("id"))
+        .values_list("workflow_name", "n")
+    )
+    return {str(name): int(n) for name, n in rows}

@@ -46,6 +46,8 @@ class ClaimedTask:
     parent_pk: int | None = None
     # The answers of `ctx.patched` the run recorded so far.
     patches: dict[str, bool] = field(default_factory=dict)
+    # The W3C trace context recorded when the execution was started, if any.
+    trace_context: dict[str, Any] | None = None
 
 
 @dataclass

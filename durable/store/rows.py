@@ -103,6 +103,7 @@ class NewExecution:
     parent_id: int | None
     version: str
     fingerprint: str
+    trace_context: dict[str, str] | None = None  # W3C, of the caller (durable.telemetry)
     pk: int | None = None  # once inserted
 
 

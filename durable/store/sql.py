@@ -188,6 +188,7 @@ CLAIM_EXECUTION_FIELDS = (
     "attempt_floor",  # the first attempt of a re-run keeps its context (restarts)
     "parent_id",  # a child's checkpoints go alone (its end wakes the parent)
     "patches",  # the run's ctx.patched answers
+    "trace_context",  # the step's span joins the run's trace (durable.telemetry.tracing)
 )
 
 # One statement claims: lock due rows (skipping rows other workers hold), stamp the lease
@@ -678,21 +679,22 @@ WITH d AS (
                        %(contexts)b::text[], %(fanouts)b::text[], %(steps)b::text[],
                        %(scheduled)b::timestamptz[], %(keys)b::text[],
                        %(deadlines)b::timestamptz[], %(parents)b::bigint[],
-                       %(versions)b::text[], %(fingerprints)b::text[])
+                       %(versions)b::text[], %(fingerprints)b::text[], %(traces)b::text[])
          WITH ORDINALITY
          AS d(workflow_id, module, name, queue, priority, input, context, fanouts, step,
-              scheduled_at, idempotency_key, deadline_at, parent_id, version, fingerprint, n)
+              scheduled_at, idempotency_key, deadline_at, parent_id, version, fingerprint,
+              trace_context, n)
 ),
 e AS (
   INSERT INTO {_table(WorkflowExecution)} AS x
          (workflow_id, workflow_module, workflow_name, status, queue, priority, input, context,
           current_step, scheduled_at, created_at, updated_at, idempotency_key,
           definition_version, deadline_at, fanouts, parent_id, result_explicit,
-          definition_fingerprint, attempt_floor, patches)
+          definition_fingerprint, attempt_floor, patches, trace_context)
   SELECT d.workflow_id, d.module, d.name, %(pending)s, d.queue, d.priority, d.input::jsonb,
          d.context::jsonb, d.step, d.scheduled_at, %(now)s, %(now)s, d.idempotency_key,
          d.version, d.deadline_at, d.fanouts::jsonb, d.parent_id, false, d.fingerprint, 0,
-         '{{}}'::jsonb
+         '{{}}'::jsonb, d.trace_context::jsonb
     FROM d ORDER BY d.n
       ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING x.id, x.workflow_id
@@ -722,6 +724,10 @@ SELECT 't', t.id, NULL, t.queue, t.priority, t.run_at, t.execution_id FROM t
 UNION ALL
 SELECT 'n', count(*), NULL, NULL, NULL, NULL, NULL FROM woken
 """
+
+
+def _json_or_null(value: Any) -> str | None:
+    return json.dumps(value) if value is not None else None
 
 
 def start_executions(
@@ -754,6 +760,7 @@ def start_executions(
         "parents": [e.parent_id for e in executions],
         "versions": [e.version for e in executions],
         "fingerprints": [e.fingerprint for e in executions],
+        "traces": [_json_or_null(e.trace_context) for e in executions],
         "task_wids": [t.workflow_id for t in tasks],
         "task_steps": [t.step for t in tasks],
         "tokens": [payload(t.token) for t in tasks],

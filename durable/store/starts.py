@@ -36,6 +36,7 @@ from durable.store.executions import finish
 from durable.store.outbox import CHANNEL
 from durable.store.records import error_record
 from durable.store.rows import NewExecution, NewTask
+from durable.telemetry import tracing
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Start:
     # Given for a child workflow (durable.store.children).
     workflow_id: str | None = None
     parent_id: int | None = None
+    # The trace its spans join, when not the caller's (a child: its parent's run).
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass
@@ -139,6 +142,8 @@ class _Constant:
         self.module = definition.workflow_class.__module__
         self.version = str(definition.version)
         self.fingerprint = fingerprint(definition)
+        # The caller's trace, which the run's spans join (one read for a start_many).
+        self.trace_context = tracing.carrier()
 
 
 def _plan(definition: Definition, constant: _Constant, start: Start, now: datetime) -> _Plan:
@@ -165,6 +170,7 @@ def _plan(definition: Definition, constant: _Constant, start: Start, now: dateti
             parent_id=start.parent_id,
             version=constant.version,
             fingerprint=constant.fingerprint,
+            trace_context=start.trace_context or constant.trace_context,
         ),
         StoredBranches(0, "", unsaved=True),
     )

@@ -12,8 +12,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from durable.conf import durable_settings
+from durable.engine.telemetry import Telemetry
 from durable.engine.worker import Worker
 from durable.scheduler import start_scheduler_thread
+from durable.telemetry import metrics
 
 LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
@@ -62,6 +64,14 @@ class Command(BaseCommand):
             "(default: DURABLE['POLL_INTERVAL']).",
         )
         parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics "
+            "(needs durable[prometheus]).",
+        )
+        parser.add_argument(
             "--no-scheduler",
             action="store_true",
             help="Do not run the cron scheduler in this worker "
@@ -89,6 +99,12 @@ class Command(BaseCommand):
         for option in ("max_tasks", "max_memory"):
             if options[option] is not None and not options[option] > 0:
                 raise CommandError(f"--{option.replace('_', '-')} must be > 0")
+        metrics_port = options["metrics_port"]
+        if metrics_port is not None:
+            if not 1 <= metrics_port <= 65535:
+                raise CommandError("--metrics-port must be between 1 and 65535")
+            if not metrics.available():
+                raise CommandError(f"--metrics-port: {metrics.INSTALL_HINT}")
         queues = {q: concurrency or durable_settings.queue_concurrency(q) for q in names}
         adapter = durable_settings.queue_adapter_class(
             using=durable_settings.DATABASE, options=dict(durable_settings.QUEUE_OPTIONS)
@@ -102,6 +118,7 @@ class Command(BaseCommand):
             max_tasks=options["max_tasks"],
             max_memory_mb=options["max_memory"],
         )
+        served = self._serve_metrics(worker, metrics_port) if metrics_port is not None else None
         self._install_signal_handlers(worker)
         scheduler = None if options["no_scheduler"] else start_scheduler_thread()
         try:
@@ -109,6 +126,8 @@ class Command(BaseCommand):
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if served is not None:
+                served.close()
             adapter.close()
         if worker.abandoned_steps:
             # Their claims were released (or already failed as timed out); waiting for the
@@ -120,6 +139,22 @@ class Command(BaseCommand):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+
+    @staticmethod
+    def _serve_metrics(worker: Worker, port: int) -> metrics.WorkerMetrics:
+        served = metrics.WorkerMetrics(
+            capacity=worker.queues, in_flight=worker.in_flight, using=worker.adapter.using
+        )
+        try:
+            served.serve(port)
+        except OSError as exc:
+            raise CommandError(f"--metrics-port {port}: {exc.strerror or exc}") from exc
+        served.listen()
+        worker.telemetry = Telemetry(served)
+        logging.getLogger("durable.worker").info(
+            "serving Prometheus metrics at http://0.0.0.0:%d/metrics", port
+        )
+        return served
 
     @staticmethod
     def _install_signal_handlers(worker: Worker) -> None:
