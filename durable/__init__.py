@@ -33,12 +33,14 @@ from durable.exceptions import (
     PendingInputNotFound,
     StepTimeout,
     WaitTimeout,
+    WorkflowFailed,
     WorkflowNotFound,
     WorkflowTimeout,
 )
 
 if TYPE_CHECKING:
     from durable import graph
+    from durable.aio import aget_execution, aprovide_input, asend_event, astart, astart_many
     from durable.api import (
         cancel,
         find_executions,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         start_many,
         stream_logs,
     )
+    from durable.results import aget_result, get_result
 
 _API = {
     "cancel",
@@ -72,6 +75,16 @@ _API = {
     "start_many",
     "stream_logs",
 }
+# Public functions that live beside the API module, by the module that defines them.
+_ELSEWHERE = {
+    "aget_execution": "durable.aio",
+    "aget_result": "durable.results",
+    "aprovide_input": "durable.aio",
+    "asend_event": "durable.aio",
+    "astart": "durable.aio",
+    "astart_many": "durable.aio",
+    "get_result": "durable.results",
+}
 
 __all__ = [
     "ChildWorkflowFailed",
@@ -85,8 +98,15 @@ __all__ = [
     "StepTimeout",
     "WaitTimeout",
     "Workflow",
+    "WorkflowFailed",
     "WorkflowNotFound",
     "WorkflowTimeout",
+    "aget_execution",
+    "aget_result",
+    "aprovide_input",
+    "asend_event",
+    "astart",
+    "astart_many",
     "cancel",
     "case_match",
     "decision",
@@ -96,6 +116,7 @@ __all__ = [
     "get_execution",
     "get_execution_logs",
     "get_metrics",
+    "get_result",
     "get_step_logs",
     "graph",
     "list_executions",
@@ -120,6 +141,8 @@ def __getattr__(name: str) -> Any:
         from durable import api
 
         return getattr(api, name)
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
     if name == "graph":
         return importlib.import_module("durable.graph")
     raise AttributeError(f"module 'durable' has no attribute {name!r}")

@@ -1,0 +1,96 @@
+"""Workflows of the round-2 API tests (results, replay, retry and fork of sagas, triggers).
+
+The saga writes its side effects to a ledger file named in its input, so a test can read
+what a real worker process did: one line per booking, cancellation and charge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from durable import Retry, Workflow, step
+
+
+class Adds(Workflow):
+    name = "semantics_adds"
+
+    @step
+    def add(self, ctx: Any) -> int:
+        return int(ctx.input["a"]) + int(ctx.input["b"])
+
+
+class Breaks(Workflow):
+    name = "semantics_breaks"
+
+    @step(retry=Retry(max_attempts=1))
+    def only(self, ctx: Any) -> None:
+        raise ValueError("nope")
+
+
+class WaitsForGo(Workflow):
+    name = "semantics_waits_for_go"
+
+    @step
+    def prepare(self, ctx: Any) -> None:
+        ctx.put("prepared", True)
+
+    @step
+    def wait_for_go(self, ctx: Any) -> Any:
+        return ctx.wait_for_event("go")
+
+
+class AsksForApproval(Workflow):
+    name = "semantics_asks_for_approval"
+
+    @step
+    def ask(self, ctx: Any) -> Any:
+        return ctx.wait_for_input("approval")
+
+
+def record(ctx: Any, line: str) -> None:
+    with Path(ctx.input["ledger"]).open("a") as ledger:
+        ledger.write(line + "\n")
+
+
+def ledger_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+class TripSaga(Workflow):
+    """Book a flight, book a hotel, charge the card. The charge fails while the file named
+    by `decline` exists; the bookings are then cancelled by their compensations."""
+
+    name = "semantics_trip_saga"
+
+    @step(compensate="cancel_flight")
+    def book_flight(self, ctx: Any) -> None:
+        booking = f"flight-{ctx.attempt}-{len(ledger_lines(Path(ctx.input['ledger'])))}"
+        record(ctx, f"book {booking}")
+        ctx.put("flight", booking)
+
+    def cancel_flight(self, ctx: Any) -> None:
+        record(ctx, f"cancel {ctx['flight']}")
+
+    @step(compensate="cancel_hotel")
+    def book_hotel(self, ctx: Any) -> None:
+        booking = f"hotel-{ctx.attempt}-{len(ledger_lines(Path(ctx.input['ledger'])))}"
+        record(ctx, f"book {booking}")
+        ctx.put("hotel", booking)
+
+    def cancel_hotel(self, ctx: Any) -> None:
+        record(ctx, f"cancel {ctx['hotel']}")
+
+    @step(retry=Retry(max_attempts=1))
+    def charge(self, ctx: Any) -> dict[str, str]:
+        if Path(ctx.input["decline"]).exists():
+            raise RuntimeError("card declined")
+        record(ctx, f"charge {ctx['flight']} {ctx['hotel']}")
+        return {"flight": ctx["flight"], "hotel": ctx["hotel"]}
+
+
+def active_bookings(lines: list[str]) -> set[str]:
+    """Bookings made and not cancelled, by the ledger."""
+    booked = {line.split()[1] for line in lines if line.startswith("book ")}
+    cancelled = {line.split()[1] for line in lines if line.startswith("cancel ")}
+    return booked - cancelled
