@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from durable.api import (
         cancel,
         find_executions,
+        fork,
         get_execution,
         get_execution_logs,
         get_metrics,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 _API = {
     "cancel",
     "find_executions",
+    "fork",
     "get_execution",
     "get_execution_logs",
     "get_metrics",
@@ -113,6 +115,7 @@ __all__ = [
     "default",
     "find_executions",
     "foreach",
+    "fork",
     "get_execution",
     "get_execution_logs",
     "get_metrics",

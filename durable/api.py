@@ -340,6 +340,19 @@ def retry(workflow_id: str, from_step: str | None = None) -> None:
     restarts.retry_execution(str(workflow_id), from_step, using=_using())
 
 
+def fork(workflow_id: str, from_step: str | None = None) -> str:
+    """Start a new execution of the same workflow, linked to `workflow_id` (its
+    `forked_from`), and return its id. It starts at `from_step` (a root-level step or
+    block; a step inside a block starts its root-level block) with the context saved
+    before that step and the decisions taken before it; None starts from the beginning.
+    Input, queue and priority are the source's; the source is left as it is. Unknown id,
+    unknown step or a step the source never reached -> an error, and nothing starts."""
+    if from_step is not None and not isinstance(from_step, str):
+        raise TypeError(f"from_step must be a step name, got {from_step!r}")
+    definition, start = restarts.fork_start(str(workflow_id), from_step, using=_using())
+    return starts.start_executions(definition, [start], using=_using())[0]
+
+
 def _log_entries(rows: Iterable[StepExecution]) -> list[dict[str, Any]]:
     return [
         {

@@ -93,6 +93,12 @@ class WorkflowExecution(models.Model):
     # The highest attempt number of the runs before the last `retry`: the re-run's steps
     # number their attempts above it, so earlier attempt rows stay as history.
     attempt_floor = models.PositiveIntegerField(default=0)
+    # `durable.fork`: the execution this one was forked from, and the step it started at
+    # (empty: from the beginning). A database default, since starts insert by hand.
+    forked_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks"
+    )
+    forked_from_step = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

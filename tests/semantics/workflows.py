@@ -62,6 +62,7 @@ class TripSaga(Workflow):
     by `decline` exists; the bookings are then cancelled by their compensations."""
 
     name = "semantics_trip_saga"
+    max_retries = 1
 
     @step(compensate="cancel_flight")
     def book_flight(self, ctx: Any) -> None:
@@ -79,6 +80,9 @@ class TripSaga(Workflow):
         ctx.put("hotel", booking)
 
     def cancel_hotel(self, ctx: Any) -> None:
+        # A hotel that cannot be cancelled while the file named by `stuck` exists.
+        if ctx.input.get("stuck") and Path(ctx.input["stuck"]).exists():
+            raise RuntimeError("hotel cancellation refused")
         record(ctx, f"cancel {ctx['hotel']}")
 
     @step(retry=Retry(max_attempts=1))

@@ -64,6 +64,7 @@ def test_public_names_are_pinned() -> None:
         "default",
         "find_executions",
         "foreach",
+        "fork",
         "get_execution",
         "get_execution_logs",
         "get_metrics",
