@@ -139,6 +139,8 @@ class Definition:
     renamed_steps: dict[str, str] = field(default_factory=dict, compare=False)
     # Concurrency key, rate limit and debounce (durable.dsl.limits), or None.
     flow: FlowControl | None = None
+    # Event names whose `durable.publish` starts a run of this workflow.
+    triggers: tuple[str, ...] = ()
     locations: dict[str, Location] = field(default_factory=dict, compare=False)
     by_name: dict[str, Node] = field(default_factory=dict, compare=False)
 

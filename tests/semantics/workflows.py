@@ -98,3 +98,43 @@ def active_bookings(lines: list[str]) -> set[str]:
     booked = {line.split()[1] for line in lines if line.startswith("book ")}
     cancelled = {line.split()[1] for line in lines if line.startswith("cancel ")}
     return booked - cancelled
+
+
+class ReserveStock(Workflow):
+    name = "semantics_reserve_stock"
+    triggers = ["semantics.order.created"]
+
+    @step
+    def reserve(self, ctx: Any) -> str:
+        return f"reserved for {ctx.input['order_id']}"
+
+
+class SendReceipt(Workflow):
+    name = "semantics_send_receipt"
+    triggers = ("semantics.order.created", "semantics.order.paid")
+
+    @step
+    def send(self, ctx: Any) -> str:
+        return f"receipt for {ctx.input['order_id']}"
+
+
+class PerCustomer(Workflow):
+    """Needs `customer_id` in its input (its concurrency key)."""
+
+    name = "semantics_per_customer"
+    triggers = ["semantics.customer.event"]
+    concurrency_key = "customer_id"
+    concurrency_limit = 1
+
+    @step
+    def handle(self, ctx: Any) -> None:
+        pass
+
+
+class AlsoPerCustomerEvent(Workflow):
+    name = "semantics_also_customer_event"
+    triggers = ["semantics.customer.event"]
+
+    @step
+    def handle(self, ctx: Any) -> None:
+        pass

@@ -76,6 +76,7 @@ def test_public_names_are_pinned() -> None:
         "on_decision",
         "parallel",
         "provide_input",
+        "publish",
         "resume",
         "retry",
         "send_event",
