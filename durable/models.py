@@ -219,6 +219,11 @@ class ScheduledWorkflow(models.Model):
         CODE = "code"
         MANUAL = "manual"
 
+    class Overlap(models.TextChoices):
+        ALLOW = "allow"  # a tick starts its run whatever earlier runs still do
+        SKIP = "skip"  # a tick whose earlier run is unfinished starts nothing
+        CANCEL_PREVIOUS = "cancel_previous"  # it cancels the unfinished runs, then starts
+
     name = models.CharField(max_length=200, unique=True)
     workflow_name = models.CharField(max_length=200)
     cron_expression = models.CharField(max_length=200)
@@ -230,6 +235,7 @@ class ScheduledWorkflow(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True)
     # Beyond the contract.
     catch_up = models.CharField(max_length=16, choices=CatchUp.choices, default=CatchUp.SKIP)
+    overlap = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.ALLOW)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
     # Set when the class attribute behind a code schedule disappeared (the row is disabled).
     removed_from_code_at = models.DateTimeField(null=True, blank=True)

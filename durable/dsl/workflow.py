@@ -234,6 +234,7 @@ class Workflow(metaclass=WorkflowMeta):
     cron_queue: ClassVar[str | None] = None
     cron_input: ClassVar[dict[str, Any] | None] = None
     cron_catch_up: ClassVar[str] = "skip"
+    cron_overlap: ClassVar[str] = "allow"  # or "skip", "cancel_previous"
     # Event names: each `durable.publish(name, payload)` starts one run with the payload.
     triggers: ClassVar[list[str] | tuple[str, ...]] = ()
     # Old step/block name -> new name, for executions in flight across a rename.
