@@ -113,7 +113,7 @@ def timeline(execution: WorkflowExecution, rows: list[StepExecution]) -> list[Ba
 
 
 def _graph(
-    execution: WorkflowExecution, steps: list[StepState]
+    execution: WorkflowExecution,
 ) -> tuple[SafeString | None, SafeString, list[tuple[str, int]]]:
     """The SVG (with progress bars on running steps and foreach blocks), CSS rules
     colouring its nodes by state, and foreach progress bars."""
@@ -125,7 +125,6 @@ def _graph(
     except WorkflowNotFound:
         return None, mark_safe(""), []
     g = graph.with_execution(workflow, execution.workflow_id)
-    reported = {step.name: step.progress for step in steps if step.progress}
     rules: list[str] = []
     progress: list[tuple[str, int]] = []
     for node in g.get("nodes", []):
@@ -137,8 +136,6 @@ def _graph(
                 f'#graph [data-node-id="{node_id}"] .shape'
                 f"{{fill:var(--st-{status}-bg);stroke:var(--st-{status})}}"
             )
-        if node.get("type") == "step" and node_id in reported:
-            node["progress"] = reported[node_id]
         value = percent(node.get("progress")) if node.get("type") == "foreach" else None
         if value is not None:
             progress.append((str(node.get("label") or node_id), value))
@@ -150,7 +147,7 @@ def execution_view(execution: WorkflowExecution) -> ExecutionView:
     using = durable_settings.DATABASE
     rows = list(StepExecution.objects.using(using).filter(execution=execution).order_by("id"))
     steps = step_states(execution, rows)
-    svg, style, foreach_progress = _graph(execution, steps)
+    svg, style, foreach_progress = _graph(execution)
     return ExecutionView(
         execution=execution,
         steps=steps,

@@ -6,6 +6,7 @@ what a real worker process did: one line per booking, cancellation and charge.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,20 @@ class AlsoPerCustomerEvent(Workflow):
     @step
     def handle(self, ctx: Any) -> None:
         pass
+
+
+class ReportsProgress(Workflow):
+    """Reports 3 of 10, then holds until the file named by `release` exists."""
+
+    name = "semantics_reports_progress"
+
+    @step
+    def crunch(self, ctx: Any) -> str:
+        ctx.progress(3, 10)
+        release = Path(ctx.input["release"])
+        for _ in range(1200):
+            if release.exists():
+                ctx.progress(10, 10)
+                return "crunched"
+            time.sleep(0.05)
+        raise TimeoutError("never released")
