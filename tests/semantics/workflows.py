@@ -156,3 +156,12 @@ class ReportsProgress(Workflow):
                 return "crunched"
             time.sleep(0.05)
         raise TimeoutError("never released")
+
+
+class SleepsTwoHours(Workflow):
+    name = "semantics_sleeps_two_hours"
+
+    @step
+    def nap(self, ctx: Any) -> str:
+        ctx.sleep_for(hours=2)
+        return "rested"
