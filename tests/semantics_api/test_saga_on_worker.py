@@ -10,11 +10,11 @@ import pytest
 
 import durable
 from durable.testing import wait_for_finish
-from tests.semantics.workflows import active_bookings, ledger_lines
+from tests.semantics_api.workflows import active_bookings, ledger_lines
 
 pytestmark = pytest.mark.e2e
 
-MODULES = "tests.semantics.workflows"
+MODULES = "tests.semantics_api.workflows"
 
 
 def test_retry_of_the_compensated_saga_on_a_worker_rebooks_then_charges(workers, tmp_path):

@@ -1,5 +1,5 @@
 """Retrying a compensated saga re-runs what its compensations undid; fork starts a new
-linked run from a step. Run inline here; tests/semantics/test_saga_on_worker.py runs the
+linked run from a step. Run inline here; tests/semantics_api/test_saga_on_worker.py runs the
 same scenario on a real worker process."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import durable
 from durable.models import Task, WorkflowExecution
 from durable.testing import run_until_idle
-from tests.semantics.workflows import Adds, Breaks, TripSaga, active_bookings, ledger_lines
+from tests.semantics_api.workflows import Adds, Breaks, TripSaga, active_bookings, ledger_lines
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from durable import events, results
 from durable.testing import run_until_idle
 from tests.events.test_lifecycle import EXPECTED, sequence
 from tests.events.workflows import TwoSteps
-from tests.semantics.workflows import Adds, AsksForApproval, Breaks, WaitsForGo
+from tests.semantics_api.workflows import Adds, AsksForApproval, Breaks, WaitsForGo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -234,7 +234,7 @@ def test_get_result_of_a_run_on_a_real_worker(workers, monkeypatch):
         monkeypatch.setattr(results, "RECHECK_SECONDS", 600.0)
     wid = durable.start(Adds, {"a": 40, "b": 2})
     broken = durable.start(Breaks, {})
-    workers.start(1, workflow_modules="tests.semantics.workflows")
+    workers.start(1, workflow_modules="tests.semantics_api.workflows")
     assert durable.get_result(wid, timeout=60) == 42
     with pytest.raises(durable.WorkflowFailed, match="nope"):
         durable.get_result(broken, timeout=60)

@@ -3,4 +3,4 @@ workflows by their triggers among the registered ones)."""
 
 from __future__ import annotations
 
-import tests.semantics.workflows  # noqa: F401
+import tests.semantics_api.workflows  # noqa: F401

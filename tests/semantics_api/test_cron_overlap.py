@@ -14,12 +14,12 @@ from durable import Workflow, scheduler, step
 from durable.dsl import registry
 from durable.models import ScheduledRun, ScheduledWorkflow, WorkflowExecution
 from durable.testing import run_until_idle
-from tests.semantics.workflows import Adds, WaitsForGo
+from tests.semantics_api.workflows import Adds, WaitsForGo
 from tests.support.workers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MODULES = "tests.semantics.workflows"
+MODULES = "tests.semantics_api.workflows"
 HOUR = timedelta(hours=1)
 
 

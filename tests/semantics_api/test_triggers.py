@@ -114,7 +114,7 @@ def test_a_debounced_workflow_cannot_have_triggers():
 
 @pytest.mark.e2e
 def test_published_runs_complete_on_a_real_worker(workers):
-    workers.start(1, workflow_modules="tests.semantics.workflows")
+    workers.start(1, workflow_modules="tests.semantics_api.workflows")
     wids = durable.publish("semantics.order.created", {"order_id": 99}, idempotency_key="e2e")
     assert [durable.get_result(wid, timeout=60) for wid in wids] == [
         "reserved for 99",

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 import durable
-from tests.semantics.workflows import Adds, SleepsTwoHours
+from tests.semantics_api.workflows import Adds, SleepsTwoHours
 from tests.support.workers import REPO
 
 POSTGRES = ("127.0.0.1", 5432)
@@ -43,7 +43,7 @@ def test_durable_clock_moves_a_sleep_past_its_end(durable_inline, durable_clock)
 @pytest.mark.e2e
 def test_durable_workers_run_workflows_on_real_worker_processes(durable_workers):
     (worker,) = durable_workers.start(
-        args=["--no-scheduler"], env={"DURABLE_WORKFLOW_MODULES": "tests.semantics.workflows"}
+        args=["--no-scheduler"], env={"DURABLE_WORKFLOW_MODULES": "tests.semantics_api.workflows"}
     )
     wid = durable.start(Adds, {"a": 20, "b": 22})
     assert durable.get_result(wid, timeout=60) == 42

@@ -6,7 +6,7 @@ import pytest
 
 import durable
 from durable import graph
-from tests.semantics.workflows import ReportsProgress
+from tests.semantics_api.workflows import ReportsProgress
 from tests.support.workers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ def crunch_node(workflow_id: str) -> dict:
 def test_a_running_steps_progress_is_on_its_graph_node(workers, tmp_path):
     release = tmp_path / "release"
     wid = durable.start(ReportsProgress, {"release": str(release)})
-    workers.start(1, workflow_modules="tests.semantics.workflows")
+    workers.start(1, workflow_modules="tests.semantics_api.workflows")
     wait_until(
         lambda: "progress" in crunch_node(wid),
         timeout=60,

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 import durable
 from durable.testing import run_until_idle
-from tests.semantics.workflows import TripSaga
+from tests.semantics_api.workflows import TripSaga
 
 pytestmark = pytest.mark.django_db
 
