@@ -14,6 +14,15 @@
 #                        every dependency pyproject.toml allows (.ci/floors.txt)
 #     worker:3.12:6.1    a wheel (python -m build) installed with only durable[worker] runs
 #                        durable_worker against PostgreSQL (scripts/worker_only.sh)
+#   The whole suite in pieces, for CI to spread over its cores (they share one virtualenv
+#   per combination; build it first with `venv`, then run the others in any order):
+#     venv:3.13:6.1      the virtualenv (and the Mermaid parser tests/graph uses)
+#     lint:3.13:6.1      lint, types, the import contract and the docs
+#     sqlite:3.13:6.1    pytest on SQLite
+#     postgres:3.13:6.1  pytest on PostgreSQL, with coverage
+#     serial:3.13:6.1    the tests that restart shared servers (alone: nothing else may run)
+#   WIDE_ON=3.13:6.1 runs the 100,000-item foreach test (minutes of a CPU) on that
+#   combination only.
 #
 # Each job has its own PostgreSQL databases (DURABLE_TEST_POSTGRES_URL, default
 # postgres://postgres@127.0.0.1:5432/durable, with a suffix per job) and SQLite files. A
@@ -38,9 +47,11 @@ python_for() {  # 3.12 -> an interpreter of that version that runs, or nothing
 }
 
 run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.log
-  local job=$1 kind py dj name python
+  local job=$1 kind py dj name venv python
   IFS=: read -r kind py dj <<<"$job"
   name="$kind-py$py${dj:+-dj$dj}"
+  venv=$name
+  case $kind in venv | lint | sqlite | postgres | serial) venv="suite-py$py-dj$dj" ;; esac
   python=$(python_for "$py")
   if [ -z "$python" ]; then
     echo "no Python $py on this machine"
@@ -48,11 +59,28 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
     return 1
   fi
   local suffix; suffix=_${kind}_py${py//./}${dj:+_dj${dj//./}}
-  export VENV=var/venvs/$name PYTHON=$python DJANGO=$dj
+  export VENV=var/venvs/$venv PYTHON=$python DJANGO=$dj
   export DURABLE_VAR_DIR=$PWD/var/run/$name
   export DURABLE_TEST_POSTGRES_URL=$PG_BASE$suffix
   export PYTHONPATH=$PWD
+  if [ -n "${WIDE_ON:-}" ] && [ "$py:$dj" != "$WIDE_ON" ]; then
+    export DURABLE_TEST_WIDE_ONCE=skip
+  fi
+  local serial; serial=$(cat scripts/serial-tests)
   case $kind in
+    venv)
+      scripts/bootstrap.sh
+      scripts/node-deps.sh ;;
+    lint)
+      scripts/lint.sh ;;
+    sqlite)
+      env -u DATABASE_URL "$VENV/bin/pytest" -p no:cacheprovider --ignore="$serial" ;;
+    postgres)
+      DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider \
+        --ignore="$serial" --cov=durable --cov-report=term:skip-covered ;;
+    serial)
+      # shellcheck disable=SC2086
+      DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider $serial ;;
     full)
       scripts/test.sh ;;
     tests)
@@ -89,7 +117,8 @@ while [ $# -gt 0 ]; do
     -j) parallel=$2; shift 2 ;;
     --logs) logs=1; shift ;;
     --smoke) for c in "${COMBINATIONS[@]}"; do jobs+=("smoke:$c"); done; shift ;;
-    full:* | tests:* | smoke:* | floors:* | worker:*) jobs+=("$1"); shift ;;
+    full:* | tests:* | smoke:* | floors:* | worker:* | venv:* | lint:* | sqlite:* | postgres:* | serial:*)
+      jobs+=("$1"); shift ;;
     *) echo "scripts/matrix.sh: unknown argument $1 (see the comment at its top)" >&2; exit 2 ;;
   esac
 done
@@ -140,6 +169,14 @@ for job in "${jobs[@]}"; do
     75) echo "skipped  $job  ($(tail -1 "$log"))" ;;
     *) echo "FAILED   $job  $summary (log: $log)"; failed=1 ;;
   esac
+done
+# What failed, last, where a reader of a long log looks first.
+for job in "${jobs[@]}"; do
+  log="var/logs/matrix/${job//:/_}.log"
+  if [ "$(cat "$log.status" 2>/dev/null || echo 1)" != 0 ] && [ "$(cat "$log.status" 2>/dev/null)" != 75 ]; then
+    echo "== $job: its failures"
+    grep -E '^(FAILED|ERROR) |^E  ' "$log" | head -60 || true
+  fi
 done
 if [ "$failed" -ne 0 ] && [ -z "$logs" ]; then
   for job in "${jobs[@]}"; do

@@ -16,15 +16,7 @@ echo "== $("$VENV/bin/python" -c 'import sys, django; print(f"Python {sys.versio
 # LINT=0 skips the checks that do not depend on the Python or Django version (scripts/
 # matrix.sh's `tests` jobs: CI lints once).
 if [ "${LINT:-1}" != 0 ]; then
-  echo "== ruff"
-  "$VENV/bin/ruff" check .
-  "$VENV/bin/ruff" format --check .
-  echo "== mypy"
-  "$VENV/bin/mypy" durable
-  echo "== import contract"
-  "$VENV/bin/lint-imports" --no-cache
-  echo "== docs (mkdocs build --strict)"
-  "$VENV/bin/mkdocs" build --strict --quiet
+  VENV=$VENV scripts/lint.sh
 fi
 
 if [ $# -gt 0 ]; then
@@ -39,14 +31,11 @@ fi
 # spent waiting on worker processes and servers, so two fit on two cores), which keeps CI
 # well inside its time limit. Tests that restart a shared server (RabbitMQ) would disturb
 # the other run: they go alone, afterwards.
-SERIAL=tests/queue/test_broker_restarts.py
+SERIAL=$(cat scripts/serial-tests)
 # Each virtualenv's logs apart, so that scripts/matrix.sh can run several.
 LOGS=var/logs/$(basename "$VENV")
 mkdir -p "$LOGS"
-# Both runs would install the Mermaid parser on first use: install it once, before them.
-if command -v npm >/dev/null && [ ! -d tests/graph/node/node_modules/mermaid ]; then
-  npm ci --prefix tests/graph/node --no-audit --no-fund >/dev/null
-fi
+scripts/node-deps.sh
 echo "== pytest on SQLite and on PostgreSQL ($PG_URL), side by side"
 env -u DATABASE_URL "$VENV/bin/pytest" --ignore="$SERIAL" >"$LOGS/pytest-sqlite.log" 2>&1 &
 sqlite_pid=$!

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -128,8 +129,9 @@ def prepare(
     chain: Chain | None = None,
 ) -> Run | Outcome | None:
     """What to do with `claim`: a Run; an Outcome to checkpoint without running anything;
-    or None when a deploy moved the claim's position (it was handed back or parked, and
-    the adapter told). `db` carries progress reports while the step runs."""
+    or None when a deploy moved the claim's position, or whether its last holders died is
+    not known yet (it was handed back or parked, and the adapter told). `db` carries
+    progress reports while the step runs."""
     using = adapter.using
     if _position_gone(claim, adapter):
         return None
@@ -143,6 +145,11 @@ def prepare(
         )
         return _unrun(claim, None, error_record(problem, with_traceback=False))
     lost = _worker_lost(claim, using)
+    if isinstance(lost, _Undecided):
+        # Neither run it (a poison pill would kill this worker too) nor fail it (its last
+        # holder may be alive): ask again once it is known.
+        adapter.nack(claim, until=lost.until)
+        return None
     if lost is not None:
         error = {**error_record(lost, with_traceback=False), "non_retryable": True}
         return _unrun(claim, definition, error)
@@ -174,7 +181,15 @@ def prepare(
     return Run(claim, definition, step, method, args, ctx, waits, log, adapter, chain)
 
 
-def _worker_lost(claim: ClaimedTask, using: str) -> WorkerLost | None:
+@dataclass(frozen=True)
+class _Undecided:
+    """The holders of the claim's lapsed leases may have died often enough to give up, but
+    whether they did is only known at `until`."""
+
+    until: datetime
+
+
+def _worker_lost(claim: ClaimedTask, using: str) -> WorkerLost | _Undecided | None:
     """WorkerLost when the workers that held the claim's task died MAX_LEASE_EXPIRIES times
     running it (a step that kills its worker: out of memory, a crash in native code). Leases
     that lapsed while their worker lived on (busy, or cut off from the database) do not
@@ -184,9 +199,13 @@ def _worker_lost(claim: ClaimedTask, using: str) -> WorkerLost | None:
         return None
     # Expiries recorded before their holders were remembered count as deaths.
     unknown = claim.expiries - len(claim.lost_by)
-    silent_for = 2 * float(durable_settings.LEASE_SECONDS)
-    dead = workers.gone(claim.lost_by, silent_for=silent_for, using=using)
-    deaths = unknown + sum(1 for holder in claim.lost_by if holder in dead)
+    verdict = workers.judge(
+        claim.lost_by, lease_seconds=float(durable_settings.LEASE_SECONDS), using=using
+    )
+    deaths = unknown + sum(1 for holder in claim.lost_by if holder in verdict.gone)
+    maybe = sum(1 for holder in claim.lost_by if holder in verdict.undecided)
+    if deaths < limit <= deaths + maybe and verdict.decided_at is not None:
+        return _Undecided(verdict.decided_at)
     if deaths < limit:
         logger.warning(
             "the lease of %s %r of %s lapsed %d times, %d of them while its worker lived on "

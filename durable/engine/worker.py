@@ -62,6 +62,9 @@ MAX_CHAIN = 16
 # Committer threads (a connection each). One: a second did not raise throughput (its
 # batches get smaller), and costs a connection.
 COMMIT_THREADS = 1
+# Seconds between housekeeping runs of the claim loop (timed-out steps, the reaper's and
+# the cleanup's schedules): the loop itself wakes whenever a body ends.
+HOUSEKEEPING_INTERVAL = 0.2
 # Sync steps run on at most this many threads unless DURABLE["SYNC_THREADS"] says.
 DEFAULT_SYNC_THREADS = 64
 
@@ -90,6 +93,8 @@ class InFlight:
     deadline: float | None = None  # monotonic; a sync step once its thread runs it
     timed_out: bool = False
     thread_running: bool = False
+    # Counted in its queue's slots until its body ended (its checkpoint does not count).
+    in_slot: bool = True
 
 
 @dataclass
@@ -131,6 +136,9 @@ class Worker:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
+        # Claims per queue held for a body running or waiting to run; the claim loop takes
+        # no more than the queue's concurrency leaves. Claims handed on by checkpoints (the
+        # next step, chained) may push it over for a moment: their bodies wait for a slot.
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._in_flight: dict[int, InFlight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -170,6 +178,9 @@ class Worker:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # A queue's concurrency bounds the bodies running, async and sync alike.
+        self._slots = {queue: asyncio.Semaphore(n) for queue, n in self.queues.items()}
+        self._next_housekeeping = 0.0
         self._claims = Lane("claims")
         self._side = Lane("side")
         self._committer = Committer(self.adapter, self._batch_size, threads=COMMIT_THREADS)
@@ -200,7 +211,10 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 claimed = await self._claim_round()
-                await self._claims.run(self._housekeeping)
+                if time.monotonic() >= self._next_housekeeping:
+                    # Not on every round: every body that ends wakes the loop.
+                    await self._claims.run(self._housekeeping)
+                    self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
                 idle_timeout = None if claimed else await self._claims.run(self._idle_timeout)
                 backoff = 0.5
             except Exception as exc:
@@ -387,10 +401,17 @@ class Worker:
             return None
         if not isinstance(prepared, Run):
             outcome: Outcome = prepared
-        elif prepared.is_async:
-            outcome = await executor.invoke_async(prepared)
         else:
-            outcome = await self._loop.run_in_executor(self._pool, self._invoke_sync, prepared)
+            async with self._slots[claim.queue]:
+                if prepared.is_async:
+                    outcome = await executor.invoke_async(prepared)
+                else:
+                    outcome = await self._loop.run_in_executor(
+                        self._pool, self._invoke_sync, prepared
+                    )
+            # The body is done: its slot goes to the next claim while the checkpoint
+            # commits, so a step's time in the committer's queue costs no throughput.
+            self._leave_slot(claim)
         result = await self._checkpoint(outcome)
         while True:
             followed = executor.settled(outcome, result)
@@ -435,13 +456,24 @@ class Worker:
             return False
         return self.max_tasks is None or self.stats.claimed < self.max_tasks
 
-    def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
+    def _leave_slot(self, claim: ClaimedTask) -> None:
         with self._lock:
+            entry = self._in_flight.get(claim.task_id)
+            if entry is None or not entry.in_slot:
+                return
+            entry.in_slot = False
             self._running[claim.queue] -= 1
-            self._in_flight.pop(claim.task_id, None)
+        self.wake.set()
+
+    def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
+        """Its checkpoint is done (or it was handed back): the lease keeper lets it go."""
+        with self._lock:
+            entry = self._in_flight.pop(claim.task_id, None)
+            if entry is not None and entry.in_slot:
+                self._running[claim.queue] -= 1
             self.stats.finished += 1
             if chained:
-                return  # its slot went on to the chained step: nothing for the loop to do
+                return  # the chained step is its own claim now: nothing for the loop to do
             self._next_due_stale = True  # a finished step may have queued a retry
         self.wake.set()
 

@@ -65,8 +65,9 @@ class QueueAdapter(ABC):
         """The claim's outcome is checkpointed; the adapter may forget it."""
 
     @abstractmethod
-    def nack(self, claim: ClaimedTask) -> None:
-        """Hand the claim back unrun, for any worker to take (no attempt is counted)."""
+    def nack(self, claim: ClaimedTask, until: datetime | None = None) -> None:
+        """Hand the claim back unrun, for any worker to take (no attempt is counted): at
+        once, or from `until`."""
 
     def reschedule(self, claim: ClaimedTask, run_at: datetime) -> None:  # noqa: B027
         """The claim failed and is due again at `run_at` (the store already recorded it)."""

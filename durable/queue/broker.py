@@ -141,10 +141,10 @@ class BrokerQueue(QueueAdapter):
     def ack(self, claim: ClaimedTask) -> None:
         self._settle_held(claim)
 
-    def nack(self, claim: ClaimedTask) -> None:
-        # Releasing the row publishes the task again (after commit), so the old message
-        # is settled rather than requeued: one message per ready task.
-        claims.release(claim, using=self.using)
+    def nack(self, claim: ClaimedTask, until: datetime | None = None) -> None:
+        # Releasing the row publishes the task again (after commit, delayed to `until`),
+        # so the old message is settled rather than requeued: one message per ready task.
+        claims.release(claim, using=self.using, until=until)
         self._settle_held(claim)
 
     def reschedule(self, claim: ClaimedTask, run_at: datetime) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from durable.queue.base import Capabilities, QueueAdapter
@@ -41,8 +42,8 @@ class DatabaseQueue(QueueAdapter):
             queue, limit, worker_id=worker_id, lease_seconds=lease_seconds, using=self.using
         )
 
-    def nack(self, claim: ClaimedTask) -> None:
-        claims.release(claim, using=self.using)
+    def nack(self, claim: ClaimedTask, until: datetime | None = None) -> None:
+        claims.release(claim, using=self.using, until=until)
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
         # `wake` stays registered after the wait: work announced while its worker claims or

@@ -354,8 +354,9 @@ def heartbeat(
         return backend(using).renew_leases(leases, expires_at) if leases else 0
 
 
-def release(claim: ClaimedTask, *, using: str) -> bool:
-    """Give an unfinished claim back for another worker, without counting an attempt."""
+def release(claim: ClaimedTask, *, using: str, until: datetime | None = None) -> bool:
+    """Give an unfinished claim back for another worker, without counting an attempt;
+    claimable again at once, or from `until`."""
     with transaction.atomic(using=using):
         task = (
             Task.objects.using(using)
@@ -364,7 +365,7 @@ def release(claim: ClaimedTask, *, using: str) -> bool:
         )
         if task is None:
             return False
-        _unclaim([task], using)
+        _unclaim([task], using, run_at=until)
     return True
 
 
@@ -380,13 +381,24 @@ def reap_expired_leases(*, using: str) -> int:
     return len(expired)
 
 
-def _unclaim(tasks: Sequence[Task], using: str, *, expired_lease: bool = False) -> None:
-    """Make claimed tasks claimable again; their attempt rows go back to `pending`, so no
-    step shows as running on a worker that let go of it."""
+def _unclaim(
+    tasks: Sequence[Task],
+    using: str,
+    *,
+    expired_lease: bool = False,
+    run_at: datetime | None = None,
+) -> None:
+    """Make claimed tasks claimable again (from `run_at` when given); their attempt rows go
+    back to `pending`, so no step shows as running on a worker that let go of it."""
     if not tasks:
         return
+    due: dict[str, Any] = {}
+    if run_at is not None:
+        due["run_at"] = run_at
+        for task in tasks:
+            task.run_at = run_at  # the publisher delays what it sends (outbox.ready)
     Task.objects.using(using).filter(id__in=[t.id for t in tasks]).update(
-        status=TaskStatus.READY, **UNLEASED, expiries=F("expiries") + int(expired_lease)
+        status=TaskStatus.READY, **UNLEASED, **due, expiries=F("expiries") + int(expired_lease)
     )
     if expired_lease:
         # Who held each lease: whether they are gone is decided when it matters (prepare).

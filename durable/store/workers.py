@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -39,16 +40,33 @@ def stopped(worker_id: str, *, using: str) -> None:
     WorkerState.objects.using(using).filter(worker_id=worker_id).update(seen_at=now, stopped_at=now)
 
 
-def gone(worker_ids: Iterable[str], *, silent_for: float, using: str) -> set[str]:
-    """Which of `worker_ids` are gone: stopped, unknown, or not seen for `silent_for`
-    seconds (their process stopped renewing its leases)."""
+@dataclass(frozen=True)
+class Verdict:
+    """What became of the workers that held a task's lapsed leases."""
+
+    gone: frozenset[str]  # stopped, never heard of, or silent for two leases
+    # Silent for more than a lease but less than two: dead, or cut off from the database
+    # for a while. Known for sure at `decided_at` (the latest of them).
+    undecided: frozenset[str]
+    decided_at: datetime | None
+
+
+def judge(worker_ids: Iterable[str], *, lease_seconds: float, using: str) -> Verdict:
+    """Which of `worker_ids` are gone. A live worker is seen every third of a lease (its
+    lease keeper runs whatever its steps do), so one seen within half a lease lives on;
+    one whose process stopped was last seen a lease or more before its lease lapsed, and
+    is only told from a worker cut off from the database once two leases have passed."""
     ids = set(worker_ids)
     if not ids:
-        return set()
-    since = timezone.now() - timedelta(seconds=silent_for)
-    alive = set(
+        return Verdict(frozenset(), frozenset(), None)
+    now = timezone.now()
+    seen = dict(
         WorkerState.objects.using(using)
-        .filter(worker_id__in=ids, stopped_at__isnull=True, seen_at__gte=since)
-        .values_list("worker_id", flat=True)
+        .filter(worker_id__in=ids, stopped_at__isnull=True)
+        .values_list("worker_id", "seen_at")
     )
-    return ids - alive
+    lease = timedelta(seconds=lease_seconds)
+    gone = {w for w in ids if w not in seen or seen[w] <= now - 2 * lease}
+    undecided = {w for w in ids - gone if seen[w] <= now - lease / 2}
+    decided_at = max((seen[w] + 2 * lease for w in undecided), default=None)
+    return Verdict(frozenset(gone), frozenset(undecided), decided_at)

@@ -13,7 +13,7 @@ from django.db import connection
 import durable
 from durable.engine.worker import DEFAULT_SYNC_THREADS
 from durable.models import StepExecution, WorkflowExecution
-from tests.e2e.workflows import AsyncIO
+from tests.e2e.workflows import AsyncIO, BoundedBodies
 from tests.support import workers as support
 from tests.support.workers import wait_until
 
@@ -102,3 +102,21 @@ def test_hundreds_of_async_steps_run_as_coroutines_on_few_connections(workers: A
         # The test's own connections (this process, the sampler) and the worker's few,
         # with 400 steps in flight.
         assert peaks.connections <= 12, peaks.connections
+
+
+def test_a_queues_concurrency_bounds_the_bodies_running_async_and_sync(workers: Any) -> None:
+    """A step's slot is free once its body ends (its checkpoint commits meanwhile), and the
+    next steps handed on by checkpoints wait for a slot: never more bodies than that."""
+    (worker,) = workers.start(1, concurrency=4)
+    ids = durable.start_many(BoundedBodies, [{} for _ in range(40)])
+    wait_until(
+        lambda: (
+            WorkflowExecution.objects.filter(workflow_id__in=ids, status="completed").count()
+            == len(ids)
+        ),
+        timeout=120,
+        message=lambda: f"not every workflow completed\n{workers.logs()}",
+    )
+    seen = [n for e in WorkflowExecution.objects.filter(workflow_id__in=ids) for n in e.result]
+    assert len(seen) == 3 * len(ids)
+    assert max(seen) == 4  # the slots were all used, and never one more

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,56 @@ class AsyncIO(Workflow):
     async def embed(self, ctx: Any) -> int:
         await asyncio.sleep(0.1)
         return int(ctx.input["n"])
+
+
+# Bodies of BoundedBodies running in this (worker) process now, async and sync alike.
+_bodies_lock = threading.Lock()
+_bodies_running = 0
+
+
+def _enter_body() -> int:
+    global _bodies_running
+    with _bodies_lock:
+        _bodies_running += 1
+        return _bodies_running
+
+
+def _leave_body() -> None:
+    global _bodies_running
+    with _bodies_lock:
+        _bodies_running -= 1
+
+
+class BoundedBodies(Workflow):
+    """Async and sync steps that record how many bodies of theirs ran at once when they
+    started: a queue's concurrency bounds both kinds."""
+
+    name = "e2e_bounded_bodies"
+
+    @step
+    async def first(self, ctx: Any) -> None:
+        ctx.append("seen", _enter_body())
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            _leave_body()
+
+    @step
+    def second(self, ctx: Any) -> None:
+        ctx.append("seen", _enter_body())
+        try:
+            time.sleep(0.05)
+        finally:
+            _leave_body()
+
+    @step
+    async def third(self, ctx: Any) -> list[int]:
+        ctx.append("seen", _enter_body())
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            _leave_body()
+        return list(ctx["seen"])
 
 
 class WideForeach(Workflow):

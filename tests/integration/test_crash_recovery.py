@@ -188,3 +188,76 @@ def test_leases_that_lapsed_while_their_worker_lived_on_do_not_fail_the_step(set
     assert failed.status == "failed"
     assert failed.error["type"] == "durable.exceptions.WorkerLost"
     assert "was gone 2 times" in failed.error["message"]
+
+
+def test_a_holder_silent_for_more_than_a_lease_is_waited_for_not_run_again(settings) -> None:
+    """Its process may have died (a poison pill would kill this worker too) or it may be
+    cut off from the database for a while: the task waits until two leases of silence tell
+    which, then fails if it was the last death allowed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from durable.models import Task, WorkerState
+    from durable.store import workers
+
+    settings.DURABLE = {**settings.DURABLE, "MAX_LEASE_EXPIRIES": 2, "LEASE_SECONDS": 30}
+    workers.register("quiet:1:a", {"default": 8}, using="default")
+    # Last seen 40 s ago: more than a lease (30 s), less than two.
+    WorkerState.objects.filter(worker_id="quiet:1:a").update(
+        seen_at=timezone.now() - timedelta(seconds=40)
+    )
+    wid = durable.start(wf.OneStep, {"echo": "x"})
+    Task.objects.filter(execution__workflow_id=wid).update(
+        expiries=2, lost_by=["unknown:2:b", "quiet:1:a"]
+    )
+
+    run_until_idle(skip_delays=False)
+
+    (task,) = tasks_of(wid)
+    assert task.status == TaskStatus.READY
+    assert (task.expiries, task.lost_by) == (2, ["unknown:2:b", "quiet:1:a"])
+    # Due when the holder has been silent for two leases: 20 s from now.
+    remaining = (task.run_at - timezone.now()).total_seconds()
+    assert 15 < remaining <= 20
+    assert [a.status for a in attempts(wid, "only")] in ([], ["pending"])
+    assert durable.get_execution(wid).status == "running"
+
+    # Two leases of silence later, the holder is known gone: the second death.
+    WorkerState.objects.filter(worker_id="quiet:1:a").update(
+        seen_at=timezone.now() - timedelta(seconds=61)
+    )
+    Task.objects.filter(id=task.id).update(run_at=timezone.now())
+    run_until_idle(skip_delays=False)
+
+    failed = durable.get_execution(wid)
+    assert failed.status == "failed"
+    assert "was gone 2 times" in failed.error["message"]
+
+
+def test_a_holder_heard_from_within_the_wait_lives_on_and_the_step_runs(settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from durable.models import Task, WorkerState
+    from durable.store import workers
+
+    settings.DURABLE = {**settings.DURABLE, "MAX_LEASE_EXPIRIES": 2, "LEASE_SECONDS": 30}
+    workers.register("cut-off:1:a", {"default": 8}, using="default")
+    WorkerState.objects.filter(worker_id="cut-off:1:a").update(
+        seen_at=timezone.now() - timedelta(seconds=40)
+    )
+    wid = durable.start(wf.OneStep, {"echo": "x"})
+    Task.objects.filter(execution__workflow_id=wid).update(
+        expiries=2, lost_by=["unknown:2:b", "cut-off:1:a"]
+    )
+    run_until_idle(skip_delays=False)
+    assert durable.get_execution(wid).status == "running"
+
+    # Back in touch with the database before two leases passed: it was alive all along.
+    workers.seen("cut-off:1:a", using="default")
+    Task.objects.filter(execution__workflow_id=wid).update(run_at=timezone.now())
+    run_until_idle()
+
+    assert durable.get_execution(wid).status == "completed"
