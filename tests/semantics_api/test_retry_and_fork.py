@@ -4,9 +4,11 @@ same scenario on a real worker process."""
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 import durable
 from durable.models import Task, WorkflowExecution
@@ -179,3 +181,13 @@ def test_fork_refuses_bad_calls_and_starts_nothing(trip):
     with pytest.raises(durable.InvalidTransition, match="never reached 'charge'"):
         durable.fork(never_ran, from_step="charge")
     assert WorkflowExecution.objects.count() == count
+
+
+def test_durable_fork_command_prints_the_new_id_and_refuses_bad_steps(trip):
+    wid = compensated_trip(trip)
+    out = StringIO()
+    call_command("durable_fork", wid, "--from-step", "charge", stdout=out)
+    forked = out.getvalue().strip()
+    assert durable.get_execution(forked).forked_from_step == "charge"
+    with pytest.raises(CommandError, match="has no step or block 'nope'"):
+        call_command("durable_fork", wid, "--from-step", "nope", stdout=StringIO())
