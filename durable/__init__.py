@@ -34,21 +34,25 @@ from durable.exceptions import (
     StepCancelled,
     StepTimeout,
     WaitTimeout,
+    WorkflowFailed,
     WorkflowNotFound,
     WorkflowTimeout,
 )
 
 if TYPE_CHECKING:
     from durable import graph
+    from durable.aio import aget_execution, aprovide_input, asend_event, astart, astart_many
     from durable.api import (
         cancel,
         find_executions,
+        fork,
         get_execution,
         get_execution_logs,
         get_metrics,
         get_step_logs,
         list_executions,
         provide_input,
+        publish,
         resume,
         retry,
         send_event,
@@ -56,22 +60,35 @@ if TYPE_CHECKING:
         start_many,
         stream_logs,
     )
+    from durable.results import aget_result, get_result
 
 _API = {
     "cancel",
     "find_executions",
+    "fork",
     "get_execution",
     "get_execution_logs",
     "get_metrics",
     "get_step_logs",
     "list_executions",
     "provide_input",
+    "publish",
     "resume",
     "retry",
     "send_event",
     "start",
     "start_many",
     "stream_logs",
+}
+# Public functions that live beside the API module, by the module that defines them.
+_ELSEWHERE = {
+    "aget_execution": "durable.aio",
+    "aget_result": "durable.results",
+    "aprovide_input": "durable.aio",
+    "asend_event": "durable.aio",
+    "astart": "durable.aio",
+    "astart_many": "durable.aio",
+    "get_result": "durable.results",
 }
 
 __all__ = [
@@ -87,17 +104,26 @@ __all__ = [
     "StepTimeout",
     "WaitTimeout",
     "Workflow",
+    "WorkflowFailed",
     "WorkflowNotFound",
     "WorkflowTimeout",
+    "aget_execution",
+    "aget_result",
+    "aprovide_input",
+    "asend_event",
+    "astart",
+    "astart_many",
     "cancel",
     "case_match",
     "decision",
     "default",
     "find_executions",
     "foreach",
+    "fork",
     "get_execution",
     "get_execution_logs",
     "get_metrics",
+    "get_result",
     "get_step_logs",
     "graph",
     "list_executions",
@@ -105,6 +131,7 @@ __all__ = [
     "on_decision",
     "parallel",
     "provide_input",
+    "publish",
     "resume",
     "retry",
     "send_event",
@@ -122,6 +149,8 @@ def __getattr__(name: str) -> Any:
         from durable import api
 
         return getattr(api, name)
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
     if name == "graph":
         return importlib.import_module("durable.graph")
     raise AttributeError(f"module 'durable' has no attribute {name!r}")

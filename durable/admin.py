@@ -147,7 +147,10 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for problem in refused:
             self.message_user(request, f"Not cancelled: {problem}", messages.WARNING)
 
-    @admin.action(description="Retry from failed step", permissions=["change"])
+    @admin.action(
+        description="Retry from failed step (compensated: from the first compensated step)",
+        permissions=["change"],
+    )
     def retry_executions(self, request: HttpRequest, queryset: QuerySet[WorkflowExecution]) -> None:
         # Another step: the dashboard's execution page has a retry form with a step choice.
         retried, refused = 0, []

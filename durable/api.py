@@ -7,18 +7,21 @@ instead of half-doing the work.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from durable.conf import durable_settings
 from durable.dsl import payloads, registry
 from durable.dsl.limits import check_keys
+from durable.dsl.workflow import MAX_TRIGGER_LENGTH
 from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.waits import MAX_NAME_LENGTH
 from durable.models import (
@@ -164,6 +167,53 @@ def _start(
         ],
         using=_using(),
     )
+
+
+def publish(
+    name: str, payload: Mapping[str, Any] | None = None, idempotency_key: str | None = None
+) -> list[str]:
+    """Start one run of every workflow whose class lists `name` in its `triggers`, with
+    `payload` as its input, in one transaction; return their ids (by workflow name). The
+    same `idempotency_key` again returns the same ids and starts nothing. No workflow
+    listens: an empty list. Every workflow's input is checked before anything starts."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_TRIGGER_LENGTH:
+        raise ValueError(
+            f"event name must be a string of 1 to {MAX_TRIGGER_LENGTH} characters, got {name!r}"
+        )
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
+    ):
+        raise ValueError(
+            f"idempotency_key must be a string of 1 to 255 characters, got {idempotency_key!r}"
+        )
+    definitions = registry.triggered_by(name)
+    planned = [
+        (
+            definition,
+            starts.Start(
+                _checked_input(definition, payload if payload is not None else {}, "payload"),
+                idempotency_key=_publish_key(definition.name, name, idempotency_key),
+            ),
+        )
+        for definition in definitions
+    ]
+    with transaction.atomic(using=_using()):
+        return [
+            starts.start_executions(definition, [start], using=_using())[0]
+            for definition, start in planned
+        ]
+
+
+def _publish_key(workflow: str, event: str, key: str | None) -> str | None:
+    """The run's own idempotency key: one per workflow per publish key (a key belongs to
+    one workflow's execution)."""
+    if key is None:
+        return None
+    readable = f"publish:{event}:{key}:{workflow}"
+    if len(readable) <= 255:
+        return readable
+    digest = hashlib.sha256("\0".join((event, key, workflow)).encode()).hexdigest()
+    return f"publish:{digest}"
 
 
 def _checked_input(definition: Any, value: Any, label: str) -> dict[str, Any]:
@@ -349,6 +399,19 @@ def retry(workflow_id: str, from_step: str | None = None) -> None:
         raise TypeError(f"from_step must be a step name, got {from_step!r}")
     # The re-run's tasks are announced (and published to a broker) by the store.
     restarts.retry_execution(str(workflow_id), from_step, using=_using())
+
+
+def fork(workflow_id: str, from_step: str | None = None) -> str:
+    """Start a new execution of the same workflow, linked to `workflow_id` (its
+    `forked_from`), and return its id. It starts at `from_step` (a root-level step or
+    block; a step inside a block starts its root-level block) with the context saved
+    before that step and the decisions taken before it; None starts from the beginning.
+    Input, queue and priority are the source's; the source is left as it is. Unknown id,
+    unknown step or a step the source never reached -> an error, and nothing starts."""
+    if from_step is not None and not isinstance(from_step, str):
+        raise TypeError(f"from_step must be a step name, got {from_step!r}")
+    definition, start = restarts.fork_start(str(workflow_id), from_step, using=_using())
+    return starts.start_executions(definition, [start], using=_using())[0]
 
 
 def _log_entries(rows: Iterable[StepExecution]) -> list[dict[str, Any]]:

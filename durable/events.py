@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
 from durable.bus import AsyncSubscription, MessageBus, Subscription, get_bus
+from durable.conf import durable_settings
 from durable.serialization import normalize
 from durable.signals import LIFECYCLE
-from durable.store import outbox
+from durable.store import history, outbox
 
 logger = logging.getLogger("durable.events")
 
@@ -53,50 +55,117 @@ def publish_workflow_event(
 
 
 def subscribe_workflow(
-    workflow_id: str, *, until_finished: bool = True, timeout: float | None = None
+    workflow_id: str,
+    *,
+    until_finished: bool = True,
+    timeout: float | None = None,
+    replay: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Subscribe now and return an iterator of the workflow's events from this moment on.
 
-    It stops after the workflow's final event (`until_finished`), or when `timeout`
-    seconds pass without an event.
+    With `replay`, the events the execution's stored rows tell of come first (marked
+    `"replayed": True`; see `durable.store.history`), then the live ones, without
+    duplicates: subscribing happens before the history is read, so nothing falls between
+    the two. An unknown id raises ExecutionNotFound. It stops after the workflow's final
+    event (`until_finished`), or when `timeout` seconds pass without an event.
     """
     subscription = get_bus().subscribe(workflow_topic(str(workflow_id)))
-    return _events(subscription, until_finished, timeout)
+    try:
+        stored = _stored(str(workflow_id)) if replay else _NO_HISTORY
+    except BaseException:
+        subscription.close()
+        raise
+    return _events(subscription, until_finished, timeout, stored)
+
+
+class _History:
+    """Replayed events, and a test for the live ones they already told of."""
+
+    def __init__(self, events: list[dict[str, Any]], read_at: str) -> None:
+        self.events = events
+        self.read_at = read_at
+        self._told = {history.identity(event) for event in events}
+
+    def told(self, message: dict[str, Any]) -> bool:
+        # An event stamped before the read, that the history reports: it was published
+        # between the subscription and the read. A later one of the same identity (a
+        # waiting step that runs again as the same attempt) is new.
+        return (
+            history.identity(message) in self._told
+            and str(message.get("timestamp", "")) <= self.read_at
+        )
+
+
+_NO_HISTORY = _History([], "")
+
+
+def _stored(workflow_id: str) -> _History:
+    read_at = datetime.now(UTC).isoformat()
+    return _History(
+        history.stored_history(workflow_id, using=str(durable_settings.DATABASE)), read_at
+    )
 
 
 def _events(
-    subscription: Subscription, until_finished: bool, timeout: float | None
+    subscription: Subscription,
+    until_finished: bool,
+    timeout: float | None,
+    stored: _History,
 ) -> Iterator[dict[str, Any]]:
     try:
-        while True:
-            event = subscription.get(timeout=timeout)
-            if event is None:
-                return
+        for event in stored.events:
             yield event
             if until_finished and event.get("event") in FINAL_EVENTS:
+                return
+        while True:
+            message = subscription.get(timeout=timeout)
+            if message is None:
+                return
+            if stored.told(message):
+                continue  # published between the subscription and the history read
+            yield message
+            if until_finished and message.get("event") in FINAL_EVENTS:
                 return
     finally:
         subscription.close()
 
 
 async def asubscribe_workflow(
-    workflow_id: str, *, until_finished: bool = True, timeout: float | None = None
+    workflow_id: str,
+    *,
+    until_finished: bool = True,
+    timeout: float | None = None,
+    replay: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
     """The async variant: `async for event in await asubscribe_workflow(wid): ...`."""
     subscription = await get_bus().asubscribe(workflow_topic(str(workflow_id)))
-    return _aevents(subscription, until_finished, timeout)
+    try:
+        stored = await sync_to_async(_stored)(str(workflow_id)) if replay else _NO_HISTORY
+    except BaseException:
+        await subscription.aclose()
+        raise
+    return _aevents(subscription, until_finished, timeout, stored)
 
 
 async def _aevents(
-    subscription: AsyncSubscription, until_finished: bool, timeout: float | None
+    subscription: AsyncSubscription,
+    until_finished: bool,
+    timeout: float | None,
+    stored: _History,
 ) -> AsyncIterator[dict[str, Any]]:
     try:
-        while True:
-            event = await subscription.get(timeout=timeout)
-            if event is None:
-                return
+        for event in stored.events:
             yield event
             if until_finished and event.get("event") in FINAL_EVENTS:
+                return
+        while True:
+            message = await subscription.get(timeout=timeout)
+            if message is None:
+                return
+            if stored.told(message):
+                continue
+            yield message
+            if until_finished and message.get("event") in FINAL_EVENTS:
                 return
     finally:
         await subscription.aclose()

@@ -90,3 +90,21 @@ class ChildWorkflowFailed(DurableError):
         self,
     ) -> tuple[type[ChildWorkflowFailed], tuple[str, str, dict[str, object] | None]]:
         return (type(self), (self.workflow_id, self.status, self.error))
+
+
+class WorkflowFailed(DurableError):
+    """`durable.get_result` found the execution ended without completing (failed,
+    compensated, compensation_failed or cancelled). Carries its id, status and the stored
+    error (`WorkflowExecution.error`: type, message, traceback...)."""
+
+    def __init__(self, workflow_id: str, status: str, error: dict[str, object] | None) -> None:
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        super().__init__(f"execution {workflow_id} ended {status}{detail}")
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[WorkflowFailed], tuple[str, str, dict[str, object] | None]]:
+        return (type(self), (self.workflow_id, self.status, self.error))

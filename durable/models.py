@@ -125,6 +125,12 @@ class WorkflowExecution(models.Model):
     # The W3C trace context (`traceparent`, `tracestate`) current where the run was
     # started: its workflow and step spans join that trace (durable.telemetry.tracing).
     trace_context = models.JSONField(null=True, blank=True)
+    # `durable.fork`: the execution this one was forked from, and the step it started at
+    # (empty: from the beginning). A database default, since starts insert by hand.
+    forked_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks"
+    )
+    forked_from_step = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -248,6 +254,11 @@ class ScheduledWorkflow(models.Model):
         CODE = "code"
         MANUAL = "manual"
 
+    class Overlap(models.TextChoices):
+        ALLOW = "allow"  # a tick starts its run whatever earlier runs still do
+        SKIP = "skip"  # a tick whose earlier run is unfinished starts nothing
+        CANCEL_PREVIOUS = "cancel_previous"  # it cancels the unfinished runs, then starts
+
     name = models.CharField(max_length=200, unique=True)
     workflow_name = models.CharField(max_length=200)
     cron_expression = models.CharField(max_length=200)
@@ -259,6 +270,7 @@ class ScheduledWorkflow(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True)
     # Beyond the contract.
     catch_up = models.CharField(max_length=16, choices=CatchUp.choices, default=CatchUp.SKIP)
+    overlap = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.ALLOW)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
     # Set when the class attribute behind a code schedule disappeared (the row is disabled).
     removed_from_code_at = models.DateTimeField(null=True, blank=True)

@@ -1,4 +1,7 @@
-"""Shared fixtures. The database is SQLite unless DATABASE_URL points at PostgreSQL."""
+"""Shared fixtures. The database is SQLite unless DATABASE_URL points at PostgreSQL.
+
+`durable.testing.pytest_plugin` (loaded by pyproject's addopts) closes the process's bus
+and queue adapter before pytest-django drops the test database."""
 
 from __future__ import annotations
 
@@ -32,15 +35,3 @@ def _fresh_durable_settings() -> Iterator[None]:
     from durable.conf import durable_settings
 
     durable_settings.reload()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_process_connections(django_db_setup: None) -> Iterator[None]:
-    """The process's bus and queue adapter may hold LISTEN connections to the test
-    database; close them before pytest-django drops it."""
-    yield
-    from durable.bus import reset_bus
-    from durable.engine.adapters import reset_queue_adapter
-
-    reset_bus()
-    reset_queue_adapter()

@@ -2,7 +2,8 @@
 
 Callers never touch that connection. They record which transport names they want and
 wait until the thread has applied the change (it does between polls, every `tick` seconds
-at most). After a lost connection the thread reconnects with backoff and subscribes to
+at most; an adapter whose poll can also watch `wakeup_socket` applies it at once, see
+PostgresBus). After a lost connection the thread reconnects with backoff and subscribes to
 every wanted name again; messages published while it was away are lost, as in any
 pub/sub.
 """
@@ -10,6 +11,7 @@ pub/sub.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from abc import abstractmethod
 from collections.abc import Iterable
@@ -37,6 +39,11 @@ class PollingBus(MessageBus):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error: BaseException | None = None
+        # Written to when `_wanted` changes or the bus closes, so a poll that watches it
+        # returns at once instead of at the end of its tick.
+        self._wakeup_reader, self._wakeup_writer = socket.socketpair()
+        self._wakeup_reader.setblocking(False)
+        self._wakeup_writer.setblocking(False)
 
     @abstractmethod
     def transport_name(self, topic: str) -> str:
@@ -85,6 +92,7 @@ class PollingBus(MessageBus):
             self._version += 1
             target = self._version
             self._start_thread()
+            self._wake()
             applied = self._changed.wait_for(
                 lambda: self._applied >= target or (topic is None and not self._connected),
                 SUBSCRIBE_TIMEOUT,
@@ -93,6 +101,23 @@ class PollingBus(MessageBus):
                 del self._wanted[name]
                 self._version += 1
             return applied
+
+    @property
+    def wakeup_socket(self) -> socket.socket:
+        """Readable when the listener thread has something to apply; see `clear_wakeups`."""
+        return self._wakeup_reader
+
+    def clear_wakeups(self) -> None:
+        try:
+            while self._wakeup_reader.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass  # nothing (more) to read
+
+    def _wake(self) -> None:
+        # A full buffer already holds a wake-up; a closed one has nobody to wake.
+        with suppress(OSError):
+            self._wakeup_writer.send(b"\0")
 
     def _start_thread(self) -> None:
         if self._thread is None:
@@ -154,5 +179,8 @@ class PollingBus(MessageBus):
     def close(self) -> None:
         super().close()
         self._stop.set()
+        self._wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._wakeup_reader.close()
+        self._wakeup_writer.close()

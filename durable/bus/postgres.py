@@ -9,6 +9,7 @@ bytes: larger messages go by reference. A topic becomes a channel name of at mos
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -72,7 +73,17 @@ class PostgresBus(PollingBus):
     def _receive(
         self, connection: psycopg.Connection[Any], timeout: float
     ) -> Iterable[tuple[str, str]]:
-        return [(note.channel, note.payload) for note in connection.notifies(timeout=timeout)]
+        # Notifications read with an earlier statement wait in psycopg's backlog.
+        received = _pending(connection)
+        if received:
+            return received
+        # Wait for the server or a subscription change, whichever comes first: a new
+        # subscription is applied at once, not at the end of the tick.
+        server, wakeup = connection.fileno(), self.wakeup_socket.fileno()
+        ready, _, _ = select.select([server, wakeup], [], [], timeout)
+        if wakeup in ready:
+            self.clear_wakeups()
+        return _pending(connection) if server in ready else []
 
     def _disconnect(self, connection: psycopg.Connection[Any]) -> None:
         connection.close()
@@ -92,3 +103,8 @@ class PostgresBus(PollingBus):
                 )
             )
         return messages
+
+
+def _pending(connection: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """The notifications already received, without waiting."""
+    return [(note.channel, note.payload) for note in connection.notifies(timeout=0)]

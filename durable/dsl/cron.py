@@ -27,6 +27,10 @@ from durable.serialization import NotJSONError, normalize
 SKIP = "skip"
 RUN_ONCE = "run_once"
 CATCH_UP_POLICIES = (SKIP, RUN_ONCE)
+# What a tick does while runs of earlier ticks are unfinished.
+ALLOW = "allow"
+CANCEL_PREVIOUS = "cancel_previous"
+OVERLAP_POLICIES = (ALLOW, SKIP, CANCEL_PREVIOUS)
 
 ALIASES = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -82,6 +86,14 @@ def check_catch_up(policy: object) -> str:
     if policy not in CATCH_UP_POLICIES:
         raise ValueError(
             f"catch_up must be one of {', '.join(map(repr, CATCH_UP_POLICIES))}, got {policy!r}"
+        )
+    return str(policy)
+
+
+def check_overlap(policy: object) -> str:
+    if policy not in OVERLAP_POLICIES:
+        raise ValueError(
+            f"overlap must be one of {', '.join(map(repr, OVERLAP_POLICIES))}, got {policy!r}"
         )
     return str(policy)
 
@@ -145,6 +157,7 @@ class ClassSchedule:
     queue: str | None
     input: dict[str, Any]
     catch_up: str
+    overlap: str = ALLOW
 
 
 def class_schedule(cls: type[Any]) -> ClassSchedule | None:
@@ -158,17 +171,20 @@ def class_schedule(cls: type[Any]) -> ClassSchedule | None:
         queue=getattr(cls, "cron_queue", None),
         input=normalize(dict(getattr(cls, "cron_input", None) or {}), "cron_input"),
         catch_up=getattr(cls, "cron_catch_up", SKIP),
+        overlap=getattr(cls, "cron_overlap", ALLOW),
     )
 
 
 def class_problems(cls: type[Any]) -> list[str]:
-    """Everything wrong with a class's `cron`, `cron_timezone`, `cron_queue`, `cron_input`
-    and `cron_catch_up` attributes."""
+    """Everything wrong with a class's `cron`, `cron_timezone`, `cron_queue`, `cron_input`,
+    `cron_catch_up` and `cron_overlap` attributes."""
     expression = getattr(cls, "cron", None)
     if expression is None:
         unused = ["cron_timezone", "cron_queue", "cron_input"]
         if getattr(cls, "cron_catch_up", SKIP) != SKIP:
             unused.append("cron_catch_up")
+        if getattr(cls, "cron_overlap", ALLOW) != ALLOW:
+            unused.append("cron_overlap")
         return [f"{name} is set but cron is not" for name in unused if getattr(cls, name, None)]
     problems: list[str] = []
     zone = getattr(cls, "cron_timezone", None)
@@ -196,4 +212,8 @@ def class_problems(cls: type[Any]) -> list[str]:
         check_catch_up(getattr(cls, "cron_catch_up", SKIP))
     except ValueError as exc:
         problems.append(f"cron_catch_up: {exc}")
+    try:
+        check_overlap(getattr(cls, "cron_overlap", ALLOW))
+    except ValueError as exc:
+        problems.append(f"cron_overlap: {exc}")
     return problems

@@ -141,6 +141,8 @@ class Definition:
     flow: FlowControl | None = None
     # A dataclass or pydantic model `ctx.input` is loaded as (durable.dsl.payloads), or None.
     input_type: type[Any] | None = field(default=None, compare=False)
+    # Event names whose `durable.publish` starts a run of this workflow.
+    triggers: tuple[str, ...] = ()
     locations: dict[str, Location] = field(default_factory=dict, compare=False)
     by_name: dict[str, Node] = field(default_factory=dict, compare=False)
 

@@ -66,6 +66,13 @@ def get(name: str) -> Definition:
         raise WorkflowNotFound(f"no workflow named {name!r} (registered: {known})") from None
 
 
+def triggered_by(event: str) -> list[Definition]:
+    """The workflows whose `triggers` name `event`, by workflow name."""
+    with _lock:
+        found = [d for d in _definitions.values() if event in d.triggers]
+    return sorted(found, key=lambda definition: definition.name)
+
+
 def all_definitions() -> list[Definition]:
     with _lock:
         return list(_definitions.values())

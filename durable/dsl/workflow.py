@@ -24,6 +24,9 @@ from durable.dsl.nodes import (
 )
 from durable.exceptions import DefinitionError
 
+# The longest event name a workflow can be triggered by (as event names of waits).
+MAX_TRIGGER_LENGTH = 200
+
 
 def snake_case(name: str) -> str:
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
@@ -110,6 +113,7 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
         renamed_steps=_renames(cls, compiler),
         flow=flow,
         input_type=input_type,
+        triggers=_triggers(cls, flow, compiler),
     )
     compiler.check_decisions(definition)
     for old, new in definition.renamed_steps.items():
@@ -124,6 +128,29 @@ def _compile(cls: Any, compiler: Compiler, nodes: Branch) -> Definition:
     if compiler.problems:
         raise DefinitionError(name, compiler.problems)
     return definition
+
+
+def _triggers(cls: Any, flow: Any, compiler: Compiler) -> tuple[str, ...]:
+    triggers = cls.triggers
+    if isinstance(triggers, str) or not isinstance(triggers, list | tuple):
+        compiler.problem("triggers", f"must be a list of event names, got {triggers!r}")
+        return ()
+    names: list[str] = []
+    for name in triggers:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_TRIGGER_LENGTH:
+            compiler.problem(
+                "triggers",
+                f"an event name must be a string of 1 to {MAX_TRIGGER_LENGTH} characters, "
+                f"got {name!r}",
+            )
+        elif name in names:
+            compiler.problem("triggers", f"{name!r} is listed twice")
+        else:
+            names.append(name)
+    if names and flow is not None and flow.debounce is not None:
+        # A debounced start joins a burst by its key; a published start is one per publish.
+        compiler.problem("triggers", "a debounced workflow cannot have triggers")
+    return tuple(names)
 
 
 def _renames(cls: Any, compiler: Compiler) -> dict[str, str]:
@@ -216,6 +243,9 @@ class Workflow(metaclass=WorkflowMeta):
     cron_queue: ClassVar[str | None] = None
     cron_input: ClassVar[dict[str, Any] | None] = None
     cron_catch_up: ClassVar[str] = "skip"
+    cron_overlap: ClassVar[str] = "allow"  # or "skip", "cancel_previous"
+    # Event names: each `durable.publish(name, payload)` starts one run with the payload.
+    triggers: ClassVar[list[str] | tuple[str, ...]] = ()
     # Old step/block name -> new name, for executions in flight across a rename.
     renamed_steps: ClassVar[dict[str, str]] = {}
     # Flow control (see durable.dsl.limits); keys are input key names or callables.

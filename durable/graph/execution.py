@@ -2,7 +2,9 @@
 
 A step that runs many times (foreach items, loop iterations) has one run per scope key;
 its state aggregates the latest attempt of each run. Blocks take their state from the
-steps inside them; start and end from the execution.
+steps inside them; start and end from the execution. A running step that reported
+`ctx.progress(done, total)` carries that report as `progress` ({"done", "total"}), as a
+foreach block carries its items done.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def with_execution(workflow: Any, workflow_id: str) -> dict[str, Any]:
         block = definition.by_name.get(node["id"])
         if node["type"] == "foreach" and isinstance(block, ForeachNode):
             node["progress"] = states.progress(block)
+        elif node["type"] == "step" and isinstance(block, StepNode):
+            reported = states.reported(block.name)
+            if reported is not None:
+                node["progress"] = reported
     g["execution"] = {
         "workflow_id": execution.workflow_id,
         "workflow_name": execution.workflow_name,
@@ -223,6 +229,18 @@ class _States:
         )
         self.cache[node.name] = state
         return state
+
+    def reported(self, name: str) -> dict[str, Any] | None:
+        """The latest `ctx.progress` report of a running attempt of step `name`."""
+        running = [
+            (row.pk, row.progress)
+            for row in self.runs.get(name, {}).values()
+            if row.status == "running" and isinstance(row.progress, dict)
+        ]
+        if not running:
+            return None
+        report = max(running, key=lambda pair: pair[0])[1]
+        return {"done": report.get("done"), "total": report.get("total")}
 
     def progress(self, node: ForeachNode) -> dict[str, Any]:
         """Items done and in all: from the open fan-outs, else from the recorded runs."""

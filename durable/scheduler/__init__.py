@@ -11,6 +11,7 @@ from __future__ import annotations
 from durable.scheduler.runner import (
     Fired,
     SchedulerThread,
+    backfill,
     run_forever,
     start_scheduler_thread,
     tick,
@@ -28,6 +29,7 @@ __all__ = [
     "Fired",
     "SchedulerThread",
     "SyncResult",
+    "backfill",
     "run_forever",
     "schedule",
     "schedule_all_crons",

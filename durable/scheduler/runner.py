@@ -10,6 +10,13 @@ A tick counts as missed when no scheduler handled it within `GRACE_SECONDS` of i
 (every worker was down). Missed ticks follow the schedule's `catch_up` policy: `skip`
 drops them, `run_once` starts one run for all of them (recorded at the first missed tick,
 `caught_up=True`). Either way the schedule resumes at the first tick that is not missed.
+
+A tick whose earlier runs are still unfinished follows the schedule's `overlap` policy:
+`allow` starts its run anyway, `skip` starts nothing (the tick is consumed and logged),
+`cancel_previous` cancels those runs, then starts its own, in the tick's transaction.
+`backfill(name, start, end)` fires the ticks of a past period that have no run, once each
+(the same key and run row make a tick fire once, whoever fires it), without the overlap
+policy: backfilled ticks are history, not a schedule running late.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import os
 import socket
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,10 +33,10 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Min, Q
 from django.utils import timezone as django_timezone
 
-from durable.api import start
-from durable.dsl.cron import RUN_ONCE, Cron
-from durable.exceptions import WorkflowNotFound
-from durable.models import ScheduledRun, ScheduledWorkflow
+from durable.api import cancel, start
+from durable.dsl.cron import ALLOW, CANCEL_PREVIOUS, RUN_ONCE, SKIP, Cron
+from durable.exceptions import InvalidTransition, WorkflowNotFound
+from durable.models import FINISHED_STATUSES, ScheduledRun, ScheduledWorkflow, WorkflowExecution
 from durable.scheduler.schedules import option, schedule_all_crons, using
 
 logger = logging.getLogger("durable.scheduler")
@@ -111,10 +119,25 @@ def _advance(pk: int, now: datetime) -> tuple[bool, Fired | None]:
     return True, run
 
 
-def _fire(row: ScheduledWorkflow, fire_time: datetime, *, caught_up: bool) -> Fired | None:
+def _fire(
+    row: ScheduledWorkflow, fire_time: datetime, *, caught_up: bool, overlap: bool = True
+) -> Fired | None:
     db = using()
     if ScheduledRun.objects.using(db).filter(schedule=row, fire_time=fire_time).exists():
         return None  # fired before the schedule was moved back (a concurrent sync)
+    if overlap and row.overlap != ALLOW:
+        unfinished = _unfinished_runs(row)
+        if unfinished and row.overlap == SKIP:
+            logger.info(
+                "schedule %r skipped the tick of %s: run %s is still unfinished",
+                row.name,
+                fire_time.isoformat(),
+                ", ".join(unfinished),
+            )
+            return None
+        if row.overlap == CANCEL_PREVIOUS:
+            for workflow_id in unfinished:
+                _cancel_previous(row, workflow_id, fire_time)
     key = f"cron:{row.name}:{fire_time.astimezone(UTC).isoformat()}"
     workflow_id = start(row.workflow_name, row.input, queue=row.queue, idempotency_key=key)
     ScheduledRun.objects.using(db).create(
@@ -133,6 +156,87 @@ def _fire(row: ScheduledWorkflow, fire_time: datetime, *, caught_up: bool) -> Fi
         workflow_id,
     )
     return Fired(row.name, fire_time, workflow_id, caught_up)
+
+
+def _unfinished_runs(row: ScheduledWorkflow) -> list[str]:
+    """The workflow ids of the schedule's runs that have not finished, oldest first."""
+    db = using()
+    fired = ScheduledRun.objects.using(db).filter(schedule=row).values("workflow_id")
+    return list(
+        WorkflowExecution.objects.using(db)
+        .filter(workflow_id__in=fired)
+        .exclude(status__in=FINISHED_STATUSES)
+        .order_by("created_at", "id")
+        .values_list("workflow_id", flat=True)
+    )
+
+
+def _cancel_previous(row: ScheduledWorkflow, workflow_id: str, fire_time: datetime) -> None:
+    # InvalidTransition: it finished between the look-up and the cancel.
+    with suppress(InvalidTransition):
+        cancel(
+            workflow_id,
+            reason=f"cancel_previous: schedule {row.name!r} fired {fire_time.isoformat()}",
+        )
+    logger.info("schedule %r cancelled its unfinished run %s", row.name, workflow_id)
+
+
+# The most ticks one backfill fires: a typo in a range should not start a million runs.
+MAX_BACKFILL_TICKS = 10_000
+
+
+def backfill(name: str, start: datetime, end: datetime) -> list[Fired]:
+    """Fire every tick of schedule `name` from `start` to `end` (both included, aware
+    datetimes, `end` not in the future) that has no run yet, oldest first; return those it
+    fired. A tick that has a run (fired on time, by a catch-up or an earlier backfill) is
+    left alone, so running it twice fires nothing more. The overlap policy does not apply.
+    LookupError for an unknown schedule; ValueError for a bad range or more than
+    MAX_BACKFILL_TICKS ticks, before anything fires."""
+    begin, finish = _backfill_range(start, end)
+    db = using()
+    row = ScheduledWorkflow.objects.using(db).filter(name=name).first()
+    if row is None:
+        raise LookupError(f"no schedule named {name!r}")
+    ticks: list[datetime] = []
+    for fire_time in Cron(row.cron_expression, row.timezone).fire_times(
+        begin - timedelta(microseconds=1)
+    ):
+        if fire_time > finish:
+            break
+        ticks.append(fire_time)
+        if len(ticks) > MAX_BACKFILL_TICKS:
+            raise ValueError(
+                f"{begin.isoformat()} to {finish.isoformat()} holds more than "
+                f"{MAX_BACKFILL_TICKS} ticks of schedule {name!r}; backfill a shorter period"
+            )
+    fired: list[Fired] = []
+    for fire_time in ticks:
+        # One transaction per tick, holding the schedule row as a scheduler's tick does.
+        with transaction.atomic(using=db):
+            locked = ScheduledWorkflow.objects.using(db).select_for_update().get(pk=row.pk)
+            run = _fire(locked, fire_time, caught_up=True, overlap=False)
+        if run is not None:
+            fired.append(run)
+    return fired
+
+
+def _backfill_range(start: object, end: object) -> tuple[datetime, datetime]:
+    start, end = _aware("start", start), _aware("end", end)
+    if start > end:
+        raise ValueError(f"start ({start.isoformat()}) is after end ({end.isoformat()})")
+    if end > django_timezone.now():
+        raise ValueError(
+            f"end ({end.isoformat()}) is in the future; backfill fires past ticks only"
+        )
+    return start, end
+
+
+def _aware(label: str, bound: object) -> datetime:
+    if not isinstance(bound, datetime):
+        raise TypeError(f"{label} must be a datetime, got {bound!r}")
+    if django_timezone.is_naive(bound):
+        raise ValueError(f"{label} must be timezone-aware (e.g. tzinfo=UTC)")
+    return bound
 
 
 def run_forever(stop_event: threading.Event, interval: float | None = None) -> None:

@@ -17,9 +17,11 @@ from durable.api import _check_queue, resolve_workflow
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.dsl.cron import (
+    ALLOW,
     SKIP,
     Cron,
     check_catch_up,
+    check_overlap,
     class_schedule,
     get_zone,
     parse_expression,
@@ -60,6 +62,7 @@ def schedule(
     timezone: str | None = None,
     enabled: bool = True,
     catch_up: str = SKIP,
+    overlap: str = ALLOW,
 ) -> ScheduledWorkflow:
     """Create or replace the schedule `name`. Everything is validated before anything is
     written: ValueError for a bad name, expression, zone, queue or policy, TypeError for
@@ -78,6 +81,7 @@ def schedule(
     queue = queue if queue is not None else definition.queue
     _check_queue(queue)
     policy = check_catch_up(catch_up)
+    overlap = check_overlap(overlap)
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled must be a bool, got {enabled!r}")
     db = using()
@@ -100,6 +104,7 @@ def schedule(
         row.input = data
         row.queue = queue
         row.catch_up = policy
+        row.overlap = overlap
         row.enabled = enabled
         if timing_changed:
             # A new or re-enabled schedule starts from now: earlier ticks were never missed.
@@ -187,6 +192,7 @@ def _class_schedules() -> dict[str, dict[str, Any]]:
             "input": spec.input,
             "queue": spec.queue or definition.queue,
             "catch_up": spec.catch_up,
+            "overlap": spec.overlap,
         }
     return wanted
 
@@ -294,6 +300,10 @@ def _row_problems(row: ScheduledWorkflow, queues: set[str]) -> list[str]:
         problems.append(str(exc))
     try:
         check_catch_up(row.catch_up)
+    except ValueError as exc:
+        problems.append(str(exc))
+    try:
+        check_overlap(row.overlap)
     except ValueError as exc:
         problems.append(str(exc))
     if row.enabled:

@@ -5,6 +5,12 @@ first step that ran inside that node (`StepExecution.context_before`, written by
 claim at no extra query; see `claims.restart_snapshot`). The re-run's attempts are
 numbered above every earlier attempt (`WorkflowExecution.attempt_floor`), so the old
 rows stay as history and retry budgets count from the re-run's first attempt.
+
+A compensated run (compensated, compensation_failed) has undone some of its steps. Its
+re-run starts at the first of them (the root-level node around the earliest step whose
+compensation ran), so it never ends `completed` with work still undone; a `from_step`
+after that node is refused. `fork` starts a new execution instead, linked to its source,
+from any step the source reached.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from django.utils import timezone
 from durable.dsl import registry
 from durable.dsl.fingerprint import fingerprint
 from durable.dsl.nodes import Definition
-from durable.exceptions import InvalidTransition
+from durable.exceptions import ExecutionNotFound, InvalidTransition
 from durable.flow.ops import copy_json
 from durable.flow.position import enclosing
 from durable.flow.router import FlowError, FlowState, Router
@@ -36,6 +42,9 @@ from durable.signals import lifecycle_event
 from durable.store import flowcontrol, outbox
 from durable.store.branches import StoredBranches
 from durable.store.executions import apply_advance, lock_execution
+from durable.store.starts import Fork, Start
+
+COMPENSATED_STATUSES = frozenset({ExecutionStatus.COMPENSATED, ExecutionStatus.COMPENSATION_FAILED})
 
 
 def restart_node(definition: Definition, name: str) -> str:
@@ -61,7 +70,7 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
                 "(completed, failed, cancelled, compensated...) can be retried"
             )
         definition = registry.get(execution.workflow_name)
-        root = restart_node(definition, from_step or _failed_step(execution, definition, using))
+        root = _retry_root(execution, definition, from_step, using)
         context = _context_before(execution, definition, root, using)
         _reset(execution, definition, context, using)
         # A re-run counts against its concurrency key like a new start (the slot of the
@@ -92,6 +101,78 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
             using,
         )
     return execution
+
+
+def first_compensated(
+    execution: WorkflowExecution, definition: Definition, using: str
+) -> str | None:
+    """The root-level node around the earliest step the last run compensated (whether its
+    compensation succeeded or not), or None if it compensated none."""
+    if execution.status not in COMPENSATED_STATUSES:
+        return None
+    names = set(
+        execution.steps.using(using)
+        .filter(kind="compensate", attempt__gt=execution.attempt_floor)
+        .values_list("step", flat=True)
+    )
+    if not names:
+        return None
+    missing = sorted(names - set(definition.by_name))
+    if missing:
+        raise InvalidTransition(
+            f"execution {execution.workflow_id} compensated {', '.join(missing)}, which the "
+            f"code of {definition.name!r} no longer has: a retry cannot re-run them; "
+            "start a new run (durable.start, or durable.fork from a step the code still has)"
+        )
+    order = {node.name: index for index, node in enumerate(definition.nodes)}
+    return min((restart_node(definition, name) for name in names), key=order.__getitem__)
+
+
+def _retry_root(
+    execution: WorkflowExecution, definition: Definition, from_step: str | None, using: str
+) -> str:
+    compensated = first_compensated(execution, definition, using)
+    if compensated is None:
+        return restart_node(definition, from_step or _failed_step(execution, definition, using))
+    if from_step is None:
+        return compensated
+    root = restart_node(definition, from_step)
+    order = [node.name for node in definition.nodes]
+    if order.index(root) > order.index(compensated):
+        raise InvalidTransition(
+            f"execution {execution.workflow_id} is {execution.status}: its compensations "
+            f"undid work from {compensated!r} on, so a retry from {from_step!r} would end "
+            f"with that work still undone. Retry from {compensated!r} or earlier (the "
+            f"default), or start a new linked run with durable.fork({execution.workflow_id!r}, "
+            f"from_step={from_step!r})"
+        )
+    return root
+
+
+def fork_start(workflow_id: str, from_step: str | None, *, using: str) -> tuple[Definition, Start]:
+    """What `durable.fork` starts: the source's workflow (as the code defines it now) from
+    `from_step` (None: the beginning) with the context saved before it, its input, queue
+    and priority. Unknown id, unknown step or a step it never reached -> an error."""
+    execution = WorkflowExecution.objects.using(using).filter(workflow_id=workflow_id).first()
+    if execution is None:
+        raise ExecutionNotFound(f"no execution with id {workflow_id!r}")
+    definition = registry.get(execution.workflow_name)
+    fork = Fork(execution.pk)
+    if from_step is not None:
+        root = restart_node(definition, from_step)
+        fork = Fork(
+            execution.pk,
+            root,
+            _context_before(execution, definition, root, using),
+            _decisions_before(execution, definition, root, using),
+        )
+    start = Start(
+        copy_json(execution.input),
+        queue=execution.queue,
+        priority=execution.priority,
+        fork=fork,
+    )
+    return definition, start
 
 
 def _inside(definition: Definition, root: str) -> list[str]:

@@ -40,6 +40,18 @@ from durable.telemetry import tracing
 
 
 @dataclass(frozen=True)
+class Fork:
+    """A start that forks execution `source_pk` (durable.fork): at root-level node `node`
+    (empty: from the beginning) with the context saved before it and the decision results
+    recorded before it."""
+
+    source_pk: int
+    node: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Start:
     """One execution to start."""
 
@@ -53,12 +65,14 @@ class Start:
     parent_id: int | None = None
     # The trace its spans join, when not the caller's (a child: its parent's run).
     trace_context: dict[str, str] | None = None
+    fork: Fork | None = None
 
 
 @dataclass
 class _Plan:
     row: NewExecution
     branches: StoredBranches
+    fork: Fork | None = None
     tasks: list[NewTask] = field(default_factory=list)
     completed: bool = False
     error: dict[str, Any] | None = None
@@ -83,7 +97,8 @@ def start_executions(definition: Definition, starts: Sequence[Start], *, using: 
             plans[name] = plan
         order.append(name)
     keys = [p.row.idempotency_key for p in plans.values() if p.row.idempotency_key]
-    simple = definition.flow is None and all(p.plain for p in plans.values())
+    # A fork's link to its source is written after the insert, in its transaction.
+    simple = definition.flow is None and all(p.plain and not p.fork for p in plans.values())
     existing: dict[str, str] = {}
     for last_try in (False, True):
         try:
@@ -147,7 +162,8 @@ class _Constant:
 
 
 def _plan(definition: Definition, constant: _Constant, start: Start, now: datetime) -> _Plan:
-    context = copy_json(start.input)
+    fork = start.fork
+    context = copy_json(fork.context if fork is not None and fork.node else start.input)
     workflow_id = start.workflow_id or new_workflow_id()
     queue = start.queue or definition.queue
     deadline = None
@@ -173,10 +189,15 @@ def _plan(definition: Definition, constant: _Constant, start: Start, now: dateti
             trace_context=start.trace_context or constant.trace_context,
         ),
         StoredBranches(0, "", unsaved=True),
+        fork=fork,
     )
     state = FlowState(context, {}, workflow_id, start.input, branches=plan.branches)
+    router = Router(definition, state)
     try:
-        advance = Router(definition, state).start()
+        if fork is not None and fork.node:
+            advance = router.restart_at(fork.node, fork.decisions)
+        else:
+            advance = router.start()
     except FlowError as exc:
         plan.error = error_record(exc)
         return plan
@@ -242,6 +263,10 @@ def _insert_then_route(
     for plan in plans:
         assert plan.row.pk is not None
         execution = executions[plan.row.pk]
+        if plan.fork is not None:
+            execution.forked_from_id = plan.fork.source_pk
+            execution.forked_from_step = plan.fork.node
+            execution.save(using=using, update_fields=["forked_from", "forked_from_step"])
         flowcontrol.take_slot(definition, execution, using=using)
         branches = plan.branches
         branches.execution_pk, branches.using, branches.unsaved = execution.pk, using, False

@@ -43,6 +43,7 @@ class BulkAction:
     permission: str
     statuses: frozenset[str]
     apply: Callable[[str, Any], None]  # (workflow id, user)
+    note: str = ""  # what the action does beyond its verb, shown before confirming
 
 
 def _cancel(workflow_id: str, user: Any) -> None:
@@ -50,7 +51,8 @@ def _cancel(workflow_id: str, user: Any) -> None:
 
 
 def _retry(workflow_id: str, user: Any) -> None:
-    # From the step that failed (or was interrupted), with the context saved before it.
+    # From the step that failed (or was interrupted), with the context saved before it;
+    # a compensated run from its first compensated step (durable.store.restarts).
     durable.api.retry(workflow_id)
 
 
@@ -72,6 +74,12 @@ ACTIONS: dict[str, BulkAction] = {
             permission=access.CANCEL_PERMISSION,
             statuses=FAILED_STATUSES | {ExecutionStatus.CANCELLED},
             apply=_retry,
+            note=(
+                "Failed and cancelled executions re-run from the step that failed or was "
+                "interrupted. Compensated executions re-run from their first compensated "
+                "step, so the work their compensations undid is done again before what "
+                "failed; none can complete with that work still undone."
+            ),
         ),
     )
 }

@@ -115,7 +115,7 @@ def timeline(execution: WorkflowExecution, rows: list[StepExecution]) -> list[Ba
 
 
 def _graph(
-    execution: WorkflowExecution, steps: list[StepState]
+    execution: WorkflowExecution,
 ) -> tuple[SafeString | None, SafeString, list[tuple[str, int]]]:
     """The SVG (with progress bars on running steps and foreach blocks), CSS rules
     colouring its nodes by state, and foreach progress bars."""
@@ -127,7 +127,6 @@ def _graph(
     except WorkflowNotFound:
         return None, mark_safe(""), []
     g = graph.with_execution(workflow, execution.workflow_id)
-    reported = {step.name: step.progress for step in steps if step.progress}
     rules: list[str] = []
     progress: list[tuple[str, int]] = []
     for node in g.get("nodes", []):
@@ -139,8 +138,6 @@ def _graph(
                 f'#graph [data-node-id="{node_id}"] .shape'
                 f"{{fill:var(--st-{status}-bg);stroke:var(--st-{status})}}"
             )
-        if node.get("type") == "step" and node_id in reported:
-            node["progress"] = reported[node_id]
         value = percent(node.get("progress")) if node.get("type") == "foreach" else None
         if value is not None:
             progress.append((str(node.get("label") or node_id), value))
@@ -156,7 +153,7 @@ def execution_view(execution: WorkflowExecution, *, payloads: bool = True) -> Ex
     using = durable_settings.DATABASE
     rows = list(StepExecution.objects.using(using).filter(execution=execution).order_by("id"))
     steps = step_states(execution, rows)
-    svg, style, foreach_progress = _graph(execution, steps)
+    svg, style, foreach_progress = _graph(execution)
     return ExecutionView(
         execution=execution,
         steps=steps,

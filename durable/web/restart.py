@@ -11,8 +11,9 @@ from django.views.decorators.http import require_POST
 import durable
 from durable.conf import durable_settings
 from durable.dsl import registry
-from durable.exceptions import DurableError, WorkflowNotFound
+from durable.exceptions import DurableError, InvalidTransition, WorkflowNotFound
 from durable.models import WorkflowExecution
+from durable.store import restarts
 from durable.web import access
 
 # Who may retry or resume: the same permission as cancelling.
@@ -21,12 +22,31 @@ RETRY_PERMISSION = access.CANCEL_PERMISSION
 
 def step_choices(execution: WorkflowExecution) -> list[str]:
     """The steps and blocks a retry may start from: the root-level nodes of the code's
-    definition (a step inside a block restarts its block)."""
+    definition (a step inside a block restarts its block); for a compensated run, those
+    up to its first compensated step (a later start would leave undone work undone)."""
     try:
         definition = registry.get(execution.workflow_name)
     except WorkflowNotFound:
         return []
-    return [node.name for node in definition.nodes]
+    names = [node.name for node in definition.nodes]
+    compensated = _first_compensated(execution)
+    return names[: names.index(compensated) + 1] if compensated in names else names
+
+
+def retry_default(execution: WorkflowExecution) -> str:
+    """Where a retry without a step starts, in words."""
+    compensated = _first_compensated(execution)
+    if compensated is not None:
+        return f"the first compensated step ({compensated})"
+    return "the failed step"
+
+
+def _first_compensated(execution: WorkflowExecution) -> str | None:
+    try:
+        definition = registry.get(execution.workflow_name)
+        return restarts.first_compensated(execution, definition, durable_settings.DATABASE)
+    except (WorkflowNotFound, InvalidTransition):
+        return None  # the retry itself says why it cannot run
 
 
 def _execution(workflow_id: str) -> WorkflowExecution:
@@ -45,7 +65,7 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     except (DurableError, ValueError, TypeError) as exc:
         messages.error(request, f"Could not retry: {exc}")
     else:
-        messages.success(request, f"Retrying from {from_step or 'the failed step'}.")
+        messages.success(request, f"Retrying from {from_step or retry_default(execution)}.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
 
 

@@ -144,6 +144,7 @@ def region_context(
         "can_respond": request.user.has_perm(access.RESPOND_PERMISSION),
         "can_cancel": request.user.has_perm(access.CANCEL_PERMISSION),
         "retry_steps": restart.step_choices(execution),
+        "retry_default": restart.retry_default(execution),
         "can_send_event": request.user.has_perm(access.SEND_EVENT_PERMISSION),
         "event_form": SendEventForm(),
     }

@@ -25,6 +25,7 @@ from tests.support.workers import REPO, test_database_url
 
 REDIS = ("127.0.0.1", 6379)
 RABBITMQ = ("127.0.0.1", 5672)
+NATS = ("127.0.0.1", 4222)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -42,6 +43,7 @@ ADAPTERS: dict[str, tuple[str, dict[str, Any], tuple[str, int] | None]] = {
         {"url": "amqp://guest:guest@127.0.0.1:5672/%2F"},
         RABBITMQ,
     ),
+    "nats": ("durable.bus.nats.NatsBus", {"url": "nats://127.0.0.1:4222"}, NATS),
 }
 
 MakeBus = Callable[..., MessageBus]

@@ -71,6 +71,7 @@ def test_an_unimportable_or_wrong_bus_is_e011(path):
     [
         ("durable.bus.redis.RedisBus", "redis", "durable[redis]"),
         ("durable.bus.rabbitmq.RabbitMQBus", "pika", "durable[rabbitmq]"),
+        ("durable.bus.nats.NatsBus", "nats", "durable[nats]"),
     ],
 )
 def test_a_bus_whose_client_library_is_missing_is_e012_naming_the_extra(
@@ -92,6 +93,7 @@ def test_a_bus_whose_client_library_is_missing_is_e012_naming_the_extra(
         ("durable.bus.rabbitmq.RabbitMQBus", {"url": "redis://127.0.0.1"}),
         ("durable.bus.rabbitmq.RabbitMQBus", {"exchange": ""}),
         ("durable.bus.channels.ChannelsBus", {"alias": "nope"}),
+        ("durable.bus.nats.NatsBus", {"url": "redis://127.0.0.1"}),
     ],
 )
 def test_bad_bus_options_are_e013(path, options):

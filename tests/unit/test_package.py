@@ -50,17 +50,26 @@ def test_public_names_are_pinned() -> None:
         "StepTimeout",
         "WaitTimeout",
         "Workflow",
+        "WorkflowFailed",
         "WorkflowNotFound",
         "WorkflowTimeout",
+        "aget_execution",
+        "aget_result",
+        "aprovide_input",
+        "asend_event",
+        "astart",
+        "astart_many",
         "cancel",
         "case_match",
         "decision",
         "default",
         "find_executions",
         "foreach",
+        "fork",
         "get_execution",
         "get_execution_logs",
         "get_metrics",
+        "get_result",
         "get_step_logs",
         "graph",
         "list_executions",
@@ -68,6 +77,7 @@ def test_public_names_are_pinned() -> None:
         "on_decision",
         "parallel",
         "provide_input",
+        "publish",
         "resume",
         "retry",
         "send_event",
@@ -99,6 +109,17 @@ def test_not_json_error_survives_pickling_with_its_path() -> None:
     error = NotJSONError("context['k']", "a set is not JSON")
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.path, copy.problem, str(copy)) == ("context['k']", "a set is not JSON", str(error))
+
+
+def test_workflow_failed_survives_pickling_with_its_status_and_error() -> None:
+    error = durable.WorkflowFailed("w-1", "failed", {"type": "ValueError", "message": "nope"})
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.workflow_id, copy.status, copy.error, str(copy)) == (
+        "w-1",
+        "failed",
+        {"type": "ValueError", "message": "nope"},
+        "execution w-1 ended failed: ValueError: nope",
+    )
 
 
 def test_non_retryable_wraps_the_original_error() -> None:

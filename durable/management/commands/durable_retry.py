@@ -12,8 +12,8 @@ from durable.management import cli
 
 class Command(BaseCommand):
     help = (
-        "Re-run a finished execution from a step (default: the step that failed) with the "
-        "context saved before it."
+        "Re-run a finished execution from a step (default: the step that failed; for a "
+        "compensated run, its first compensated step) with the context saved before it."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,11 +1,5 @@
-"""Helpers for testing workflows: run them inline (no worker process) and assert outcomes.
-
-from durable.testing import run_workflow, assert_workflow_completed
-
-def test_order(db):
-    execution = run_workflow(ProcessOrder, {"order_id": 1})
-    assert execution.status == "completed"
-"""
+"""Run workflows inline (no worker process), move time forward, and assert outcomes.
+Imported as `durable.testing`."""
 
 from __future__ import annotations
 
