@@ -26,7 +26,7 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.web.access import RESPOND_PERMISSION
-from durable.web.forms import PendingInputForm
+from durable.web.forms import PendingInputForm, stale_input_message
 from durable.web.presenters import error_text, pretty_json
 
 
@@ -95,6 +95,11 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [StepExecutionInline]
     date_hierarchy = "created_at"
     actions = ["cancel_executions", "retry_executions"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Executions are started by durable.start (the dashboard's start form), which
+        # resolves the workflow and queues its first steps; a bare row would never run.
+        return False
 
     @admin.display(description="dashboard")
     def dashboard(self, execution: WorkflowExecution) -> str:
@@ -171,6 +176,44 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A pending input is a step's open wait: deleting it would leave the workflow
+        # waiting on an input nobody can answer. Answer it, or cancel the execution.
+        if obj is not None and obj.status == PendingInput.Status.PENDING:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The bulk "delete selected" action asks here, not has_delete_permission(obj): a
+        # reason in perms_needed makes the admin show it and refuse the deletion.
+        pending = [str(p) for p in objs if p.status == PendingInput.Status.PENDING]
+        if pending:
+            perms_needed = {
+                *perms_needed,
+                f"pending inputs ({', '.join(pending[:10])}): answer them or cancel their "
+                "execution instead",
+            }
+        return deleted, counts, perms_needed, protected
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        pending = self.get_object(request, object_id)
+        if pending is not None and pending.status == PendingInput.Status.PENDING:
+            self.message_user(
+                request,
+                f"{pending} is still awaited by its workflow, so it cannot be deleted: answer "
+                "it, or cancel its execution.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:durable_pendinginput_change", args=[pending.pk])
+            )
+        return super().delete_view(request, object_id, extra_context)
+
     def changeform_view(
         self,
         request: HttpRequest,
@@ -181,6 +224,12 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         pending = self.get_object(request, object_id) if object_id else None
         can_respond = request.user.has_perm(RESPOND_PERMISSION)
         form = None
+        responding = request.method == "POST" and "_respond" in request.POST
+        if responding and pending is not None and pending.status != PendingInput.Status.PENDING:
+            # A form left open while someone else answered (or it timed out): say so on
+            # the page, not with a bare 403 from the admin's change permission.
+            self.message_user(request, stale_input_message(pending), messages.ERROR)
+            return HttpResponseRedirect(request.path)
         if pending is not None and pending.status == PendingInput.Status.PENDING:
             if request.method == "POST" and "_respond" in request.POST:
                 if not (can_respond and self.has_view_permission(request, pending)):

@@ -27,7 +27,12 @@ from durable.models import PendingInput, WorkflowExecution
 from durable.web import access, bulk, restart
 from durable.web.charts import Point, bar_chart, hbar_chart
 from durable.web.filters import ExecutionFilter
-from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
+from durable.web.forms import (
+    PendingInputForm,
+    SendEventForm,
+    StartWorkflowForm,
+    stale_input_message,
+)
 from durable.web.lineage import lineage
 from durable.web.presenters import execution_view, with_progress
 
@@ -66,10 +71,11 @@ def _executions() -> QuerySet[WorkflowExecution]:
 @access.staff_required()
 def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(filterset.matching(), PAGE_SIZE).get_page(request.GET.get("page"))
     with_progress(page.object_list)
     context = {
         "filter": filterset,
+        "filter_errors": filterset.rejected(),
         "page": page,
         "bulk_actions": bulk.allowed(request.user),
         "filter_query": _filter_query(request.GET),
@@ -78,7 +84,12 @@ def execution_list(request: HttpRequest) -> HttpResponse:
         "can_start": request.user.has_perm(access.START_PERMISSION),
     }
     return _render(
-        request, "durable/execution_list.html", "durable/partials/execution_table.html", context
+        request,
+        "durable/execution_list.html",
+        "durable/partials/execution_table.html",
+        context,
+        # htmx swaps 2xx responses only: a partial with rejected filters is still a 200.
+        status=400 if context["filter_errors"] and not _partial(request) else 200,
     )
 
 
@@ -211,12 +222,23 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
 @access.staff_required(access.RESPOND_PERMISSION)
 def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpResponse:
     execution = _execution(workflow_id)
-    pending = get_object_or_404(
-        PendingInput.objects.using(durable_settings.DATABASE),
-        pk=input_pk,
-        execution=execution,
-        status=PendingInput.Status.PENDING,
+    pending = (
+        PendingInput.objects.using(durable_settings.DATABASE)
+        .filter(pk=input_pk, execution=execution)
+        .first()
     )
+    if pending is None or pending.status != PendingInput.Status.PENDING:
+        # A form left open (the live page's socket gone) after the input was answered,
+        # timed out or cancelled: say so on the page, which shows the current state.
+        messages.error(request, stale_input_message(pending))
+        if _partial(request):
+            return _render(
+                request,
+                "durable/execution_detail.html",
+                "durable/partials/execution_body.html",
+                page_context(request, execution),
+            )
+        return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
     form = PendingInputForm(pending, request.POST)
     if form.is_valid():
         try:
