@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -28,6 +29,29 @@ from durable.models import (
 from durable.web.access import RESPOND_PERMISSION
 from durable.web.forms import PendingInputForm, stale_input_message
 from durable.web.presenters import error_text, pretty_json
+
+
+class NoNulLookups:
+    """PostgreSQL refuses a NUL in text (DataError, a 500): a list's filters or search with
+    one are refused as the admin refuses any invalid filter (`?e=1`), and an object id with
+    one finds nothing, as on other databases."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if any("\x00" in key or "\x00" in value for key, value in request.GET.items()):
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        response: HttpResponse = super().changelist_view(  # type: ignore[misc]
+            request, extra_context
+        )
+        return response
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        if "\x00" in object_id:
+            return None
+        return super().get_object(request, object_id, from_field)  # type: ignore[misc]
 
 
 class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -76,7 +100,7 @@ class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(WorkflowExecution)
-class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WorkflowExecutionAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "workflow_id",
         "workflow_name",
@@ -159,7 +183,7 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PendingInput)
-class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PendingInputAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only rows; the change page of a pending input holds its response form."""
 
     list_display = ("input_name", "step_name", "execution", "status", "timeout_at", "created_at")
@@ -274,7 +298,7 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ScheduledWorkflow)
-class ScheduledWorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScheduledWorkflowAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "name",
         "workflow_name",
@@ -313,7 +337,7 @@ class ScheduledWorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(QueueState)
-class QueueStateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QueueStateAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     """One row per configured queue, with its live counts."""
 
     list_display = ("name", "paused", "running", "pending", "concurrency", "updated_at")

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from durable.web import access, bulk
 from durable.web.filters import ExecutionFilter
+from durable.web.lookups import checked_workflow_ids
 from durable.web.views import _executions, _filter_query, _partial, _render
 
 
@@ -52,10 +53,15 @@ def bulk_confirm(request: HttpRequest, action: str) -> HttpResponse:
 @access.staff_required()
 def bulk_perform(request: HttpRequest, action: str) -> HttpResponse:
     chosen = _bulk_action(request, action)
-    ids = [i for i in request.POST.getlist("workflow_id") if i]
+    posted = [i for i in request.POST.getlist("workflow_id") if i]
+    ids = checked_workflow_ids(posted[: bulk.LIMIT + 1])
     query = _filter_query(QueryDict(request.POST.get("query", "")))
     back = reverse("durable:execution-list") + (f"?{query}" if query else "")
-    if not ids or len(ids) > bulk.LIMIT:
+    if ids is None:
+        # Not ids the confirmation sent: it lists existing executions only.
+        messages.error(request, "Some of the ids are not workflow ids; nothing was done.")
+        report = None
+    elif not ids or len(ids) > bulk.LIMIT:
         messages.error(request, f"Choose between 1 and {bulk.LIMIT} executions.")
         report = None
     else:

@@ -12,6 +12,7 @@ from django.utils.html import escape
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.models import PendingInput
+from durable.serialization import MAX_DEPTH
 
 
 def schema_of(pending: PendingInput) -> dict[str, Any]:
@@ -158,6 +159,11 @@ def _parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        # The parser's own limit, far beyond what storing it allows (serialization.MAX_DEPTH).
+        raise ValidationError(
+            f"{what} nests too deeply (at most {MAX_DEPTH} levels of lists and objects)"
+        ) from None
 
 
 class StartWorkflowForm(forms.Form):

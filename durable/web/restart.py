@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 import durable
-from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import DurableError, WorkflowNotFound
 from durable.models import WorkflowExecution
 from durable.web import access
+from durable.web.lookups import execution_or_404
 
 # Who may retry or resume: the same permission as cancelling.
 RETRY_PERMISSION = access.CANCEL_PERMISSION
@@ -29,16 +29,10 @@ def step_choices(execution: WorkflowExecution) -> list[str]:
     return [node.name for node in definition.nodes]
 
 
-def _execution(workflow_id: str) -> WorkflowExecution:
-    return get_object_or_404(
-        WorkflowExecution.objects.using(durable_settings.DATABASE), workflow_id=workflow_id
-    )
-
-
 @require_POST
 @access.staff_required(RETRY_PERMISSION)
 def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     from_step = request.POST.get("from_step") or None
     try:
         durable.api.retry(execution.workflow_id, from_step=from_step)
@@ -52,7 +46,7 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 @require_POST
 @access.staff_required(RETRY_PERMISSION)
 def resume_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     try:
         durable.api.resume(execution.workflow_id)
     except (DurableError, ValueError) as exc:

@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncHour
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -34,6 +34,7 @@ from durable.web.forms import (
     stale_input_message,
 )
 from durable.web.lineage import lineage
+from durable.web.lookups import execution_or_404
 from durable.web.presenters import execution_view, with_progress
 
 PAGE_SIZE = 25
@@ -126,10 +127,6 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
     return render(request, "durable/execution_list.html", context, status=400)
 
 
-def _execution(workflow_id: str) -> WorkflowExecution:
-    return get_object_or_404(_executions(), workflow_id=workflow_id)
-
-
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
     return {
         "view": execution_view(execution),
@@ -163,7 +160,7 @@ def region_context(
 @require_GET
 @access.staff_required()
 def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     return _render(
         request,
         "durable/execution_detail.html",
@@ -178,7 +175,7 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
     """One form-holding region of the execution page, refetched when it changes."""
     if region not in REQUEST_REGIONS:
         raise Http404("no such region")
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     response = render(
         request, f"durable/partials/{region}.html", region_context(request, execution)
     )
@@ -189,7 +186,7 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
 @require_POST
 @access.staff_required(access.CANCEL_PERMISSION)
 def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     try:
         durable.api.cancel(execution.workflow_id, reason=f"cancelled by {request.user}")
     except (DurableError, ValueError) as exc:
@@ -202,7 +199,7 @@ def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 @require_POST
 @access.staff_required(access.SEND_EVENT_PERMISSION)
 def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     form = SendEventForm(request.POST)
     if form.is_valid():
         try:
@@ -221,7 +218,7 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
 @require_POST
 @access.staff_required(access.RESPOND_PERMISSION)
 def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     pending = (
         PendingInput.objects.using(durable_settings.DATABASE)
         .filter(pk=input_pk, execution=execution)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from durable import Retry, Workflow, step
+from durable import Retry, Workflow, decision, foreach, on_decision, step, when_result
 from durable.time import hours
 
 logger = logging.getLogger("tests.web.hostile")
@@ -58,8 +58,9 @@ class WebChoice(Workflow):
 
 
 class WebHostile(Workflow):
-    """Puts HOSTILE in its context, result, logs and error, and in a form input's prompt,
-    labels, help texts, options and name."""
+    """Puts HOSTILE in its context, result, logs and error, a decision's result and a
+    block's name (both drawn in the graph), and a form input's prompt, labels, help texts,
+    options and name."""
 
     name = "web_hostile"
 
@@ -69,6 +70,22 @@ class WebHostile(Workflow):
         print(HOSTILE)
         ctx.put(HOSTILE, HOSTILE)
         ctx.progress(1, 2)
+
+    @decision
+    def route(self, ctx: Any) -> str:
+        return HOSTILE
+
+    with on_decision(route), when_result(HOSTILE):  # an edge label in the graph
+
+        @step
+        def routed(self, ctx: Any) -> None:
+            ctx.put("routed", HOSTILE)
+
+    with foreach(HOSTILE, items=lambda ctx: [HOSTILE, {HOSTILE: HOSTILE}]):  # a block's name
+
+        @step
+        def each(self, ctx: Any, item: Any) -> None:
+            logger.warning("item %s", item)
 
     @step
     def ask(self, ctx: Any) -> None:
