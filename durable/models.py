@@ -96,6 +96,11 @@ class WorkflowExecution(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The dashboard's own, for operators who are not staff (durable.web.access).
+        permissions = [
+            ("view_dashboard", "Can view the workflow dashboard"),
+            ("operate", "Can start, cancel, retry and resume workflows and send them events"),
+        ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
             models.Index(

@@ -25,12 +25,14 @@ from durable.bus import AsyncSubscription, get_bus
 from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
-from durable.web.access import is_staff
+from durable.web.access import is_operator
+from durable.web.lookups import checked_workflow_ids
 from durable.web.presenters import execution_view, with_progress
 
 logger = logging.getLogger("durable.web")
 
 FORBIDDEN = 4003
+NOT_FOUND = 4004
 POLL_SECONDS = 0.5
 # With a bus that wakes us, polling only picks up progress reports and live log lines.
 POLL_SECONDS_WITH_BUS = 1.0
@@ -41,7 +43,8 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     topic = ""
 
     async def connect(self) -> None:
-        if not is_staff(self.scope.get("user")):
+        # has_perm may read the database: not on the event loop.
+        if not await database_sync_to_async(is_operator)(self.scope.get("user")):
             await self.close(code=FORBIDDEN)
             return
         self._sent: dict[str, str] = {}
@@ -97,6 +100,10 @@ class ExecutionConsumer(LiveConsumer):
 
     async def connect(self) -> None:
         self.workflow_id = str(self.scope["url_route"]["kwargs"]["workflow_id"])
+        if checked_workflow_ids([self.workflow_id]) is None:
+            # An id no execution can have (a NUL would be a database error on PostgreSQL).
+            await self.close(code=NOT_FOUND)
+            return
         self.topic = workflow_topic(self.workflow_id)
         self._first = True
         await super().connect()

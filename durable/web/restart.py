@@ -30,7 +30,7 @@ def step_choices(execution: WorkflowExecution) -> list[str]:
 
 
 @require_POST
-@access.staff_required(RETRY_PERMISSION)
+@access.operator_required(RETRY_PERMISSION)
 def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     from_step = request.POST.get("from_step") or None
@@ -44,7 +44,7 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(RETRY_PERMISSION)
+@access.operator_required(RETRY_PERMISSION)
 def resume_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     try:

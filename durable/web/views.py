@@ -69,7 +69,7 @@ def _executions() -> QuerySet[WorkflowExecution]:
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
     page = Paginator(filterset.matching(), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -82,7 +82,7 @@ def execution_list(request: HttpRequest) -> HttpResponse:
         "filter_query": _filter_query(request.GET),
         "rendered_at": timezone.now().isoformat(),
         "start_form": StartWorkflowForm(),
-        "can_start": request.user.has_perm(access.START_PERMISSION),
+        "can_start": access.allowed(request.user, access.START_PERMISSION),
     }
     return _render(
         request,
@@ -95,7 +95,7 @@ def execution_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(access.START_PERMISSION)
+@access.operator_required(access.START_PERMISSION)
 def start_workflow(request: HttpRequest) -> HttpResponse:
     form = StartWorkflowForm(request.POST)
     if form.is_valid():
@@ -149,16 +149,16 @@ def region_context(
     return {
         "execution": execution,
         "inputs": [(p, forms.get(p.pk) or PendingInputForm(p)) for p in pending],
-        "can_respond": request.user.has_perm(access.RESPOND_PERMISSION),
-        "can_cancel": request.user.has_perm(access.CANCEL_PERMISSION),
+        "can_respond": access.allowed(request.user, access.RESPOND_PERMISSION),
+        "can_cancel": access.allowed(request.user, access.CANCEL_PERMISSION),
         "retry_steps": restart.step_choices(execution),
-        "can_send_event": request.user.has_perm(access.SEND_EVENT_PERMISSION),
+        "can_send_event": access.allowed(request.user, access.SEND_EVENT_PERMISSION),
         "event_form": SendEventForm(),
     }
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     return _render(
@@ -170,7 +170,7 @@ def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def execution_region(request: HttpRequest, workflow_id: str, region: str) -> HttpResponse:
     """One form-holding region of the execution page, refetched when it changes."""
     if region not in REQUEST_REGIONS:
@@ -184,7 +184,7 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
 
 
 @require_POST
-@access.staff_required(access.CANCEL_PERMISSION)
+@access.operator_required(access.CANCEL_PERMISSION)
 def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     try:
@@ -197,7 +197,7 @@ def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(access.SEND_EVENT_PERMISSION)
+@access.operator_required(access.SEND_EVENT_PERMISSION)
 def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     form = SendEventForm(request.POST)
@@ -216,7 +216,7 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(access.RESPOND_PERMISSION)
+@access.operator_required(access.RESPOND_PERMISSION)
 def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     pending = (
@@ -262,7 +262,7 @@ def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpRespon
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def metrics(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since = now - timedelta(hours=24)
