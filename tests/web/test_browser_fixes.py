@@ -6,7 +6,7 @@ inline in the test process (no worker needed)."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 
 import durable
 from durable.models import PendingInput, WorkflowExecution
@@ -138,3 +138,33 @@ def test_a_rejected_filter_is_named_and_shows_nothing(web_server, browser_page):
     assert "'bogus'" in errors
     assert "'nowhere'" in errors
     assert page.locator("tr[data-workflow-id]").count() == 0
+
+
+def test_an_operator_who_is_not_staff_signs_in_and_answers_an_input(web_server, browser_page):
+    page = browser_page
+    approvers = Group.objects.create(name="Approvers")
+    approvers.permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="durable",
+            codename__in=["view_dashboard", "respond_pendinginput"],
+        )
+    )
+    User.objects.create_user("approver", password="approver-pw").groups.add(approvers)
+    wid = _waiting("web_choice")
+    page.goto(f"{web_server}/durable/executions/{wid}/")
+    assert "/durable/login/" in page.url  # the dashboard's own page, not the admin's
+    page.fill("#id_username", "approver")
+    page.fill("#id_password", "approver-pw")
+    _screenshot(page, "sign-in")
+    page.click("#sign-in [type=submit]")
+    page.wait_for_selector('[data-input="decision"] form')
+    assert page.locator('form[action$="/cancel/"]').count() == 0  # may answer, not operate
+    page.check('[data-input="decision"] input[type=radio][value="\\"yes\\""]')
+    page.click('[data-input="decision"] button[type=submit]')
+    page.wait_for_selector("#messages li.success")
+    assert page.inner_text("#messages") == "Answered 'decision'."
+    answered = PendingInput.objects.get(execution__workflow_id=wid)
+    assert answered.status == "completed"
+    assert answered.responded_by.username == "approver"
+    page.click(".sign-out button")
+    page.wait_for_selector("#sign-in")
