@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -26,8 +27,31 @@ from durable.models import (
     WorkflowExecution,
 )
 from durable.web.access import RESPOND_PERMISSION, sees_payloads
-from durable.web.forms import PendingInputForm
+from durable.web.forms import PendingInputForm, stale_input_message
 from durable.web.presenters import ENCRYPTED, error_text, pretty_json
+
+
+class NoNulLookups:
+    """PostgreSQL refuses a NUL in text (DataError, a 500): a list's filters or search with
+    one are refused as the admin refuses any invalid filter (`?e=1`), and an object id with
+    one finds nothing, as on other databases."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if any("\x00" in key or "\x00" in value for key, value in request.GET.items()):
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        response: HttpResponse = super().changelist_view(  # type: ignore[misc]
+            request, extra_context
+        )
+        return response
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        if "\x00" in object_id:
+            return None
+        return super().get_object(request, object_id, from_field)  # type: ignore[misc]
 
 
 class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -76,7 +100,7 @@ class StepExecutionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(WorkflowExecution)
-class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WorkflowExecutionAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "workflow_id",
         "workflow_name",
@@ -106,6 +130,11 @@ class WorkflowExecutionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
         # Left out of the (read-only) form too, which would show them.
         return None if sees_payloads(request.user) else HIDDEN_PAYLOADS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Executions are started by durable.start (the dashboard's start form), which
+        # resolves the workflow and queues its first steps; a bare row would never run.
+        return False
 
     @admin.display(description="dashboard")
     def dashboard(self, execution: WorkflowExecution) -> str:
@@ -184,7 +213,7 @@ for _name in HIDDEN_PAYLOADS:
 
 
 @admin.register(PendingInput)
-class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PendingInputAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only rows; the change page of a pending input holds its response form."""
 
     list_display = ("input_name", "step_name", "execution", "status", "timeout_at", "created_at")
@@ -211,6 +240,44 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A pending input is a step's open wait: deleting it would leave the workflow
+        # waiting on an input nobody can answer. Answer it, or cancel the execution.
+        if obj is not None and obj.status == PendingInput.Status.PENDING:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The bulk "delete selected" action asks here, not has_delete_permission(obj): a
+        # reason in perms_needed makes the admin show it and refuse the deletion.
+        pending = [str(p) for p in objs if p.status == PendingInput.Status.PENDING]
+        if pending:
+            perms_needed = {
+                *perms_needed,
+                f"pending inputs ({', '.join(pending[:10])}): answer them or cancel their "
+                "execution instead",
+            }
+        return deleted, counts, perms_needed, protected
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        pending = self.get_object(request, object_id)
+        if pending is not None and pending.status == PendingInput.Status.PENDING:
+            self.message_user(
+                request,
+                f"{pending} is still awaited by its workflow, so it cannot be deleted: answer "
+                "it, or cancel its execution.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:durable_pendinginput_change", args=[pending.pk])
+            )
+        return super().delete_view(request, object_id, extra_context)
+
     def changeform_view(
         self,
         request: HttpRequest,
@@ -221,6 +288,12 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         pending = self.get_object(request, object_id) if object_id else None
         can_respond = request.user.has_perm(RESPOND_PERMISSION)
         form = None
+        responding = request.method == "POST" and "_respond" in request.POST
+        if responding and pending is not None and pending.status != PendingInput.Status.PENDING:
+            # A form left open while someone else answered (or it timed out): say so on
+            # the page, not with a bare 403 from the admin's change permission.
+            self.message_user(request, stale_input_message(pending), messages.ERROR)
+            return HttpResponseRedirect(request.path)
         if pending is not None and pending.status == PendingInput.Status.PENDING:
             if request.method == "POST" and "_respond" in request.POST:
                 if not (can_respond and self.has_view_permission(request, pending)):
@@ -265,7 +338,7 @@ class PendingInputAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ScheduledWorkflow)
-class ScheduledWorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScheduledWorkflowAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "name",
         "workflow_name",
@@ -304,7 +377,7 @@ class ScheduledWorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(QueueState)
-class QueueStateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QueueStateAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[type-arg]
     """One row per configured queue, with its live counts."""
 
     list_display = ("name", "paused", "running", "pending", "concurrency", "updated_at")

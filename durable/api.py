@@ -18,12 +18,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from durable import arguments
 from durable.conf import durable_settings
 from durable.dsl import payloads, registry
 from durable.dsl.limits import check_keys
 from durable.dsl.workflow import MAX_TRIGGER_LENGTH
 from durable.exceptions import ExecutionNotFound, InvalidTransition
-from durable.flow.waits import MAX_NAME_LENGTH
 from durable.models import (
     FINISHED_STATUSES,
     ExecutionStatus,
@@ -132,8 +132,7 @@ def _start(
     ]
     if queue is not None:
         _check_queue(queue)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(f"priority must be an int, got {priority!r}")
+    priority = arguments.priority(priority)
     if scheduled_at is not None:
         if not isinstance(scheduled_at, datetime):
             raise TypeError(f"scheduled_at must be a datetime, got {scheduled_at!r}")
@@ -238,17 +237,16 @@ def _key_of(
     idempotency_key: str | Callable[[Mapping[str, Any]], str | None] | None, value: Any
 ) -> str | None:
     key = idempotency_key(value) if callable(idempotency_key) else idempotency_key
-    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255):
-        raise ValueError(f"idempotency_key must be a string of 1 to 255 characters, got {key!r}")
-    return key
+    return arguments.idempotency_key(key)
 
 
 def get_execution(workflow_id: str, *, include_logs: bool = False) -> WorkflowExecution:
+    workflow_id = arguments.workflow_id(workflow_id)
     qs = WorkflowExecution.objects.using(_using())
     if include_logs:
         qs = qs.prefetch_related("steps")
     try:
-        return qs.get(workflow_id=str(workflow_id))
+        return qs.get(workflow_id=workflow_id)
     except WorkflowExecution.DoesNotExist:
         raise ExecutionNotFound(f"no execution with id {workflow_id!r}") from None
 
@@ -277,6 +275,8 @@ def list_executions(
     offset: int = 0,
 ) -> QuerySet[WorkflowExecution]:
     """Newest first."""
+    limit = None if limit is None else arguments.row_count(limit, "limit")
+    offset = arguments.row_count(offset, "offset")
     qs = _filtered(workflow, status).order_by("-created_at", "-id")
     return qs[offset : offset + limit] if limit is not None else qs[offset:]
 
@@ -289,6 +289,7 @@ def find_executions(
     time_range: tuple[datetime | None, datetime | None] | None = None,
 ) -> QuerySet[WorkflowExecution]:
     """Executions by position and creation time; `time_range` is (start, end), either open."""
+    current_step = arguments.optional_text(current_step, "current_step", max_length=200)
     qs = _filtered(workflow, status)
     if current_step is not None:
         qs = qs.filter(current_step=current_step)
@@ -332,23 +333,18 @@ def get_metrics(workflow: Any = None, period: str | timedelta = "last_24_hours")
 
 def cancel(workflow_id: str, reason: str = "cancelled") -> None:
     """Cancel an unfinished execution: queued steps are dropped, running ones discarded."""
-    executions.cancel_execution(str(workflow_id), str(reason), using=_using())
-
-
-def _event_or_input_name(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
-        raise ValueError(
-            f"{kind} name must be a string of 1 to {MAX_NAME_LENGTH} characters, got {name!r}"
-        )
-    return name
+    executions.cancel_execution(
+        arguments.workflow_id(workflow_id), arguments.reason(reason), using=_using()
+    )
 
 
 def send_event(workflow_id: str, event: str, payload: Any = None) -> None:
     """Deliver an event to an execution. A step waiting for it wakes; if none waits yet, the
     event is kept until a `wait_for_event` of that name (and filter) consumes it."""
-    name = _event_or_input_name("event", event)
+    workflow_id = arguments.workflow_id(workflow_id)
+    name = arguments.event_name(event)
     data = normalize(payload, "payload")
-    waits.send_event(str(workflow_id), name, data, using=_using())
+    waits.send_event(workflow_id, name, data, using=_using())
 
 
 def provide_input(
@@ -357,10 +353,11 @@ def provide_input(
     """Answer a pending `wait_for_input`. The response is validated against the input's
     schema (a `django.core.exceptions.ValidationError` naming the field changes nothing);
     the first valid response wins and a second one is refused (`InvalidTransition`)."""
-    name = _event_or_input_name("input", input_name)
+    workflow_id = arguments.workflow_id(workflow_id)
+    name = arguments.input_name(input_name)
     data = normalize(response, "response")
     user_id = getattr(user, "pk", None) if user is not None else None
-    return waits.provide_input(str(workflow_id), name, data, user_id=user_id, using=_using())
+    return waits.provide_input(workflow_id, name, data, user_id=user_id, using=_using())
 
 
 def resume(workflow_id: str, data: Mapping[str, Any] | None = None) -> None:
@@ -395,10 +392,11 @@ def retry(workflow_id: str, from_step: str | None = None) -> None:
     inside a block restarts its root-level block) with the context saved before it.
     Default: the step that failed. Unknown id, unfinished execution, unknown step or no
     saved context -> an error, and nothing changes."""
+    workflow_id = arguments.workflow_id(workflow_id)
     if from_step is not None and not isinstance(from_step, str):
         raise TypeError(f"from_step must be a step name, got {from_step!r}")
     # The re-run's tasks are announced (and published to a broker) by the store.
-    restarts.retry_execution(str(workflow_id), from_step, using=_using())
+    restarts.retry_execution(workflow_id, from_step, using=_using())
 
 
 def fork(workflow_id: str, from_step: str | None = None) -> str:

@@ -134,9 +134,14 @@ class WorkflowExecution(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # With a payload codec, only users with it see payloads decoded in the dashboard
-        # and the admin; others see "encrypted".
-        permissions = [("view_payloads", "Can view payloads (input, context, results, events)")]
+        # The dashboard's own, for operators who are not staff (durable.web.access); with a
+        # payload codec, only users with view_payloads see payloads decoded in the
+        # dashboard and the admin, others see "encrypted".
+        permissions = [
+            ("view_dashboard", "Can view the workflow dashboard"),
+            ("operate", "Can start, cancel, retry and resume workflows and send them events"),
+            ("view_payloads", "Can view payloads (input, context, results, events)"),
+        ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="durable_exec_status_idx"),
             models.Index(

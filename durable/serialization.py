@@ -4,8 +4,9 @@ Values are normalised the way they will be stored and rejected, with the offendi
 named, when they would not come back as they went in: datetimes, dates, Decimals, UUIDs
 and durations (JSON would hand back strings), NaN and infinities, NUL characters and
 unpaired surrogates (PostgreSQL's jsonb refuses them), sets, bytes, arbitrary objects,
-circular references and non-string object keys (which JSON would silently turn into
-strings, so `1` and `"1"` would collide).
+circular references, nesting deeper than MAX_DEPTH, integers longer than MAX_INT_DIGITS
+and non-string object keys (which JSON would silently turn into strings, so `1` and `"1"`
+would collide).
 
 Dataclass instances are stored as objects of their fields, pydantic models as their JSON
 mode dump (pydantic parses its datetimes and Decimals back); a workflow's `input_type`
@@ -42,6 +43,14 @@ class NotJSONError(TypeError, ValueError):
 # What JSON would hand back as a string: refused rather than silently changed.
 _STRINGIFIED = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID)
 
+# Lists and objects nest at most this deep: deeper values would exhaust Python's recursion
+# limit here, in the JSON encoder or in the database's decoder.
+MAX_DEPTH = 100
+# Integers have at most this many digits: Python refuses to turn longer ones into text
+# (sys.get_int_max_str_digits), so they could not be encoded.
+MAX_INT_DIGITS = 4300
+_TOO_LARGE = 10**MAX_INT_DIGITS
+
 
 def normalize(value: Any, path: str = "value") -> JSON:
     """Return `value` exactly as it will be read back after storage, or raise NotJSONError."""
@@ -54,6 +63,8 @@ def _normalize(value: Any, path: str, parents: set[int]) -> JSON:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
+        if not -_TOO_LARGE < value < _TOO_LARGE:
+            raise NotJSONError(path, f"integers may have at most {MAX_INT_DIGITS} digits")
         return int.__int__(value)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
@@ -67,6 +78,8 @@ def _normalize(value: Any, path: str, parents: set[int]) -> JSON:
     if isinstance(value, dict | list | tuple):
         if id(value) in parents:
             raise NotJSONError(path, "the value contains itself (a circular reference)")
+        if len(parents) >= MAX_DEPTH:
+            raise NotJSONError(path, f"lists and objects may nest at most {MAX_DEPTH} deep")
         parents.add(id(value))
         try:
             if isinstance(value, dict):

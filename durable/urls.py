@@ -1,15 +1,17 @@
-"""The staff dashboard: `path("durable/", include("durable.urls"))`."""
+"""The dashboard, for staff and operators: `path("durable/", include("durable.urls"))`."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from durable.web import bulk_views, prometheus, restart, views
+from durable.web import bulk_views, prometheus, restart, signin, views
 
 app_name = "durable"
 
 urlpatterns = [
     path("", views.execution_list, name="execution-list"),
+    path("login/", signin.sign_in, name="login"),
+    path("logout/", signin.sign_out, name="logout"),
     path("start/", views.start_workflow, name="start-workflow"),
     path("metrics/", views.metrics, name="metrics"),
     path("metrics/prometheus/", prometheus.prometheus_metrics, name="prometheus-metrics"),

@@ -19,6 +19,11 @@ from durable.serialization import normalize
 INPUT_TYPES = ("free_text", "form", "single_choice", "multi_choice")
 FIELD_TYPES = ("text", "textarea", "number", "boolean", "select", "multi_select", "date")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# Number answers: plain decimal notation, bounded in length and exponent (a float's range).
+MAX_NUMBER_LENGTH = 100
+MAX_NUMBER_EXPONENT = 308
+_TOO_LARGE = 10 ** (MAX_NUMBER_EXPONENT + 1)
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def build_schema(
@@ -99,6 +104,9 @@ def validate_response(schema: dict[str, Any], response: Any) -> Any:
     for field in schema["fields"]:
         name = field["name"]
         value = response.get(name)
+        if isinstance(value, str) and field["type"] in ("text", "textarea", "number", "date"):
+            # As Django's forms do: "  " is no answer to a required field.
+            value = value.strip()
         if value is None or value == "" or value == []:
             if field["required"]:
                 errors[name] = ["this field is required"]
@@ -137,15 +145,7 @@ def _clean_field(field: dict[str, Any], value: Any) -> Any:
             raise ValueError(f"at most {field['max_length']} characters (got {len(value)})")
         return value
     if kind == "number":
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return int(number) if number == number.to_integral_value() else float(number)
+        return _clean_number(value)
     if kind == "boolean":
         if isinstance(value, bool):
             return value
@@ -178,6 +178,38 @@ def _clean_field(field: dict[str, Any], value: Any) -> Any:
     if not isinstance(value, list | tuple) or not all(_among(v, options) for v in value):
         raise ValueError(f"must be a list of options from {options!r}")
     return list(value)
+
+
+def _clean_number(value: Any) -> int | float:
+    """An int or a float from a number or its text, bounded before any conversion: turning
+    "1e1000000" into an int would take a minute of CPU, and 1e5000 cannot be stored."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, int):
+        if abs(value) >= _TOO_LARGE:
+            raise ValueError(f"is out of range (at most {MAX_NUMBER_EXPONENT + 1} digits)")
+        return int(value)
+    text = repr(value) if isinstance(value, float) else value.strip()
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise ValueError(f"a number of at most {MAX_NUMBER_LENGTH} characters, please")
+    if not _NUMBER.fullmatch(text):
+        if text.lstrip("+-").lower() in ("nan", "snan", "inf", "infinity"):
+            raise ValueError(f"{value!r} is not a finite number")
+        raise ValueError(f"{value!r} is not a number")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # well formed, so its exponent is past Decimal's own range
+        raise ValueError(f"{value!r} is out of range") from None
+    # Decimal only parsed the text (fast at this length); its exponent says how large
+    # the int would be. Within 100 characters, anything past 1e100 is an integer.
+    if number and not -MAX_NUMBER_EXPONENT <= number.adjusted() <= MAX_NUMBER_EXPONENT:
+        raise ValueError(
+            f"{value!r} is out of range (its exponent must be between "
+            f"-{MAX_NUMBER_EXPONENT} and {MAX_NUMBER_EXPONENT})"
+        )
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 def _among(value: Any, options: list[Any]) -> bool:

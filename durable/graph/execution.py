@@ -33,6 +33,12 @@ _ACTIVE = frozenset({"running", "waiting"})
 _ENDED = frozenset({"completed", "failed", "compensated", "skipped"})
 
 
+def not_run_status(execution_status: str) -> str:
+    """What a step or block that has not run shows: `pending` while the execution can
+    still reach it, `skipped` once it cannot (finished, or parked by a deploy)."""
+    return "pending" if execution_status in _FORWARD else "skipped"
+
+
 def with_execution(workflow: Any, workflow_id: str) -> dict[str, Any]:
     """`generate(workflow)` plus `execution_state` on each node and `execution` on top."""
     definition = resolve(workflow)
@@ -119,7 +125,7 @@ class _States:
         self.queued: dict[str, set[str]] = {}
         for step, token in tasks:
             self.queued.setdefault(step, set()).add(Token.from_json(token).scope_key())
-        self.not_run = "pending" if execution.status in _FORWARD else "skipped"
+        self.not_run = not_run_status(execution.status)
         self.cache: dict[str, dict[str, Any]] = {}
 
     def node(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +172,7 @@ class _States:
         state = self.block(self.definition.by_name[block])
         if state["status"] == "completed":
             return self._state("completed", completed_at=state["completed_at"])
-        return self._state("pending" if self.execution.status in _FORWARD else "skipped")
+        return self._state(self.not_run)
 
     def step(self, name: str) -> dict[str, Any]:
         if name in self.cache:

@@ -69,6 +69,12 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
                 f"execution {workflow_id} is {execution.status}; only finished executions "
                 "(completed, failed, cancelled, compensated...) can be retried"
             )
+        if from_step is None and execution.status == ExecutionStatus.COMPLETED:
+            # Nothing failed: "the failed step" would be the last one, run again.
+            raise InvalidTransition(
+                f"execution {workflow_id} completed: no step failed, so there is nothing to "
+                "retry; pass from_step= to run it again from a step"
+            )
         definition = registry.get(execution.workflow_name)
         root = _retry_root(execution, definition, from_step, using)
         context = _context_before(execution, definition, root, using)

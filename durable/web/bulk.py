@@ -87,7 +87,7 @@ ACTIONS: dict[str, BulkAction] = {
 
 def allowed(user: Any) -> list[BulkAction]:
     """The actions `user` may take, in declaration order."""
-    return [a for a in ACTIONS.values() if user.has_perm(a.permission)]
+    return [a for a in ACTIONS.values() if access.allowed(user, a.permission)]
 
 
 def eligible(

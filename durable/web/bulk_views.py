@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from durable.web import access, bulk
 from durable.web.filters import ExecutionFilter
+from durable.web.lookups import checked_workflow_ids
 from durable.web.views import _executions, _filter_query, _partial, _render
 
 
@@ -21,13 +22,13 @@ def _bulk_action(request: HttpRequest, name: str) -> bulk.BulkAction:
     action = bulk.ACTIONS.get(name)
     if action is None:
         raise Http404("no such bulk action")
-    if not request.user.has_perm(action.permission):
+    if not access.allowed(request.user, action.permission):
         raise PermissionDenied(f"you need the {action.permission} permission")
     return action
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def bulk_confirm(request: HttpRequest, action: str) -> HttpResponse:
     """How many executions matching the filters `action` applies to, and which: the form
     carries their ids, and acting takes those ids only (see durable.web.bulk)."""
@@ -49,13 +50,18 @@ def bulk_confirm(request: HttpRequest, action: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required()
+@access.operator_required()
 def bulk_perform(request: HttpRequest, action: str) -> HttpResponse:
     chosen = _bulk_action(request, action)
-    ids = [i for i in request.POST.getlist("workflow_id") if i]
+    posted = [i for i in request.POST.getlist("workflow_id") if i]
+    ids = checked_workflow_ids(posted[: bulk.LIMIT + 1])
     query = _filter_query(QueryDict(request.POST.get("query", "")))
     back = reverse("durable:execution-list") + (f"?{query}" if query else "")
-    if not ids or len(ids) > bulk.LIMIT:
+    if ids is None:
+        # Not ids the confirmation sent: it lists existing executions only.
+        messages.error(request, "Some of the ids are not workflow ids; nothing was done.")
+        report = None
+    elif not ids or len(ids) > bulk.LIMIT:
         messages.error(request, f"Choose between 1 and {bulk.LIMIT} executions.")
         report = None
     else:
@@ -76,7 +82,7 @@ def bulk_perform(request: HttpRequest, action: str) -> HttpResponse:
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def bulk_dismiss(request: HttpRequest) -> HttpResponse:
     """The empty confirmation region: "keep them" closes the confirmation (without htmx:
     back to the list)."""

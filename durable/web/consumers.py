@@ -9,6 +9,7 @@ while a step runs (durable.engine.livelogs) do not go over the bus.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,12 +25,14 @@ from durable.bus import AsyncSubscription, get_bus
 from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
-from durable.web.access import is_staff, sees_payloads
+from durable.web.access import is_operator, sees_payloads
+from durable.web.lookups import checked_workflow_ids
 from durable.web.presenters import execution_view, with_progress
 
 logger = logging.getLogger("durable.web")
 
 FORBIDDEN = 4003
+NOT_FOUND = 4004
 POLL_SECONDS = 0.5
 # With a bus that wakes us, polling only picks up progress reports and live log lines.
 POLL_SECONDS_WITH_BUS = 1.0
@@ -40,7 +43,8 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     topic = ""
 
     async def connect(self) -> None:
-        if not is_staff(self.scope.get("user")):
+        # has_perm may read the database: not on the event loop.
+        if not await database_sync_to_async(is_operator)(self.scope.get("user")):
             await self.close(code=FORBIDDEN)
             return
         self._sent: dict[str, str] = {}
@@ -96,6 +100,10 @@ class ExecutionConsumer(LiveConsumer):
 
     async def connect(self) -> None:
         self.workflow_id = str(self.scope["url_route"]["kwargs"]["workflow_id"])
+        if checked_workflow_ids([self.workflow_id]) is None:
+            # An id no execution can have (a NUL would be a database error on PostgreSQL).
+            await self.close(code=NOT_FOUND)
+            return
         self.topic = workflow_topic(self.workflow_id)
         self._first = True
         await super().connect()
@@ -152,10 +160,23 @@ class ExecutionListConsumer(LiveConsumer):
         # Not further back than a few minutes: a reconnecting old page needs the signal
         # (it refetches its rows), not every change since.
         self._cursor = max(min(self._cursor, self._newest), self._cursor - timedelta(minutes=5))
+        # The rows the page shows (it says so on load and after every refetch): cells are
+        # sent for those only, since an out-of-band fragment without its target is an htmx
+        # error. Rows newly shown get their current cells once (`_fresh`).
+        self._shown: frozenset[int] = frozenset()
+        self._fresh: frozenset[int] = frozenset()
         await super().connect()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        shown = shown_rows(text_data)
+        if shown is not None:
+            self._fresh = shown - self._shown
+            self._shown = shown
 
     def changes(self) -> tuple[str, bool]:
         using = durable_settings.DATABASE
+        shown, fresh = self._shown, self._fresh
+        self._fresh = frozenset()
         rows = list(
             WorkflowExecution.objects.using(using)
             .filter(updated_at__gte=self._cursor)
@@ -163,24 +184,24 @@ class ExecutionListConsumer(LiveConsumer):
         )
         progress: dict[int, Any] = dict(
             StepExecution.objects.using(using)
-            .filter(status=StepStatus.RUNNING, progress__isnull=False)
+            .filter(status=StepStatus.RUNNING, progress__isnull=False, execution_id__in=shown)
             .values_list("execution_id", "progress")[:500]
         )
         if rows:
             self._cursor = rows[-1].updated_at
-        if progress:
-            rows += list(
-                WorkflowExecution.objects.using(using).filter(
-                    pk__in=set(progress) - {r.pk for r in rows}
-                )
-            )
+        newest = max((r.created_at for r in rows), default=self._newest)
+        rows = [r for r in rows if r.pk in shown]
+        for pk in fresh:
+            self._sent.pop(str(pk), None)
+        missing = (set(progress) | fresh) - {r.pk for r in rows}
+        if missing:
+            rows += list(WorkflowExecution.objects.using(using).filter(pk__in=missing))
         parts = []
         for execution in with_progress(rows, progress):
             html = render_to_string(
                 "durable/partials/execution_cells.html", {"e": execution, "oob": True}
             )
             parts.append(self.changed(str(execution.pk), html))
-        newest = max((r.created_at for r in rows), default=self._newest)
         if newest > self._newest:
             self._newest = newest
             parts.append(
@@ -189,6 +210,29 @@ class ExecutionListConsumer(LiveConsumer):
                 )
             )
         return "".join(parts), False
+
+
+MAX_SHOWN_ROWS = 500
+
+
+def shown_rows(text: str | None) -> frozenset[int] | None:
+    """The row ids in a page's `{"rows": "1,2,3"}` message (htmx ws-send), or None for a
+    message that is not one."""
+    if not text or len(text) > 20_000:
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    rows = message.get("rows") if isinstance(message, dict) else None
+    if not isinstance(rows, str):
+        return None
+    ids = [part for part in rows.split(",") if part]
+    if len(ids) > MAX_SHOWN_ROWS:
+        return None
+    if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in ids):
+        return None
+    return frozenset(int(p) for p in ids)
 
 
 def _since(query_string: bytes) -> datetime | None:

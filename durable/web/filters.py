@@ -29,9 +29,14 @@ def _queue_choices() -> list[tuple[str, str]]:
 
 
 class ExecutionFilter(django_filters.FilterSet):  # type: ignore[misc]
+    """The list's filters. An invalid value must not be dropped (django-filter's `qs` would
+    then show every execution): `matching()` fails closed and `rejected()` says why."""
+
     q = django_filters.CharFilter(
         method="search",
         label="Id",
+        # Bounded, and (as every CharField) without NUL, which PostgreSQL refuses.
+        max_length=200,
         widget=forms.TextInput(attrs={"placeholder": "workflow id", "type": "search"}),
     )
     status = django_filters.ChoiceFilter(choices=ExecutionStatus.choices, empty_label="any")
@@ -61,3 +66,23 @@ class ExecutionFilter(django_filters.FilterSet):  # type: ignore[misc]
     ) -> QuerySet[WorkflowExecution]:
         value = str(value).strip()
         return queryset.filter(workflow_id__icontains=value) if value else queryset
+
+    def matching(self) -> QuerySet[WorkflowExecution]:
+        """The executions matching every filter; none at all when a filter is invalid."""
+        if not self.is_valid():
+            return WorkflowExecution.objects.none()
+        matching: QuerySet[WorkflowExecution] = self.qs
+        return matching
+
+    def rejected(self) -> list[str]:
+        """One line per invalid filter: its label, the value given, and the problem."""
+        if self.is_valid():
+            return []
+        lines = []
+        for name, problems in self.errors.items():
+            field = self.form.fields.get(name)
+            label = field.label if field is not None and field.label else name
+            given = self.data.get(name, "") if name in self.form.fields else ""
+            value = f" {str(given)[:60]!r}" if given else ""
+            lines.append(f"{label}{value}: {' '.join(str(p) for p in problems)}")
+        return lines

@@ -7,10 +7,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.html import escape
 
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.models import PendingInput
+from durable.serialization import MAX_DEPTH
 
 
 def schema_of(pending: PendingInput) -> dict[str, Any]:
@@ -22,6 +24,20 @@ def schema_of(pending: PendingInput) -> dict[str, Any]:
     }
 
 
+def stale_input_message(pending: PendingInput | None) -> str:
+    """Why a response form shown earlier no longer applies (someone answered first, the
+    input timed out, or the workflow moved on)."""
+    if pending is None:
+        return "This input no longer exists: its execution was retried or removed."
+    name = pending.input_name
+    if pending.status == PendingInput.Status.COMPLETED:
+        who = f" by {pending.responded_by}" if pending.responded_by_id else ""
+        return f"{name!r} was already answered{who}; your response was not recorded."
+    if pending.status == PendingInput.Status.TIMEOUT:
+        return f"{name!r} timed out before your response; it was not recorded."
+    return f"{name!r} is no longer awaited ({pending.status}); your response was not recorded."
+
+
 def _option_choices(options: list[Any]) -> list[tuple[str, str]]:
     # Values travel as JSON text, so 1, "1" and true stay distinct.
     return [(json.dumps(option), str(option)) for option in options]
@@ -29,10 +45,15 @@ def _option_choices(options: list[Any]) -> list[tuple[str, str]]:
 
 def _form_field(spec: dict[str, Any]) -> forms.Field:
     kind = spec["type"]
+    required = bool(spec.get("required")) and kind != "boolean"
+    label = str(spec.get("label") or spec["name"].replace("_", " ").capitalize())
     common: dict[str, Any] = {
-        "required": bool(spec.get("required")) and kind != "boolean",
-        "label": spec.get("label") or spec["name"].replace("_", " ").capitalize(),
-        "help_text": spec.get("help_text", ""),
+        "required": required,
+        # Said in words: some fields of a form may be left empty, these may not.
+        "label": f"{label} (required)" if required else label,
+        # Django renders help_text unescaped (`|safe`), and this one comes from a stored
+        # schema: escape it here.
+        "help_text": escape(str(spec.get("help_text") or "")),
     }
     if kind == "text":
         return forms.CharField(max_length=spec.get("max_length"), **common)
@@ -138,6 +159,11 @@ def _parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        # The parser's own limit, far beyond what storing it allows (serialization.MAX_DEPTH).
+        raise ValidationError(
+            f"{what} nests too deeply (at most {MAX_DEPTH} levels of lists and objects)"
+        ) from None
 
 
 class StartWorkflowForm(forms.Form):

@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import WorkflowNotFound
+from durable.graph.execution import not_run_status
 from durable.models import PendingInput, StepExecution, WorkflowExecution
 
 _CSS_SAFE_ID = re.compile(r"[\w.-]+", re.ASCII)
@@ -52,6 +53,8 @@ class ExecutionView:
     node_style: SafeString
     pending_inputs: list[PendingInput]
     context_json: str
+    # The result as JSON like the context (None when there is none), not a Python repr.
+    result_json: str | None
     foreach_progress: list[tuple[str, int]]
     # Payloads are encrypted and the viewer may not see them (durable.web.access).
     payloads_hidden: bool = False
@@ -85,7 +88,10 @@ def step_states(execution: WorkflowExecution, rows: list[StepExecution]) -> list
         names = [s.name for s in registry.get(execution.workflow_name).steps()]
     except WorkflowNotFound:
         names = []
-    states = {name: StepState(name) for name in names}
+    # Steps with no attempt yet: pending, or skipped once the run can no longer reach them
+    # (the graph's rule, so the list and the graph agree).
+    not_run = not_run_status(execution.status)
+    states = {name: StepState(name, status=not_run) for name in names}
     for row in rows:
         if row.kind != "step":
             continue
@@ -167,6 +173,13 @@ def execution_view(execution: WorkflowExecution, *, payloads: bool = True) -> Ex
             )
         ),
         context_json=pretty_json(execution.context) if payloads else ENCRYPTED,
+        result_json=(
+            None
+            if execution.result is None
+            else pretty_json(execution.result)
+            if payloads
+            else ENCRYPTED
+        ),
         foreach_progress=foreach_progress,
         payloads_hidden=not payloads,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 import durable
@@ -15,6 +15,7 @@ from durable.exceptions import DurableError, InvalidTransition, WorkflowNotFound
 from durable.models import WorkflowExecution
 from durable.store import restarts
 from durable.web import access
+from durable.web.lookups import execution_or_404
 
 # Who may retry or resume: the same permission as cancelling.
 RETRY_PERMISSION = access.CANCEL_PERMISSION
@@ -38,6 +39,8 @@ def retry_default(execution: WorkflowExecution) -> str:
     compensated = _first_compensated(execution)
     if compensated is not None:
         return f"the first compensated step ({compensated})"
+    if execution.status == "cancelled":
+        return "the step it stopped at"
     return "the failed step"
 
 
@@ -49,16 +52,10 @@ def _first_compensated(execution: WorkflowExecution) -> str | None:
         return None  # the retry itself says why it cannot run
 
 
-def _execution(workflow_id: str) -> WorkflowExecution:
-    return get_object_or_404(
-        WorkflowExecution.objects.using(durable_settings.DATABASE), workflow_id=workflow_id
-    )
-
-
 @require_POST
-@access.staff_required(RETRY_PERMISSION)
+@access.operator_required(RETRY_PERMISSION)
 def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     from_step = request.POST.get("from_step") or None
     try:
         durable.api.retry(execution.workflow_id, from_step=from_step)
@@ -70,9 +67,9 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(RETRY_PERMISSION)
+@access.operator_required(RETRY_PERMISSION)
 def resume_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     try:
         durable.api.resume(execution.workflow_id)
     except (DurableError, ValueError) as exc:

@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncHour
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -27,8 +27,14 @@ from durable.models import PendingInput, WorkflowExecution
 from durable.web import access, bulk, restart
 from durable.web.charts import Point, bar_chart, hbar_chart
 from durable.web.filters import ExecutionFilter
-from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
+from durable.web.forms import (
+    PendingInputForm,
+    SendEventForm,
+    StartWorkflowForm,
+    stale_input_message,
+)
 from durable.web.lineage import lineage
+from durable.web.lookups import execution_or_404
 from durable.web.presenters import execution_view, with_progress
 
 PAGE_SIZE = 25
@@ -63,27 +69,33 @@ def _executions() -> QuerySet[WorkflowExecution]:
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(filterset.matching(), PAGE_SIZE).get_page(request.GET.get("page"))
     with_progress(page.object_list)
     context = {
         "filter": filterset,
+        "filter_errors": filterset.rejected(),
         "page": page,
         "bulk_actions": bulk.allowed(request.user),
         "filter_query": _filter_query(request.GET),
         "rendered_at": timezone.now().isoformat(),
         "start_form": StartWorkflowForm(),
-        "can_start": request.user.has_perm(access.START_PERMISSION),
+        "can_start": access.allowed(request.user, access.START_PERMISSION),
     }
     return _render(
-        request, "durable/execution_list.html", "durable/partials/execution_table.html", context
+        request,
+        "durable/execution_list.html",
+        "durable/partials/execution_table.html",
+        context,
+        # htmx swaps 2xx responses only: a partial with rejected filters is still a 200.
+        status=400 if context["filter_errors"] and not _partial(request) else 200,
     )
 
 
 @require_POST
-@access.staff_required(access.START_PERMISSION)
+@access.operator_required(access.START_PERMISSION)
 def start_workflow(request: HttpRequest) -> HttpResponse:
     form = StartWorkflowForm(request.POST)
     if form.is_valid():
@@ -115,10 +127,6 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
     return render(request, "durable/execution_list.html", context, status=400)
 
 
-def _execution(workflow_id: str) -> WorkflowExecution:
-    return get_object_or_404(_executions(), workflow_id=workflow_id)
-
-
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
     return {
         "view": execution_view(execution, payloads=access.sees_payloads(request.user)),
@@ -141,19 +149,19 @@ def region_context(
     return {
         "execution": execution,
         "inputs": [(p, forms.get(p.pk) or PendingInputForm(p)) for p in pending],
-        "can_respond": request.user.has_perm(access.RESPOND_PERMISSION),
-        "can_cancel": request.user.has_perm(access.CANCEL_PERMISSION),
+        "can_respond": access.allowed(request.user, access.RESPOND_PERMISSION),
+        "can_cancel": access.allowed(request.user, access.CANCEL_PERMISSION),
         "retry_steps": restart.step_choices(execution),
         "retry_default": restart.retry_default(execution),
-        "can_send_event": request.user.has_perm(access.SEND_EVENT_PERMISSION),
+        "can_send_event": access.allowed(request.user, access.SEND_EVENT_PERMISSION),
         "event_form": SendEventForm(),
     }
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     return _render(
         request,
         "durable/execution_detail.html",
@@ -163,12 +171,12 @@ def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def execution_region(request: HttpRequest, workflow_id: str, region: str) -> HttpResponse:
     """One form-holding region of the execution page, refetched when it changes."""
     if region not in REQUEST_REGIONS:
         raise Http404("no such region")
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     response = render(
         request, f"durable/partials/{region}.html", region_context(request, execution)
     )
@@ -177,9 +185,9 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
 
 
 @require_POST
-@access.staff_required(access.CANCEL_PERMISSION)
+@access.operator_required(access.CANCEL_PERMISSION)
 def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     try:
         durable.api.cancel(execution.workflow_id, reason=f"cancelled by {request.user}")
     except (DurableError, ValueError) as exc:
@@ -190,9 +198,9 @@ def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(access.SEND_EVENT_PERMISSION)
+@access.operator_required(access.SEND_EVENT_PERMISSION)
 def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = _execution(workflow_id)
+    execution = execution_or_404(workflow_id)
     form = SendEventForm(request.POST)
     if form.is_valid():
         try:
@@ -209,15 +217,26 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.staff_required(access.RESPOND_PERMISSION)
+@access.operator_required(access.RESPOND_PERMISSION)
 def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpResponse:
-    execution = _execution(workflow_id)
-    pending = get_object_or_404(
-        PendingInput.objects.using(durable_settings.DATABASE),
-        pk=input_pk,
-        execution=execution,
-        status=PendingInput.Status.PENDING,
+    execution = execution_or_404(workflow_id)
+    pending = (
+        PendingInput.objects.using(durable_settings.DATABASE)
+        .filter(pk=input_pk, execution=execution)
+        .first()
     )
+    if pending is None or pending.status != PendingInput.Status.PENDING:
+        # A form left open (the live page's socket gone) after the input was answered,
+        # timed out or cancelled: say so on the page, which shows the current state.
+        messages.error(request, stale_input_message(pending))
+        if _partial(request):
+            return _render(
+                request,
+                "durable/execution_detail.html",
+                "durable/partials/execution_body.html",
+                page_context(request, execution),
+            )
+        return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
     form = PendingInputForm(pending, request.POST)
     if form.is_valid():
         try:
@@ -244,7 +263,7 @@ def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpRespon
 
 
 @require_GET
-@access.staff_required()
+@access.operator_required()
 def metrics(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since = now - timedelta(hours=24)

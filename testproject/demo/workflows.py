@@ -1,5 +1,6 @@
 """Example workflows for the demo: between them they use every construct of the DSL, child
-workflows and a concurrency key."""
+workflows, a concurrency key, human input (a form, then a choice), a plain failure and a
+long step with progress."""
 
 from __future__ import annotations
 
@@ -210,3 +211,101 @@ class ImportCatalog(Workflow):
     @step
     def total(self, ctx: Any) -> None:
         ctx.set_result({"rows": sum(ctx.wait_for_child(wid) for wid in ctx["imports"])})
+
+
+class ExpenseApproval(Workflow):
+    """A person files an expense in a form, a manager approves or rejects it."""
+
+    name = "expense_approval"
+
+    @step
+    def file_expense(self, ctx: Any) -> None:
+        expense = ctx.wait_for_input(
+            "expense",
+            type="form",
+            prompt=f"File the expense of {ctx.input.get('employee', 'an employee')}.",
+            fields=[
+                {"name": "description", "type": "text", "required": True, "max_length": 200},
+                {
+                    "name": "amount",
+                    "type": "number",
+                    "required": True,
+                    "help_text": "In euros, receipts included.",
+                },
+                {
+                    "name": "category",
+                    "type": "select",
+                    "options": ["travel", "meals", "equipment", "other"],
+                    "required": True,
+                },
+                {"name": "spent_on", "type": "date", "label": "Date of the expense"},
+                {"name": "notes", "type": "textarea"},
+            ],
+            timeout=hours(72),
+        )
+        ctx.put("expense", expense)
+
+    @step
+    def manager_decision(self, ctx: Any) -> None:
+        expense = ctx["expense"]
+        decision = ctx.wait_for_input(
+            "decision",
+            type="single_choice",
+            prompt=f"Approve {expense['amount']} EUR for {expense['description']!r}?",
+            choices=[
+                {"value": "approve", "label": "Approve"},
+                {"value": "reject", "label": "Reject"},
+            ],
+            timeout=hours(48),
+            timeout_value="reject",
+        )
+        ctx.put("decision", decision)
+
+    @step
+    def record(self, ctx: Any) -> dict[str, Any]:
+        logger.info("expense %s: %s", ctx["expense"]["description"], ctx["decision"])
+        return {"decision": ctx["decision"], "amount": ctx["expense"]["amount"]}
+
+
+class NightlyReport(Workflow):
+    """A plain failure: the export it reads has a bad row; two attempts, then it fails."""
+
+    name = "nightly_report"
+
+    @step
+    def fetch_export(self, ctx: Any) -> None:
+        pause()
+        ctx.put("rows", [{"sku": "book", "price": "20"}, {"sku": "lamp", "price": "n/a"}])
+
+    @step(retry=Retry(max_attempts=2, backoff="constant", base=1))
+    def parse_prices(self, ctx: Any) -> None:
+        for number, row in enumerate(ctx["rows"], start=1):
+            try:
+                float(row["price"])
+            except ValueError:
+                raise ValueError(f"row {number}: price {row['price']!r} is not a number") from None
+
+    @step
+    def publish(self, ctx: Any) -> None:
+        ctx.put("published", True)
+
+
+class RebuildSearchIndex(Workflow):
+    """A long step that reports its progress, then a short one."""
+
+    name = "rebuild_search_index"
+
+    @step
+    def reindex(self, ctx: Any) -> int:
+        documents = int(ctx.input.get("documents", 600))
+        seconds = float(ctx.input.get("seconds", 45))
+        batch = max(documents // 30, 1)
+        for done in range(0, documents + 1, batch):
+            ctx.progress(min(done, documents), documents)
+            time.sleep(seconds / 30)
+        logger.info("reindexed %d documents", documents)
+        return documents
+
+    @step
+    def swap_alias(self, ctx: Any) -> None:
+        ctx.put("alias", "search-live")

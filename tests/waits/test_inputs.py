@@ -60,6 +60,7 @@ def test_the_form_schema_is_stored_with_the_pending_input() -> None:
 BAD_FORM_RESPONSES = [
     ({"notes": "x"}, "title", "required"),
     ({"title": ""}, "title", "required"),
+    ({"title": "  \n\t "}, "title", "required"),
     ({"title": None}, "title", "required"),
     ({"title": "x" * 11}, "title", "at most 10 characters"),
     ({"title": 5}, "title", "must be text"),
@@ -69,6 +70,14 @@ BAD_FORM_RESPONSES = [
     ({"title": "ok", "amount": "NaN"}, "amount", "not a finite number"),
     ({"title": "ok", "amount": "Infinity"}, "amount", "not a finite number"),
     ({"title": "ok", "amount": True}, "amount", "must be a number"),
+    # Bounded before any conversion: int(Decimal("1e1000000")) alone takes half a minute.
+    ({"title": "ok", "amount": "1e1000000"}, "amount", "out of range"),
+    ({"title": "ok", "amount": "1e5000"}, "amount", "out of range"),
+    ({"title": "ok", "amount": "-1e-400"}, "amount", "out of range"),
+    ({"title": "ok", "amount": 10**400}, "amount", "out of range"),
+    ({"title": "ok", "amount": "9" * 101}, "amount", "at most 100 characters"),
+    ({"title": "ok", "amount": "1e99999999999999999999"}, "amount", "out of range"),
+    ({"title": "ok", "amount": "0x10"}, "amount", "is not a number"),
     ({"title": "ok", "amount": [1]}, "amount", "is not a number"),
     ({"title": "ok", "urgent": "maybe"}, "urgent", "must be true or false"),
     ({"title": "ok", "urgent": 2}, "urgent", "must be true or false"),

@@ -45,7 +45,7 @@ def test_anonymous_users_are_sent_to_the_login_page():
         client.get(reverse("durable:bulk-dismiss")),
     ):
         assert response.status_code == 302
-        assert "/admin/login/" in response["Location"]
+        assert "/durable/login/" in response["Location"]
     assert _status(wid) == "waiting"
 
 

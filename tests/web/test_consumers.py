@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.routing import URLRouter
@@ -11,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 import durable
 from durable.routing import websocket_urlpatterns
 from durable.testing import run_until_idle
+from durable.web.consumers import shown_rows
 from tests.web.workflows import WebSteps
 
 ROUTER = URLRouter(websocket_urlpatterns)
@@ -71,6 +74,8 @@ def test_the_list_socket_sends_status_changes(viewer):
         communicator, connected, _ = await _connect("/ws/durable/executions/", viewer)
         assert connected
         pk = await sync_to_async(run_workflow)()
+        # The page says which rows it shows (htmx ws-send of #execution-rows).
+        await communicator.send_to(text_data=json.dumps({"rows": f"{pk}", "HEADERS": {}}))
         text = ""
         while 'class="st st-completed"' not in text:
             text += await communicator.receive_from(timeout=5)
@@ -111,5 +116,46 @@ def test_the_list_socket_signals_new_executions_once(viewer):
     text, later = async_to_sync(run)()
     assert 'id="execution-list-signal" hx-swap-oob="true"' in text
     assert "htmx.trigger(document.body, 'durable-refresh')" in text
-    assert 'class="st st-pending"' in text
+    assert "exec-" not in text  # no cells for a row the page does not show (yet)
     assert later  # the same execution does not signal again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_list_socket_sends_cells_only_for_the_rows_the_page_shows(viewer):
+    """An out-of-band fragment whose target is not on the page is an htmx error
+    (htmx:oobErrorNoTarget): rows on other pages or filtered out get nothing."""
+
+    def run_two() -> tuple[int, int]:
+        shown, hidden = durable.start(WebSteps), durable.start(WebSteps)
+        run_until_idle()
+        return durable.get_execution(shown).pk, durable.get_execution(hidden).pk
+
+    async def run():
+        communicator, connected, _ = await _connect("/ws/durable/executions/", viewer)
+        assert connected
+        shown, hidden = await sync_to_async(run_two)()
+        await communicator.send_to(text_data=json.dumps({"rows": f"{shown}"}))
+        text = ""
+        while f"exec-{shown}-duration" not in text:
+            text += await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return shown, hidden, text
+
+    shown, hidden, text = async_to_sync(run)()
+    assert f'id="exec-{shown}-status" hx-swap-oob="true"' in text
+    assert f'<span id="exec-{shown}-duration" hx-swap-oob="true">' in text
+    assert " ms</span>" in text  # the finished row's duration, no longer blank
+    assert f"exec-{hidden}-" not in text
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "not json", "[]", '{"rows": 5}', '{"rows": "1,x"}', '{"rows": "' + "1," * 600 + '"}'],
+)
+def test_messages_that_do_not_list_rows_are_ignored(message):
+    assert shown_rows(message) is None
+
+
+def test_a_rows_message_lists_row_ids():
+    assert shown_rows('{"rows": "3,1,2", "HEADERS": {"HX-Request": "true"}}') == {1, 2, 3}
+    assert shown_rows('{"rows": ""}') == frozenset()

@@ -54,7 +54,7 @@ def _call(user, route: tuple[str, str, dict[str, str]]):
 def test_anonymous_users_are_sent_to_the_login_page(waiting, name):
     response = _call(None, _routes(waiting)[name])
     assert response.status_code == 302
-    assert "/admin/login/" in response["Location"]
+    assert "/durable/login/" in response["Location"]
 
 
 @pytest.mark.parametrize(

@@ -56,3 +56,7 @@ class WebReview(Workflow):
     @step
     def after(self, ctx: Any) -> None:
         ctx.put("after", True)
+
+
+# The fixes' tests (test_fixes.py, test_browser_fixes.py) need these in the web server too.
+import tests.web.fault_workflows  # noqa: E402, F401

@@ -32,6 +32,12 @@ def start_examples() -> list[str]:
         durable.start(
             "import_catalog", {"suppliers": random.sample(["acme", "globex", "initech"], 2)}
         ),
+        # Waits for a person: a form, then a choice (answer them on the execution's page).
+        durable.start("expense_approval", {"employee": random.choice(["Ada", "Grace", "Linus"])}),
+        # Fails, plainly: retry it from the dashboard to see it fail again.
+        durable.start("nightly_report"),
+        # Runs for about 45 seconds, its progress live on the list and in the graph.
+        durable.start("rebuild_search_index", {"documents": random.randint(300, 900)}),
     ]
 
 
