@@ -1,6 +1,7 @@
 """WebSocket consumers that keep the dashboard live, sending htmx out-of-band fragments.
 
-Each consumer re-reads what its page shows and sends the regions that changed. It wakes on
+Each consumer re-reads what its page shows and sends the pieces that changed (the
+execution page's pieces: durable.web.live). It wakes on
 the message bus when the bus reaches other processes (workers), and polls the database
 otherwise; it polls in both cases, since progress reports and the log lines a worker stores
 while a step runs (durable.engine.livelogs) do not go over the bus.
@@ -25,6 +26,7 @@ from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
 from durable.web.access import is_staff
+from durable.web.live import Tracker
 from durable.web.presenters import execution_view, with_progress
 
 logger = logging.getLogger("durable.web")
@@ -33,7 +35,6 @@ FORBIDDEN = 4003
 POLL_SECONDS = 0.5
 # With a bus that wakes us, polling only picks up progress reports and live log lines.
 POLL_SECONDS_WITH_BUS = 1.0
-EXECUTION_REGIONS = ("summary", "graph", "timeline", "attempts", "context")
 
 
 class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -98,6 +99,7 @@ class ExecutionConsumer(LiveConsumer):
         self.workflow_id = str(self.scope["url_route"]["kwargs"]["workflow_id"])
         self.topic = workflow_topic(self.workflow_id)
         self._first = True
+        self._tracker = Tracker()
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -107,11 +109,7 @@ class ExecutionConsumer(LiveConsumer):
         )
         if execution is None:
             return "", True
-        view = execution_view(execution)
-        parts = []
-        for region in EXECUTION_REGIONS:
-            html = render_to_string(f"durable/partials/{region}.html", {"view": view, "oob": True})
-            parts.append(self.changed(region, html))
+        parts = [self._tracker.frame(execution_view(execution))]
         # Regions with forms are fetched over HTTP (they need the CSRF token).
         pending = tuple(
             PendingInput.objects.using(using)
