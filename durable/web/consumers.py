@@ -26,6 +26,7 @@ from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
 from durable.web.access import is_staff
+from durable.web.history import history
 from durable.web.live import Tracker
 from durable.web.presenters import execution_view, with_progress
 
@@ -109,7 +110,8 @@ class ExecutionConsumer(LiveConsumer):
         )
         if execution is None:
             return "", True
-        parts = [self._tracker.frame(execution_view(execution))]
+        view = execution_view(execution)
+        parts = [self._tracker.frame(view, history(execution, view.attempts))]
         # Regions with forms are fetched over HTTP (they need the CSRF token).
         pending = tuple(
             PendingInput.objects.using(using)

@@ -19,10 +19,19 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
+from durable.web.history import ExecutionHistory
 from durable.web.presenters import ExecutionView
 
 # Regions (whole) the first frame sends; the graph's SVG is not one: it never changes.
-FIRST_FRAME_REGIONS = ("summary", "steps", "graph_states", "timeline", "attempts", "context")
+FIRST_FRAME_REGIONS = (
+    "summary",
+    "steps",
+    "graph_states",
+    "timeline",
+    "attempts",
+    "context",
+    "history",
+)
 _FIRST_TAG = re.compile(r"\s*<([a-zA-Z][\w-]*)")
 
 
@@ -45,7 +54,7 @@ def _render(template: str, context: dict[str, Any]) -> str:
     return render_to_string(f"durable/partials/{template}.html", context).strip()
 
 
-def items(view: ExecutionView) -> Iterator[Item]:
+def items(view: ExecutionView, history: ExecutionHistory) -> Iterator[Item]:
     yield Item("region-summary", _render("summary", {"view": view}))
     for index, step in enumerate(view.steps):
         html = _render("step_state", {"s": step, "index": index})
@@ -63,10 +72,12 @@ def items(view: ExecutionView) -> Iterator[Item]:
     for row in view.attempts:
         yield Item(f"attempt-{row.pk}", _render("attempt", {"row": row}), "attempt-list")
     yield Item("region-context", _render("context", {"view": view}))
+    for entry in history.entries:
+        yield Item(f"h-{entry.key}", _render("history_entry", {"entry": entry}), "history-list")
 
 
-def regions(view: ExecutionView) -> str:
-    context = {"view": view}
+def regions(view: ExecutionView, history: ExecutionHistory) -> str:
+    context = {"view": view, "history": history}
     return "".join(out_of_band(_render(name, context)) for name in FIRST_FRAME_REGIONS)
 
 
@@ -76,11 +87,11 @@ class Tracker:
     def __init__(self) -> None:
         self.sent: dict[str, str] | None = None
 
-    def frame(self, view: ExecutionView) -> str:
-        current = {item.key: item for item in items(view)}
+    def frame(self, view: ExecutionView, history: ExecutionHistory) -> str:
+        current = {item.key: item for item in items(view, history)}
         if self.sent is None:
             self.sent = {key: item.html for key, item in current.items()}
-            return regions(view)
+            return regions(view, history)
         parts = []
         for key, item in current.items():
             before = self.sent.get(key)

@@ -13,7 +13,7 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import DurableError, WorkflowNotFound
 from durable.models import WorkflowExecution
-from durable.web import access
+from durable.web import access, history
 
 # Who may retry or resume: the same permission as cancelling.
 RETRY_PERMISSION = access.CANCEL_PERMISSION
@@ -45,6 +45,13 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     except (DurableError, ValueError, TypeError) as exc:
         messages.error(request, f"Could not retry: {exc}")
     else:
+        history.record(
+            execution,
+            "retried",
+            request.user,
+            from_step=from_step or "",
+            previous_status=execution.status,
+        )
         messages.success(request, f"Retrying from {from_step or 'the failed step'}.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
 
@@ -58,5 +65,6 @@ def resume_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     except (DurableError, ValueError) as exc:
         messages.error(request, f"Could not resume: {exc}")
     else:
+        history.record(execution, "resumed", request.user)
         messages.success(request, "Resumed.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)

@@ -24,7 +24,7 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import DurableError
 from durable.models import PendingInput, WorkflowExecution
-from durable.web import access, bulk, restart
+from durable.web import access, bulk, history, restart
 from durable.web.charts import Point, bar_chart, hbar_chart
 from durable.web.filters import ExecutionFilter
 from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
@@ -96,6 +96,7 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
         except (DurableError, TypeError, ValueError) as exc:
             form.add_error(None, str(exc))
         else:
+            history.record(_execution(wid), "started", request.user)
             messages.success(request, f"Started {form.cleaned_data['workflow']}.")
             if _partial(request):
                 return HttpResponseClientRedirect(
@@ -120,8 +121,10 @@ def _execution(workflow_id: str) -> WorkflowExecution:
 
 
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
+    view = execution_view(execution)
     return {
-        "view": execution_view(execution),
+        "view": view,
+        "history": history.history(execution, view.attempts),
         "execution": execution,
         "ws_path": f"/ws/durable/executions/{execution.workflow_id}/",
         "lineage": lineage(execution),
@@ -179,11 +182,13 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
 @access.staff_required(access.CANCEL_PERMISSION)
 def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = _execution(workflow_id)
+    reason = f"cancelled by {request.user}"
     try:
-        durable.api.cancel(execution.workflow_id, reason=f"cancelled by {request.user}")
+        durable.api.cancel(execution.workflow_id, reason=reason)
     except (DurableError, ValueError) as exc:
         messages.error(request, f"Could not cancel: {exc}")
     else:
+        history.record(execution, "cancelled", request.user, reason=reason)
         messages.success(request, "Cancelled.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
 
@@ -201,6 +206,7 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
         except (DurableError, TypeError, ValueError) as exc:
             messages.error(request, f"Could not send the event: {exc}")
         else:
+            history.record(execution, "sent_event", request.user, event=form.cleaned_data["event"])
             messages.success(request, f"Sent event {form.cleaned_data['event']!r}.")
     else:
         messages.error(request, f"Could not send the event: {form.errors.as_text()}")

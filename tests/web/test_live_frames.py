@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -13,12 +14,18 @@ import durable
 from durable.models import StepExecution, WorkflowExecution
 from durable.routing import websocket_urlpatterns
 from durable.testing import run_until_idle
+from durable.web.history import ExecutionHistory, history
 from durable.web.live import Tracker, out_of_band
 from durable.web.presenters import execution_view
 from tests.web.workflows import ITEMS, WebForeach, WebSteps
 
 ROUTER = URLRouter(websocket_urlpatterns)
 FRAME_LIMIT = 5 * 1024
+
+
+def _page(execution: WorkflowExecution) -> tuple[Any, ExecutionHistory]:
+    view = execution_view(execution)
+    return view, history(execution, view.attempts)
 
 
 def _rows(frame: str) -> set[str]:
@@ -77,14 +84,14 @@ def test_the_tracker_replaces_appends_and_deletes_pieces() -> None:
     wid = durable.start(WebSteps)
     execution = WorkflowExecution.objects.get(workflow_id=wid)
     tracker = Tracker()
-    first = tracker.frame(execution_view(execution))
+    first = tracker.frame(*_page(execution))
     assert 'id="region-attempts"' in first
     assert 'id="region-timeline"' in first
-    assert tracker.frame(execution_view(execution)).count("hx-swap-oob") <= 1  # the clock
+    assert tracker.frame(*_page(execution)).count("hx-swap-oob") <= 1  # the clock
 
     run_until_idle()
     execution.refresh_from_db()
-    frame = tracker.frame(execution_view(execution))
+    frame = tracker.frame(*_page(execution))
     rows = StepExecution.objects.filter(execution=execution).order_by("id")
     # New attempts and bars are appended to their containers, not swapped by id.
     assert frame.count('hx-swap-oob="beforeend:#attempt-list"') == rows.count()
@@ -96,7 +103,7 @@ def test_the_tracker_replaces_appends_and_deletes_pieces() -> None:
     gone = rows.last()
     gone_pk = gone.pk
     gone.delete()
-    frame = tracker.frame(execution_view(execution))
+    frame = tracker.frame(*_page(execution))
     assert f'<div id="attempt-{gone_pk}" hx-swap-oob="delete"></div>' in frame
     assert f'<div id="bar-{gone_pk}" hx-swap-oob="delete"></div>' in frame
 
