@@ -26,6 +26,7 @@ from durable.exceptions import DurableError
 from durable.models import PendingInput, WorkflowExecution
 from durable.web import access, bulk, history, restart
 from durable.web.charts import Point, bar_chart, hbar_chart
+from durable.web.counts import all_statuses_query, status_counts
 from durable.web.filters import ExecutionFilter
 from durable.web.forms import PendingInputForm, SendEventForm, StartWorkflowForm
 from durable.web.lineage import lineage
@@ -68,8 +69,12 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     with_progress(page.object_list)
+    total, counts = status_counts(request.GET, _executions())
     context = {
         "filter": filterset,
+        "status_total": total,
+        "status_counts": counts,
+        "all_statuses_query": all_statuses_query(request.GET),
         "page": page,
         "bulk_actions": bulk.allowed(request.user),
         "filter_query": _filter_query(request.GET),

@@ -269,6 +269,14 @@
     }
   });
 
+  /* ---- the list's counts per status keep the status filter in step ------------------- */
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".status-counts a[data-status]");
+    var select = document.getElementById("id_status");
+    if (link && select) select.value = link.getAttribute("data-status");
+  });
+
   /* ---- wiring ----------------------------------------------------------------------- */
 
   function init(root) {
