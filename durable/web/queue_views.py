@@ -60,8 +60,8 @@ def queue_rows(now: datetime | None = None) -> list[QueueRow]:
     now = now or timezone.now()
     using = durable_settings.DATABASE
     ready = Q(status=TaskStatus.READY)
-    counts = {
-        row["queue"]: row
+    counts: dict[str, dict[str, Any]] = {
+        row["queue"]: dict(row)
         for row in Task.objects.using(using)
         .order_by()
         .values("queue")
@@ -81,7 +81,7 @@ def queue_rows(now: datetime | None = None) -> list[QueueRow]:
     configured = durable_settings.queue_names()
     rows = []
     for name in [*configured, *sorted(set(counts) - set(configured))]:
-        found: dict[str, Any] = counts.get(name, {})
+        found = counts.get(name, {})
         known = name in configured
         serving = [w for w in workers if name in w]
         rows.append(
