@@ -277,12 +277,54 @@
     if (link && select) select.value = link.getAttribute("data-status");
   });
 
+  /* ---- row selection on the list (kept while the table refetches itself) ----------- */
+
+  var selected = new Set();
+
+  function syncSelection() {
+    var boxes = document.querySelectorAll("#execution-table .row-select");
+    var form = document.getElementById("selection-form");
+    if (!form) return;
+    boxes.forEach(function (box) { box.checked = selected.has(box.value); });
+    var onPage = Array.prototype.filter.call(boxes, function (b) { return b.checked; }).length;
+    var all = document.querySelector("#execution-table .select-all");
+    if (all) {
+      all.checked = boxes.length > 0 && onPage === boxes.length;
+      all.indeterminate = onPage > 0 && onPage < boxes.length;
+    }
+    // What is submitted is what is checked on this page.
+    document.getElementById("selection-count").textContent = onPage;
+    form.classList.toggle("empty", onPage === 0);
+    form.querySelectorAll("button[data-action]").forEach(function (b) { b.disabled = onPage === 0; });
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.classList && target.classList.contains("row-select")) {
+      if (target.checked) selected.add(target.value); else selected.delete(target.value);
+      syncSelection();
+    } else if (target.classList && target.classList.contains("select-all")) {
+      document.querySelectorAll("#execution-table .row-select").forEach(function (box) {
+        if (target.checked) selected.add(box.value); else selected.delete(box.value);
+      });
+      syncSelection();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest('[data-selection="clear"]')) {
+      selected.clear();
+      syncSelection();
+    }
+  });
+
   /* ---- wiring ----------------------------------------------------------------------- */
 
   function init(root) {
     var box = graphOf(root || document);
     if (box) setupGraph(box);
     applyNodeStates(root || document);
+    syncSelection();
   }
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });
