@@ -26,6 +26,7 @@ from durable.models import (
     StepExecution,
     WorkflowExecution,
 )
+from durable.web import history
 from durable.web.access import RESPOND_PERMISSION, sees_payloads
 from durable.web.forms import PendingInputForm, stale_input_message
 from durable.web.presenters import ENCRYPTED, error_text, pretty_json
@@ -165,11 +166,13 @@ class WorkflowExecutionAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[ty
     ) -> None:
         cancelled, refused = 0, []
         for execution in queryset:
+            reason = f"cancelled by {request.user}"
             try:
-                durable.api.cancel(execution.workflow_id, reason=f"cancelled by {request.user}")
+                durable.api.cancel(execution.workflow_id, reason=reason)
             except DurableError as exc:
                 refused.append(f"{execution.workflow_id}: {exc}")
             else:
+                history.record(execution, "cancelled", request.user, reason=reason)
                 cancelled += 1
         if cancelled:
             self.message_user(request, f"Cancelled {cancelled} execution(s).", messages.SUCCESS)
@@ -189,6 +192,7 @@ class WorkflowExecutionAdmin(NoNulLookups, admin.ModelAdmin):  # type: ignore[ty
             except (DurableError, ValueError) as exc:
                 refused.append(f"{execution.workflow_id}: {exc}")
             else:
+                history.record(execution, "retried", request.user, previous_status=execution.status)
                 retried += 1
         if retried:
             self.message_user(request, f"Retrying {retried} execution(s).", messages.SUCCESS)

@@ -494,6 +494,41 @@ class WorkflowEvent(models.Model):
         return f"{self.name} -> {self.execution_id}"
 
 
+class OperatorAction(models.Model):
+    """What a person did to an execution (cancel, retry, resume, send an event, start), and
+    who: the execution page's history shows these beside what the engine recorded."""
+
+    class Action(models.TextChoices):
+        STARTED = "started"
+        CANCELLED = "cancelled"
+        RETRIED = "retried"
+        RESUMED = "resumed"
+        SENT_EVENT = "sent_event"
+
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="operator_actions"
+    )
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The actor's username when it acted: kept when the user is deleted.
+    actor_name = models.CharField(max_length=150, blank=True, default="")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["execution", "id"], name="durable_opaction_exec_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'someone'} {self.action} {self.execution_id}"
+
+
 # -- Flow control (durable.store.flowcontrol): concurrency keys, rate limits, debounce. --
 
 

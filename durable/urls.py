@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from durable.web import bulk_views, prometheus, restart, signin, views
+from durable.web import bulk_views, prometheus, queue_views, restart, signin, views
 
 app_name = "durable"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("start/", views.start_workflow, name="start-workflow"),
     path("metrics/", views.metrics, name="metrics"),
     path("metrics/prometheus/", prometheus.prometheus_metrics, name="prometheus-metrics"),
+    path("queues/", queue_views.queue_list, name="queues"),
+    path("queues/<str:name>/<str:action>/", queue_views.queue_control, name="queue-control"),
     path("bulk/dismiss/", bulk_views.bulk_dismiss, name="bulk-dismiss"),
     path("bulk/<str:action>/", bulk_views.bulk_confirm, name="bulk-confirm"),
     path("bulk/<str:action>/perform/", bulk_views.bulk_perform, name="bulk-perform"),

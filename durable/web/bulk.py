@@ -30,7 +30,7 @@ from durable.models import (
     ExecutionStatus,
     WorkflowExecution,
 )
-from durable.web import access
+from durable.web import access, history
 
 LIMIT = 500
 
@@ -46,14 +46,22 @@ class BulkAction:
     note: str = ""  # what the action does beyond its verb, shown before confirming
 
 
+def _execution(workflow_id: str) -> WorkflowExecution:
+    return WorkflowExecution.objects.using(durable_settings.DATABASE).get(workflow_id=workflow_id)
+
+
 def _cancel(workflow_id: str, user: Any) -> None:
-    durable.api.cancel(workflow_id, reason=f"cancelled in bulk by {user}")
+    reason = f"cancelled in bulk by {user}"
+    durable.api.cancel(workflow_id, reason=reason)
+    history.record(_execution(workflow_id), "cancelled", user, reason=reason, bulk=True)
 
 
 def _retry(workflow_id: str, user: Any) -> None:
     # From the step that failed (or was interrupted), with the context saved before it;
     # a compensated run from its first compensated step (durable.store.restarts).
+    previous = _execution(workflow_id).status
     durable.api.retry(workflow_id)
+    history.record(_execution(workflow_id), "retried", user, previous_status=previous, bulk=True)
 
 
 ACTIONS: dict[str, BulkAction] = {

@@ -31,10 +31,14 @@ def _bulk_action(request: HttpRequest, name: str) -> bulk.BulkAction:
 @access.operator_required()
 def bulk_confirm(request: HttpRequest, action: str) -> HttpResponse:
     """How many executions matching the filters `action` applies to, and which: the form
-    carries their ids, and acting takes those ids only (see durable.web.bulk)."""
+    carries their ids, and acting takes those ids only (see durable.web.bulk). With
+    `workflow_id`s (rows chosen on the list), those instead of the filters."""
     chosen = _bulk_action(request, action)
-    filterset = ExecutionFilter(request.GET, queryset=_executions())
     context: dict[str, Any] = {"action": chosen, "query": _filter_query(request.GET)}
+    selected = [i for i in request.GET.getlist("workflow_id") if i]
+    if selected:
+        return _confirm_selection(request, chosen, selected, context)
+    filterset = ExecutionFilter(request.GET, queryset=_executions())
     if not filterset.is_valid():
         # An invalid filter is ignored by the list; here it would widen the set: refuse.
         context["errors"] = filterset.errors
@@ -46,6 +50,25 @@ def bulk_confirm(request: HttpRequest, action: str) -> HttpResponse:
     candidates = bulk.eligible(chosen, filterset.qs).order_by("-created_at", "-id")
     context["total"] = candidates.count()
     context["executions"] = list(candidates[: bulk.LIMIT])
+    return _render(request, "durable/bulk.html", "durable/partials/bulk_confirm.html", context)
+
+
+def _confirm_selection(
+    request: HttpRequest, chosen: bulk.BulkAction, selected: list[str], context: dict[str, Any]
+) -> HttpResponse:
+    """The confirmation for rows chosen on the list: those of them the action applies to."""
+    context["selection"] = True
+    if len(selected) > bulk.LIMIT:
+        context["errors"] = {"selection": [f"choose at most {bulk.LIMIT} executions"]}
+        status = 200 if _partial(request) else 400
+        return _render(
+            request, "durable/bulk.html", "durable/partials/bulk_confirm.html", context, status
+        )
+    chosen_rows = _executions().filter(workflow_id__in=selected)
+    candidates = bulk.eligible(chosen, chosen_rows).order_by("-created_at", "-id")
+    context["executions"] = list(candidates)
+    context["total"] = len(context["executions"])
+    context["not_eligible"] = len(set(selected)) - context["total"]
     return _render(request, "durable/bulk.html", "durable/partials/bulk_confirm.html", context)
 
 

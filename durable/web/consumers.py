@@ -1,6 +1,7 @@
 """WebSocket consumers that keep the dashboard live, sending htmx out-of-band fragments.
 
-Each consumer re-reads what its page shows and sends the regions that changed. It wakes on
+Each consumer re-reads what its page shows and sends the pieces that changed (the
+execution page's pieces: durable.web.live). It wakes on
 the message bus when the bus reaches other processes (workers), and polls the database
 otherwise; it polls in both cases, since progress reports and the log lines a worker stores
 while a step runs (durable.engine.livelogs) do not go over the bus.
@@ -26,6 +27,8 @@ from durable.conf import durable_settings
 from durable.events import ALL_WORKFLOWS_TOPIC, workflow_topic
 from durable.models import PendingInput, StepExecution, StepStatus, WorkflowExecution
 from durable.web.access import is_operator, sees_payloads
+from durable.web.history import history
+from durable.web.live import Tracker
 from durable.web.lookups import checked_workflow_ids
 from durable.web.presenters import execution_view, with_progress
 
@@ -36,7 +39,6 @@ NOT_FOUND = 4004
 POLL_SECONDS = 0.5
 # With a bus that wakes us, polling only picks up progress reports and live log lines.
 POLL_SECONDS_WITH_BUS = 1.0
-EXECUTION_REGIONS = ("summary", "graph", "timeline", "attempts", "context")
 
 
 class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -106,6 +108,7 @@ class ExecutionConsumer(LiveConsumer):
             return
         self.topic = workflow_topic(self.workflow_id)
         self._first = True
+        self._tracker = Tracker()
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -116,10 +119,7 @@ class ExecutionConsumer(LiveConsumer):
         if execution is None:
             return "", True
         view = execution_view(execution, payloads=sees_payloads(self.scope.get("user")))
-        parts = []
-        for region in EXECUTION_REGIONS:
-            html = render_to_string(f"durable/partials/{region}.html", {"view": view, "oob": True})
-            parts.append(self.changed(region, html))
+        parts = [self._tracker.frame(view, history(execution, view.attempts))]
         # Regions with forms are fetched over HTTP (they need the CSRF token).
         pending = tuple(
             PendingInput.objects.using(using)

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.models import ExecutionStatus, WorkflowExecution
+from durable.web import search
 
 
 def _workflow_choices() -> list[tuple[str, str]]:
@@ -39,6 +40,12 @@ class ExecutionFilter(django_filters.FilterSet):  # type: ignore[misc]
         max_length=200,
         widget=forms.TextInput(attrs={"placeholder": "workflow id", "type": "search"}),
     )
+    data = django_filters.CharFilter(
+        method="search_data",
+        label="Input, context, result, error",
+        max_length=search.MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "words, or key=value", "type": "search"}),
+    )
     status = django_filters.ChoiceFilter(choices=ExecutionStatus.choices, empty_label="any")
     workflow_name = django_filters.ChoiceFilter(
         label="Workflow", choices=_workflow_choices, empty_label="any"
@@ -59,7 +66,15 @@ class ExecutionFilter(django_filters.FilterSet):  # type: ignore[misc]
 
     class Meta:
         model = WorkflowExecution
-        fields = ["q", "status", "workflow_name", "queue", "created_after", "created_before"]
+        fields = [
+            "q",
+            "data",
+            "status",
+            "workflow_name",
+            "queue",
+            "created_after",
+            "created_before",
+        ]
 
     def search(
         self, queryset: QuerySet[WorkflowExecution], name: str, value: Any
@@ -86,3 +101,8 @@ class ExecutionFilter(django_filters.FilterSet):  # type: ignore[misc]
             value = f" {str(given)[:60]!r}" if given else ""
             lines.append(f"{label}{value}: {' '.join(str(p) for p in problems)}")
         return lines
+
+    def search_data(
+        self, queryset: QuerySet[WorkflowExecution], name: str, value: Any
+    ) -> QuerySet[WorkflowExecution]:
+        return search.search(queryset, str(value))

@@ -1,25 +1,23 @@
-"""What the execution page shows, computed from the database: step states, timeline bars,
-the graph, attempts with their logs. Shared by the views and the WebSocket consumers."""
+"""What the execution page shows, computed from the database: step states, the waterfall,
+the graph and its nodes' states, attempts with their logs. Shared by the views and the
+WebSocket consumers."""
 
 from __future__ import annotations
 
 import importlib
 import json
-import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import WorkflowNotFound
 from durable.graph.execution import not_run_status
+from durable.graph.svg import progress_fraction
 from durable.models import PendingInput, StepExecution, WorkflowExecution
-
-_CSS_SAFE_ID = re.compile(r"[\w.-]+", re.ASCII)
+from durable.web.timeline import Waterfall, waterfall
 
 
 @dataclass
@@ -36,11 +34,17 @@ class StepState:
         return percent(self.progress)
 
 
-@dataclass
-class Bar:
-    row: StepExecution
-    left: float
-    width: float
+@dataclass(frozen=True)
+class NodeState:
+    """What the page's script applies to one node of the graph (its SVG is sent once)."""
+
+    index: int  # the node's place in the graph: its state element's id
+    node_id: str
+    status: str
+    active: bool
+    done: str = ""
+    total: str = ""
+    fraction: float | None = None
 
 
 @dataclass
@@ -48,9 +52,9 @@ class ExecutionView:
     execution: WorkflowExecution
     steps: list[StepState]
     attempts: list[StepExecution]
-    bars: list[Bar]
+    waterfall: Waterfall
     graph_svg: SafeString | None
-    node_style: SafeString
+    graph_nodes: list[NodeState]
     pending_inputs: list[PendingInput]
     context_json: str
     # The result as JSON like the context (None when there is none), not a Python repr.
@@ -104,51 +108,62 @@ def step_states(execution: WorkflowExecution, rows: list[StepExecution]) -> list
     return list(states.values())
 
 
-def timeline(execution: WorkflowExecution, rows: list[StepExecution]) -> list[Bar]:
-    """Gantt bars: each attempt's start and end as percentages of the run so far."""
-    now = timezone.now()
-    spans = [(r, r.started_at, r.completed_at or now) for r in rows if r.started_at is not None]
-    if not spans:
-        return []
-    begin = min([execution.started_at or execution.created_at, *(s for _, s, _ in spans)])
-    end = max([execution.completed_at or now, *(e for _, _, e in spans)])
-    total = max((end - begin).total_seconds(), 0.001)
+def _node_state(index: int, node: dict[str, Any], fraction: float | None) -> NodeState:
+    state = node.get("execution_state") or {}
+    progress = node.get("progress") if fraction is not None else None
+    return NodeState(
+        index=index,
+        node_id=str(node.get("id", "")),
+        status=str(state.get("status") or ""),
+        active=bool(state.get("active")),
+        done=_number(progress.get("done")) if progress else "",
+        total=_number(progress.get("total")) if progress else "",
+        fraction=fraction,
+    )
 
-    def at(moment: datetime) -> float:
-        return round(100 * (moment - begin).total_seconds() / total, 2)
 
-    return [Bar(row, at(start), max(at(stop) - at(start), 0.5)) for row, start, stop in spans]
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value if value is not None else 0)
 
 
 def _graph(
     execution: WorkflowExecution,
-) -> tuple[SafeString | None, SafeString, list[tuple[str, int]]]:
-    """The SVG (with progress bars on running steps and foreach blocks), CSS rules
-    colouring its nodes by state, and foreach progress bars."""
+) -> tuple[SafeString | None, list[NodeState], list[tuple[str, int]]]:
+    """The SVG (with progress bars on running steps and foreach blocks), each node's
+    state, and foreach progress bars."""
     graph = _graph_module()
     if graph is None:
-        return None, mark_safe(""), []
+        return None, [], []
     try:
         workflow = registry.get(execution.workflow_name).workflow_class
     except WorkflowNotFound:
-        return None, mark_safe(""), []
+        return None, [], []
     g = graph.with_execution(workflow, execution.workflow_id)
-    rules: list[str] = []
+    nodes: list[NodeState] = []
     progress: list[tuple[str, int]] = []
-    for node in g.get("nodes", []):
-        state = node.get("execution_state") or {}
+    for index, node in enumerate(g.get("nodes", [])):
         node_id = str(node.get("id", ""))
-        status = str(state.get("status") or "")
-        if _CSS_SAFE_ID.fullmatch(node_id) and _CSS_SAFE_ID.fullmatch(status):
-            rules.append(
-                f'#graph [data-node-id="{node_id}"] .shape'
-                f"{{fill:var(--st-{status}-bg);stroke:var(--st-{status})}}"
-            )
+        fraction = progress_fraction(node.get("progress"))
+        nodes.append(_node_state(index, node, fraction))
         value = percent(node.get("progress")) if node.get("type") == "foreach" else None
         if value is not None:
             progress.append((str(node.get("label") or node_id), value))
-    # to_svg escapes what it draws; only ids matching _CSS_SAFE_ID reach the style rules.
-    return mark_safe(str(graph.to_svg(g))), mark_safe("\n".join(rules)), progress
+    # to_svg escapes what it draws.
+    return mark_safe(str(graph.to_svg(_tighter_rows(g)))), nodes, progress
+
+
+# The page draws rows closer than the layout's cells, so more of a long workflow fits.
+ROW_SQUEEZE = 0.8
+
+
+def _tighter_rows(g: dict[str, Any]) -> dict[str, Any]:
+    nodes = [
+        {**n, "position": {**n["position"], "y": round(n["position"]["y"] * ROW_SQUEEZE, 1)}}
+        for n in g.get("nodes", [])
+    ]
+    return {**g, "nodes": nodes}
 
 
 # What a viewer without durable.view_payloads sees in place of an encrypted payload.
@@ -159,14 +174,14 @@ def execution_view(execution: WorkflowExecution, *, payloads: bool = True) -> Ex
     using = durable_settings.DATABASE
     rows = list(StepExecution.objects.using(using).filter(execution=execution).order_by("id"))
     steps = step_states(execution, rows)
-    svg, style, foreach_progress = _graph(execution)
+    svg, nodes, foreach_progress = _graph(execution)
     return ExecutionView(
         execution=execution,
         steps=steps,
         attempts=rows,
-        bars=timeline(execution, rows),
+        waterfall=waterfall(execution, rows),
         graph_svg=svg,
-        node_style=style,
+        graph_nodes=nodes,
         pending_inputs=list(
             PendingInput.objects.using(using).filter(
                 execution=execution, status=PendingInput.Status.PENDING

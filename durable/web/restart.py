@@ -14,7 +14,7 @@ from durable.dsl import registry
 from durable.exceptions import DurableError, InvalidTransition, WorkflowNotFound
 from durable.models import WorkflowExecution
 from durable.store import restarts
-from durable.web import access
+from durable.web import access, history
 from durable.web.lookups import execution_or_404
 
 # Who may retry or resume: the same permission as cancelling.
@@ -62,6 +62,13 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     except (DurableError, ValueError, TypeError) as exc:
         messages.error(request, f"Could not retry: {exc}")
     else:
+        history.record(
+            execution,
+            "retried",
+            request.user,
+            from_step=from_step or "",
+            previous_status=execution.status,
+        )
         messages.success(request, f"Retrying from {from_step or retry_default(execution)}.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
 
@@ -75,5 +82,6 @@ def resume_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     except (DurableError, ValueError) as exc:
         messages.error(request, f"Could not resume: {exc}")
     else:
+        history.record(execution, "resumed", request.user)
         messages.success(request, "Resumed.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)

@@ -24,8 +24,9 @@ from durable.conf import durable_settings
 from durable.dsl import registry
 from durable.exceptions import DurableError
 from durable.models import PendingInput, WorkflowExecution
-from durable.web import access, bulk, restart
+from durable.web import access, bulk, history, restart
 from durable.web.charts import Point, bar_chart, hbar_chart
+from durable.web.counts import all_statuses_query, status_counts
 from durable.web.filters import ExecutionFilter
 from durable.web.forms import (
     PendingInputForm,
@@ -74,9 +75,13 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
     page = Paginator(filterset.matching(), PAGE_SIZE).get_page(request.GET.get("page"))
     with_progress(page.object_list)
+    total, counts = status_counts(request.GET, _executions())
     context = {
         "filter": filterset,
         "filter_errors": filterset.rejected(),
+        "status_total": total,
+        "status_counts": counts,
+        "all_statuses_query": all_statuses_query(request.GET),
         "page": page,
         "bulk_actions": bulk.allowed(request.user),
         "filter_query": _filter_query(request.GET),
@@ -108,6 +113,7 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
         except (DurableError, TypeError, ValueError) as exc:
             form.add_error(None, str(exc))
         else:
+            history.record(execution_or_404(wid), "started", request.user)
             messages.success(request, f"Started {form.cleaned_data['workflow']}.")
             if _partial(request):
                 return HttpResponseClientRedirect(
@@ -128,8 +134,10 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
 
 
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
+    view = execution_view(execution, payloads=access.sees_payloads(request.user))
     return {
-        "view": execution_view(execution, payloads=access.sees_payloads(request.user)),
+        "view": view,
+        "history": history.history(execution, view.attempts),
         "execution": execution,
         "ws_path": f"/ws/durable/executions/{execution.workflow_id}/",
         "lineage": lineage(execution),
@@ -188,11 +196,13 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
 @access.operator_required(access.CANCEL_PERMISSION)
 def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
+    reason = f"cancelled by {request.user}"
     try:
-        durable.api.cancel(execution.workflow_id, reason=f"cancelled by {request.user}")
+        durable.api.cancel(execution.workflow_id, reason=reason)
     except (DurableError, ValueError) as exc:
         messages.error(request, f"Could not cancel: {exc}")
     else:
+        history.record(execution, "cancelled", request.user, reason=reason)
         messages.success(request, "Cancelled.")
     return redirect("durable:execution-detail", workflow_id=execution.workflow_id)
 
@@ -210,6 +220,7 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
         except (DurableError, TypeError, ValueError) as exc:
             messages.error(request, f"Could not send the event: {exc}")
         else:
+            history.record(execution, "sent_event", request.user, event=form.cleaned_data["event"])
             messages.success(request, f"Sent event {form.cleaned_data['event']!r}.")
     else:
         messages.error(request, f"Could not send the event: {form.errors.as_text()}")

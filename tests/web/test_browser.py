@@ -141,7 +141,7 @@ def test_dashboard_end_to_end(web_server, browser_page, workers: WorkerPool):
     page.wait_for_selector("#execution[data-workflow-id]")
     wid = page.get_attribute("#execution", "data-workflow-id")
     page.evaluate("window.__notReloaded = true")
-    page.wait_for_selector("#region-graph progress")  # crunch reports progress live
+    page.wait_for_selector("#region-steps progress")  # crunch reports progress live
     page.wait_for_selector("#node-crunch g.progress")  # ... on its graph node too
     _screenshot(page, "execution-running")
     page.wait_for_selector('[data-step="finish"][data-status="completed"]')

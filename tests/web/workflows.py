@@ -6,7 +6,19 @@ import logging
 import time
 from typing import Any
 
-from durable import Workflow, step
+from durable import (
+    Workflow,
+    case_match,
+    decision,
+    default,
+    foreach,
+    loop,
+    on_decision,
+    parallel,
+    step,
+    switch,
+    when_result,
+)
 
 logger = logging.getLogger("tests.web")
 
@@ -56,6 +68,106 @@ class WebReview(Workflow):
     @step
     def after(self, ctx: Any) -> None:
         ctx.put("after", True)
+
+
+ITEMS = 30
+
+
+class WebForeach(Workflow):
+    """30 items, each parked on an event of its own (`go-<sku>`): sending one moves one
+    item's step on, and nothing else."""
+
+    name = "web_foreach"
+
+    @step
+    def prepare(self, ctx: Any) -> None:
+        ctx.put(
+            "items",
+            [
+                {"sku": f"SKU-{i:03d}", "qty": i % 3 + 1, "title": f"Item number {i} of the order"}
+                for i in range(ITEMS)
+            ],
+        )
+
+    with foreach("handle_items", items=lambda ctx: ctx["items"]):
+
+        @step
+        def handle_item(self, ctx: Any, item: dict[str, Any]) -> dict[str, Any]:
+            ctx.wait_for_event(f"go-{item['sku']}")
+            ctx.append("handled", item["sku"])
+            return {"handled": item["sku"], "qty": item["qty"]}
+
+    @step
+    def report(self, ctx: Any) -> dict[str, int]:
+        return {"count": len(ctx.get("handled", []))}
+
+
+class WebOrder(Workflow):
+    """process_order's shape (19 nodes), held at its first step and again at its last
+    by events (`go`, `ship`), so a page can watch the running node move down the graph."""
+
+    name = "web_order"
+
+    @step
+    def validate_inventory(self, ctx: Any) -> None:
+        ctx.wait_for_event("go")
+
+    @step
+    def charge_payment(self, ctx: Any) -> None:
+        ctx.put("total", 10)
+
+    @decision
+    def check_order_value(self, ctx: Any) -> str:
+        return "high_value" if ctx["total"] > 1_000 else "standard"
+
+    with on_decision(check_order_value):
+        with when_result("high_value"):
+
+            @step
+            def flag_for_review(self, ctx: Any) -> None:
+                ctx.put("review", "flagged")
+
+        with when_result("standard"):
+
+            @step
+            def auto_approve(self, ctx: Any) -> None:
+                ctx.put("review", "auto")
+
+    with parallel("provision"):
+
+        @step
+        def send_confirmation_email(self, ctx: Any) -> None:
+            ctx.append("notifications", "email")
+
+        @step
+        def notify_warehouse(self, ctx: Any) -> None:
+            ctx.append("notifications", "warehouse")
+
+    with foreach("pack_items", items=lambda ctx: [1, 2, 3]):
+
+        @step
+        def pack_item(self, ctx: Any, item: int) -> None:
+            ctx.append("packed", item)
+
+    with loop("book_courier", while_=lambda ctx: not ctx.get("courier"), max_iterations=3):
+
+        @step
+        def request_courier(self, ctx: Any) -> None:
+            ctx.put("courier", "speedy")
+
+    with switch("choose_shipping", on=lambda ctx: ctx.input.get("country", "US")):
+        with case_match("US"):
+
+            @step
+            def ship_domestic(self, ctx: Any) -> str:
+                ctx.wait_for_event("ship")
+                return "ground"
+
+        with default():
+
+            @step
+            def ship_international(self, ctx: Any) -> str:
+                return "air"
 
 
 # The fixes' tests (test_fixes.py, test_browser_fixes.py) need these in the web server too.
