@@ -606,8 +606,8 @@ class Surrogates(Workflow):
 
 
 class Unstorable(Workflow):
-    """Produces values `normalize` accepts but storage refuses (ints past Python's 4300-digit
-    str conversion limit)."""
+    """Produces values that cannot be stored (ints past Python's 4300-digit str conversion
+    limit): durable.serialization refuses them, naming the value."""
 
     name = "it_unstorable"
 
