@@ -115,6 +115,10 @@ DURABLE = {
     # durable.queue.redis.RedisQueue DURABLE_QUEUE_OPTIONS='{"prefix": "bench"}'.
     "QUEUE_ADAPTER": os.environ.get("DURABLE_QUEUE_ADAPTER") or None,
     "QUEUE_OPTIONS": json.loads(os.environ.get("DURABLE_QUEUE_OPTIONS") or "{}"),
+    # A payload codec for worker processes of the codec tests, e.g. DURABLE_CODEC=
+    # durable.codecs.FernetCodec DURABLE_CODEC_OPTIONS='{"keys": ["..."]}'.
+    "CODEC": os.environ.get("DURABLE_CODEC") or None,
+    "CODEC_OPTIONS": json.loads(os.environ.get("DURABLE_CODEC_OPTIONS") or "{}"),
 }
 
 # Django's Tasks API (django-tasks) on Durable workers; used by tests/tasks.

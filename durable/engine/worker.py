@@ -153,9 +153,11 @@ class Worker:
         # next step, chained) may push it over for a moment: their bodies wait for a slot.
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._in_flight: dict[int, InFlight] = {}  # by task id
-        # Sync attempts whose timeout was recorded while their threads still run, by task
-        # id: the task's next attempt waits for the thread, and the slot stays taken.
-        self._abandoned: dict[int, InFlight] = {}
+        # Claims given up while their bodies still run, by task id: sync attempts whose
+        # timeout was recorded without them, and claims whose task was claimed here again
+        # (their lease lapsed). The task's next attempt waits for their bodies; their slots
+        # stay taken until the bodies end.
+        self._abandoned: dict[int, list[InFlight]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_reap = 0.0
         # The next delayed task's due time, looked up again only when something may have
@@ -301,7 +303,7 @@ class Worker:
                 await asyncio.wait(running, timeout=0.05)
         with self._lock:
             left = list(self._in_flight.values())
-            abandoned = len(self._abandoned)
+            abandoned = sum(len(entries) for entries in self._abandoned.values())
         for entry in left:
             claim = entry.claim
             if entry.cancellation is not None:
@@ -378,6 +380,11 @@ class Worker:
     def _track(self, claim: ClaimedTask) -> None:
         with self._lock:
             self._running[claim.queue] = self._running.get(claim.queue, 0) + 1
+            earlier = self._in_flight.get(claim.task_id)
+            if earlier is not None:
+                # Claimed again while an earlier claim of it runs here: that one's lease
+                # lapsed (its checkpoint will be refused), so it is asked to stop.
+                self._abandon(earlier, "its lease lapsed and its task was claimed again")
             self._in_flight[claim.task_id] = InFlight(claim)
             self.stats.claimed += 1
 
@@ -385,6 +392,13 @@ class Worker:
         """Steps running now, per queue (read by the metrics server's thread)."""
         with self._lock:
             return dict(self._running)
+
+    def _abandon(self, entry: InFlight, reason: str) -> None:
+        """Under the lock: give up `entry`'s claim while its body may still run."""
+        del self._in_flight[entry.claim.task_id]
+        self._abandoned.setdefault(entry.claim.task_id, []).append(entry)
+        if entry.cancellation is not None:
+            entry.cancellation.cancel(reason)
 
     def _held(self) -> list[ClaimedTask]:
         """The claims whose leases the keeper renews."""
@@ -515,17 +529,19 @@ class Worker:
         worker (its timeout was recorded without it): two attempts of a step never run side
         by side here. The claim keeps its slot and its lease meanwhile."""
         with self._lock:
-            earlier = self._abandoned.get(claim.task_id)
-        if earlier is None or earlier.body is None or earlier.body.done():
+            earlier = [
+                e for e in self._abandoned.get(claim.task_id, []) if e.body and not e.body.done()
+            ]
+        if not earlier:
             return
         logger.warning(
             "attempt %d of step %s of %s waits until attempt %d, past its timeout, stops",
             claim.attempt,
             claim.step,
             claim.workflow_id,
-            earlier.claim.attempt,
+            earlier[0].claim.attempt,
         )
-        await asyncio.wait([earlier.body])
+        await asyncio.wait([e.body for e in earlier if e.body is not None])
 
     def _invoke_sync(self, run: Run) -> Outcome:
         """On a pool thread: run a sync step under the worker's timeout watch."""
@@ -557,31 +573,44 @@ class Worker:
             return False
         return self.max_tasks is None or self.stats.claimed < self.max_tasks
 
-    def _entry(self, claim: ClaimedTask) -> tuple[dict[int, InFlight], InFlight] | None:
-        """Under the lock: `claim`'s entry and the dict holding it. The task's next attempt
-        may be in flight already, under the same task id, when this one was abandoned."""
-        for entries in (self._in_flight, self._abandoned):
-            entry = entries.get(claim.task_id)
-            if entry is not None and entry.claim is claim:
-                return entries, entry
+    def _entry(self, claim: ClaimedTask) -> InFlight | None:
+        """Under the lock: `claim`'s entry. The task's next attempt may be in flight
+        already, under the same task id, when this one was abandoned."""
+        entry = self._in_flight.get(claim.task_id)
+        if entry is not None and entry.claim is claim:
+            return entry
+        for entry in self._abandoned.get(claim.task_id, []):
+            if entry.claim is claim:
+                return entry
         return None
+
+    def _forget(self, entry: InFlight) -> None:
+        """Under the lock: drop `entry`, wherever it is kept."""
+        task_id = entry.claim.task_id
+        if self._in_flight.get(task_id) is entry:
+            del self._in_flight[task_id]
+            return
+        abandoned = [e for e in self._abandoned.get(task_id, []) if e is not entry]
+        if abandoned:
+            self._abandoned[task_id] = abandoned
+        else:
+            self._abandoned.pop(task_id, None)
 
     def _leave_slot(self, claim: ClaimedTask) -> None:
         with self._lock:
-            found = self._entry(claim)
-            if found is None or not found[1].in_slot:
+            entry = self._entry(claim)
+            if entry is None or not entry.in_slot:
                 return
-            found[1].in_slot = False
+            entry.in_slot = False
             self._running[claim.queue] -= 1
         self.wake.set()
 
     def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
         """Its checkpoint is done (or it was handed back): the lease keeper lets it go."""
         with self._lock:
-            found = self._entry(claim)
-            if found is not None:
-                entries, entry = found
-                del entries[claim.task_id]
+            entry = self._entry(claim)
+            if entry is not None:
+                self._forget(entry)
                 if entry.in_slot:
                     self._running[claim.queue] -= 1
             self.stats.finished += 1
@@ -661,8 +690,7 @@ class Worker:
             for entry in overdue:
                 entry.timed_out = True
                 # Its lease is renewed no more; the retry, claimed here, waits for it.
-                del self._in_flight[entry.claim.task_id]
-                self._abandoned[entry.claim.task_id] = entry
+                self._abandon(entry, "its timeout passed")
         for entry in overdue:
             claim = entry.claim
             try:

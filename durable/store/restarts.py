@@ -64,6 +64,14 @@ def retry_execution(workflow_id: str, from_step: str | None, *, using: str) -> W
     """Re-run a finished execution from `from_step` (default: the step that failed)."""
     with transaction.atomic(using=using):
         execution = lock_execution(workflow_id, using)
+        if execution.status == ExecutionStatus.CONTINUED:
+            # Its successor carries on: a second run from the same point would fork the
+            # chain behind the user's back.
+            successor = execution.continuations.using(using).values_list("workflow_id", flat=True)
+            raise InvalidTransition(
+                f"execution {workflow_id} was continued as new run "
+                f"{successor.first() or '(deleted)'}; retry that run instead"
+            )
         if execution.status not in FINISHED_STATUSES:
             raise InvalidTransition(
                 f"execution {workflow_id} is {execution.status}; only finished executions "

@@ -20,8 +20,9 @@ from durable import codecs
 from durable.codecs import CodecError, FernetCodec
 from durable.conf import durable_settings
 from durable.models import PendingInput, WorkflowExecution
-from durable.testing import run_until_idle
+from durable.testing import assert_workflow_completed, run_until_idle
 from tests.semantics.secret import Secretive
+from tests.support.workers import WorkerPool, wait_until
 from tests.web.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +81,39 @@ def test_a_fernet_run_stores_no_plaintext_payload_in_any_table() -> None:
     assert codecs.MARKER in stored
     assert rows["durable_workflowevent"]
     assert rows["durable_pendinginput"]
+
+
+@pytest.mark.e2e
+def test_a_fernet_run_on_a_real_worker_stores_no_plaintext(workers: WorkerPool) -> None:
+    workers.start(
+        1,
+        workflow_modules="tests.semantics.secret",
+        env={
+            "DURABLE_CODEC": "durable.codecs.FernetCodec",
+            "DURABLE_CODEC_OPTIONS": json.dumps({"keys": [KEY_A]}),
+        },
+    )
+    with fernet(KEY_A):
+        wid = durable.start(Secretive, {"ssn": SECRET})
+        wait_until(
+            lambda: WorkflowExecution.objects.get(workflow_id=wid).status == "waiting",
+            timeout=60,
+            message=lambda: f"the run never waited\n{workers.logs()}",
+        )
+        durable.send_event(wid, "card", {"number": f"4111 {SECRET}"})
+        wait_until(
+            lambda: PendingInput.objects.filter(execution__workflow_id=wid).exists(),
+            timeout=60,
+            message=lambda: f"the run never asked for approval\n{workers.logs()}",
+        )
+        durable.provide_input(wid, "approval", f"approved for {SECRET}")
+        execution = assert_workflow_completed(wid, timeout=60)
+        assert execution.result["answer"] == f"approved for {SECRET}"
+        rows = raw_rows()
+
+    leaks = {table: [r for r in found if SECRET in r] for table, found in rows.items()}
+    assert not any(leaks.values()), leaks
+    assert SECRET not in workers.logs()
 
 
 def test_without_a_codec_the_same_run_is_stored_in_plain_json() -> None:

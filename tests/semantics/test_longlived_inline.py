@@ -137,3 +137,15 @@ def test_patched_refuses_a_bad_id(patch_id: object) -> None:
 
     with pytest.raises(ValueError, match="patched\\(\\) takes a patch id"):
         ctx.patched(patch_id)  # type: ignore[arg-type]
+
+
+def test_a_continued_run_cannot_be_retried_its_successor_carries_on() -> None:
+    first = run_workflow(wf.InlineLoop, {"round": 0, "rounds": 1})
+    successor = first.continuations.get()
+
+    with pytest.raises(
+        durable.InvalidTransition, match=f"continued as new run {successor.workflow_id}"
+    ):
+        durable.retry(first.workflow_id)
+    first.refresh_from_db()
+    assert first.status == "continued"

@@ -125,3 +125,26 @@ def test_cancelling_an_execution_asks_its_running_step_to_stop(
     assert [e for e, *_ in entries(journal)] == ["start", "stopped"]
     assert WorkflowExecution.objects.get(workflow_id=wid).status == "cancelled"
     worker.wait_for_output("asking it to stop")
+
+
+def test_a_draining_worker_asks_the_steps_it_gives_up_to_stop(
+    workers: WorkerPool, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    (worker,) = workers.start(1, workflow_modules=MODULES)  # --shutdown-timeout 5
+    wid = durable.start(UntilCancelled, {"journal": str(journal)})
+    wait_until(
+        lambda: bool(entries(journal)),
+        timeout=30,
+        message=lambda: f"the step never started\n{workers.logs()}",
+    )
+
+    assert worker.terminate(timeout=30) == 0
+
+    # Given up after the drain's 5 s, the step saw ctx.cancelled and returned; its claim
+    # went back to the queue, and its late checkpoint was refused.
+    assert [e for e, *_ in entries(journal)] == ["start", "stopped"]
+    assert f"releasing wait_for_cancel of {wid} unfinished at shutdown" in worker.output()
+    execution = WorkflowExecution.objects.get(workflow_id=wid)
+    assert execution.status in ("pending", "running")
+    assert not execution.steps.filter(status="completed").exists()
