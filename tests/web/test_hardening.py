@@ -154,6 +154,8 @@ def _bad_posts(execution: WorkflowExecution) -> list[tuple[str, dict[str, Any]]]
         (perform, {"workflow_id": [LONG]}),
         (perform, {"workflow_id": [wid, NUL]}),
         (reverse("durable:retry", args=[wid]), {"from_step": NUL}),
+        (reverse("durable:login"), {"username": NUL, "password": NUL}),
+        (reverse("durable:login"), {"username": LONG, "password": "x", "next": NUL}),
     ]
 
 
