@@ -223,11 +223,12 @@ def test_a_step_the_database_refuses_fails_alone_and_the_rest_of_its_batch_commi
         StepStatus.COMPLETED
     )
 
-    # The worker path: the refused outcome is recorded as the step's failure.
+    # The worker path: the executor's normalize refuses the output before storage would,
+    # and records it as the step's failure.
     assert execute(bad_claim, queue_adapter()) is None
     bad_row = StepExecution.objects.get(execution__workflow_id=bad, step="record")
     assert bad_row.status == StepStatus.FAILED
-    assert "could not be stored" in bad_row.error["message"]
+    assert "integers may have at most 4300 digits" in bad_row.error["message"]
 
 
 class _Recorder:

@@ -606,8 +606,8 @@ class Surrogates(Workflow):
 
 
 class Unstorable(Workflow):
-    """Produces values `normalize` accepts but storage refuses (ints past Python's 4300-digit
-    str conversion limit)."""
+    """Produces values storage refuses (ints past Python's 4300-digit str conversion limit),
+    which `normalize` refuses first."""
 
     name = "it_unstorable"
 
