@@ -134,9 +134,14 @@ def test_steps_that_never_ran_show_as_skipped_on_finished_runs(superuser):
     page = _detail(client_for(superuser), _run(fw.WebFails))
     assert re.search(r'data-step="never_runs" data-status="skipped"', page)
     assert re.search(r'data-step="explode" data-status="failed"', page)
-    # ... and as pending while the run can still reach them.
-    waiting = _detail(client_for(superuser), _run(WebReview))
-    assert re.search(r'data-step="after" data-status="pending"', waiting)
+    # ... and as pending while the run can still reach them, parked by a deploy included.
+    execution = _run(WebReview)
+    assert re.search(
+        r'data-step="after" data-status="pending"', _detail(client_for(superuser), execution)
+    )
+    WorkflowExecution.objects.filter(pk=execution.pk).update(status="needs_attention")
+    parked = _detail(client_for(superuser), execution)
+    assert re.search(r'data-step="after" data-status="pending"', parked)
 
 
 # -- filters ----------------------------------------------------------------------------
