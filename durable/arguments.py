@@ -15,6 +15,7 @@ from typing import Any
 
 from durable.exceptions import ExecutionNotFound
 from durable.flow.waits import MAX_NAME_LENGTH
+from durable.serialization import string_problem
 
 # The columns these values are stored in (WorkflowExecution.workflow_id, the integer
 # priority columns of executions and tasks).
@@ -27,15 +28,9 @@ MAX_ROWS = 2**63 - 1
 
 
 def text_problem(value: str) -> str | None:
-    """What a database text column cannot store in `value` (NUL, a lone surrogate)."""
-    if "\x00" in value:
-        return "must not contain the NUL character"
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return f"must be valid Unicode (it has a lone surrogate {value[exc.start]!r})"
-    return None
+    """What a database text column cannot store in `value`, as the end of a sentence."""
+    problem = string_problem(value)
+    return None if problem is None else f"must not contain {problem}"
 
 
 def short(value: str, limit: int = 60) -> str:

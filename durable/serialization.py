@@ -71,7 +71,7 @@ def _normalize(value: Any, path: str, parents: set[int]) -> JSON:
             raise NotJSONError(path, f"{value!r} is not valid JSON (NaN and infinities are not)")
         return float.__float__(value)
     if isinstance(value, str):
-        problem = _string_problem(value)
+        problem = string_problem(value)
         if problem:
             raise NotJSONError(path, f"strings may not contain {problem}")
         return str.__str__(value)
@@ -123,14 +123,14 @@ def _normalize_dict(value: dict[Any, Any], path: str, parents: set[int]) -> dict
             raise NotJSONError(
                 path, f"object key {key!r} is a {type(key).__name__}; JSON keys must be strings"
             )
-        problem = _string_problem(key)
+        problem = string_problem(key)
         if problem:
             raise NotJSONError(path, f"object key {key!r} contains {problem}")
         out[str.__str__(key)] = _normalize(item, f"{path}[{key!r}]", parents)
     return out
 
 
-def _string_problem(text: str) -> str | None:
+def string_problem(text: str) -> str | None:
     """What PostgreSQL's jsonb (and UTF-8) cannot store in `text`, if anything."""
     if "\x00" in text:
         return "the NUL character \\u0000"

@@ -22,7 +22,7 @@ trap cleanup EXIT INT TERM
 
 $PY manage.py durable_worker --verbosity 1 & pids+=($!)
 $PY manage.py demo_seed --every "${DEMO_EVERY:-15}" & pids+=($!)
-echo "Durable demo: http://127.0.0.1:$PORT/  (user admin, password admin)"
+echo "Durable demo: http://127.0.0.1:$PORT/  (admin / admin; operator / operator, not staff, at /durable/)"
 # daphne serves HTTP and the dashboard's WebSockets; static files come from Django (DEBUG).
 .venv/bin/daphne -b 127.0.0.1 -p "$PORT" testproject.asgi:application & pids+=($!)
 wait -n "${pids[@]}"

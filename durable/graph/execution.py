@@ -28,15 +28,24 @@ from durable.models import (
     WorkflowExecution,
 )
 
-_FORWARD = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.WAITING})
+# Statuses from which an execution still goes forward (not compensating, not finished).
+_REACHABLE = frozenset(
+    {
+        ExecutionStatus.PENDING,
+        ExecutionStatus.RUNNING,
+        ExecutionStatus.WAITING,
+        ExecutionStatus.NEEDS_ATTENTION,
+    }
+)
 _ACTIVE = frozenset({"running", "waiting"})
 _ENDED = frozenset({"completed", "failed", "compensated", "skipped"})
 
 
 def not_run_status(execution_status: str) -> str:
     """What a step or block that has not run shows: `pending` while the execution can
-    still reach it, `skipped` once it cannot (finished, or parked by a deploy)."""
-    return "pending" if execution_status in _FORWARD else "skipped"
+    still reach it (parked by a deploy included: it runs on once resumed), `skipped` once
+    it cannot (finished, or compensating)."""
+    return "pending" if execution_status in _REACHABLE else "skipped"
 
 
 def with_execution(workflow: Any, workflow_id: str) -> dict[str, Any]:

@@ -76,6 +76,8 @@ def parse_json(value: str, option: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise CommandError(f"{option} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise CommandError(f"{option} nests too deeply") from None
 
 
 def parse_datetime(value: str, option: str) -> datetime:

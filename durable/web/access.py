@@ -94,5 +94,5 @@ def operator_required(permission: str | None = None) -> Callable[[View], View]:
     return decorate
 
 
-# The name the views used while only staff could use the dashboard.
+# The name the views use (from when only staff could use the dashboard): operators now.
 staff_required = operator_required

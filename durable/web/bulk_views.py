@@ -28,7 +28,7 @@ def _bulk_action(request: HttpRequest, name: str) -> bulk.BulkAction:
 
 
 @require_GET
-@access.operator_required()
+@access.staff_required()
 def bulk_confirm(request: HttpRequest, action: str) -> HttpResponse:
     """How many executions matching the filters `action` applies to, and which: the form
     carries their ids, and acting takes those ids only (see durable.web.bulk). With
@@ -73,7 +73,7 @@ def _confirm_selection(
 
 
 @require_POST
-@access.operator_required()
+@access.staff_required()
 def bulk_perform(request: HttpRequest, action: str) -> HttpResponse:
     chosen = _bulk_action(request, action)
     posted = [i for i in request.POST.getlist("workflow_id") if i]
@@ -105,7 +105,7 @@ def bulk_perform(request: HttpRequest, action: str) -> HttpResponse:
 
 
 @require_GET
-@access.operator_required()
+@access.staff_required()
 def bulk_dismiss(request: HttpRequest) -> HttpResponse:
     """The empty confirmation region: "keep them" closes the confirmation (without htmx:
     back to the list)."""

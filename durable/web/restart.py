@@ -52,10 +52,14 @@ def _first_compensated(execution: WorkflowExecution) -> str | None:
         return None  # the retry itself says why it cannot run
 
 
+def _execution(workflow_id: str) -> WorkflowExecution:
+    return execution_or_404(workflow_id)
+
+
 @require_POST
-@access.operator_required(RETRY_PERMISSION)
+@access.staff_required(RETRY_PERMISSION)
 def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = execution_or_404(workflow_id)
+    execution = _execution(workflow_id)
     from_step = request.POST.get("from_step") or None
     try:
         durable.api.retry(execution.workflow_id, from_step=from_step)
@@ -74,9 +78,9 @@ def retry_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.operator_required(RETRY_PERMISSION)
+@access.staff_required(RETRY_PERMISSION)
 def resume_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = execution_or_404(workflow_id)
+    execution = _execution(workflow_id)
     try:
         durable.api.resume(execution.workflow_id)
     except (DurableError, ValueError) as exc:

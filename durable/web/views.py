@@ -70,7 +70,7 @@ def _executions() -> QuerySet[WorkflowExecution]:
 
 
 @require_GET
-@access.operator_required()
+@access.staff_required()
 def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = ExecutionFilter(request.GET, queryset=_executions().order_by("-created_at", "-id"))
     page = Paginator(filterset.matching(), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -100,7 +100,7 @@ def execution_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@access.operator_required(access.START_PERMISSION)
+@access.staff_required(access.START_PERMISSION)
 def start_workflow(request: HttpRequest) -> HttpResponse:
     form = StartWorkflowForm(request.POST)
     if form.is_valid():
@@ -131,6 +131,10 @@ def start_workflow(request: HttpRequest) -> HttpResponse:
         "can_start": True,
     }
     return render(request, "durable/execution_list.html", context, status=400)
+
+
+def _execution(workflow_id: str) -> WorkflowExecution:
+    return execution_or_404(workflow_id)
 
 
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
@@ -167,9 +171,9 @@ def region_context(
 
 
 @require_GET
-@access.operator_required()
+@access.staff_required()
 def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = execution_or_404(workflow_id)
+    execution = _execution(workflow_id)
     return _render(
         request,
         "durable/execution_detail.html",
@@ -179,12 +183,12 @@ def execution_detail(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_GET
-@access.operator_required()
+@access.staff_required()
 def execution_region(request: HttpRequest, workflow_id: str, region: str) -> HttpResponse:
     """One form-holding region of the execution page, refetched when it changes."""
     if region not in REQUEST_REGIONS:
         raise Http404("no such region")
-    execution = execution_or_404(workflow_id)
+    execution = _execution(workflow_id)
     response = render(
         request, f"durable/partials/{region}.html", region_context(request, execution)
     )
@@ -193,7 +197,7 @@ def execution_region(request: HttpRequest, workflow_id: str, region: str) -> Htt
 
 
 @require_POST
-@access.operator_required(access.CANCEL_PERMISSION)
+@access.staff_required(access.CANCEL_PERMISSION)
 def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
     execution = execution_or_404(workflow_id)
     reason = f"cancelled by {request.user}"
@@ -208,9 +212,9 @@ def cancel_execution(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.operator_required(access.SEND_EVENT_PERMISSION)
+@access.staff_required(access.SEND_EVENT_PERMISSION)
 def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
-    execution = execution_or_404(workflow_id)
+    execution = _execution(workflow_id)
     form = SendEventForm(request.POST)
     if form.is_valid():
         try:
@@ -228,9 +232,9 @@ def send_event(request: HttpRequest, workflow_id: str) -> HttpResponse:
 
 
 @require_POST
-@access.operator_required(access.RESPOND_PERMISSION)
+@access.staff_required(access.RESPOND_PERMISSION)
 def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpResponse:
-    execution = execution_or_404(workflow_id)
+    execution = _execution(workflow_id)
     pending = (
         PendingInput.objects.using(durable_settings.DATABASE)
         .filter(pk=input_pk, execution=execution)
@@ -274,7 +278,7 @@ def respond(request: HttpRequest, workflow_id: str, input_pk: int) -> HttpRespon
 
 
 @require_GET
-@access.operator_required()
+@access.staff_required()
 def metrics(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since = now - timedelta(hours=24)

@@ -223,8 +223,8 @@ def test_a_step_the_database_refuses_fails_alone_and_the_rest_of_its_batch_commi
         StepStatus.COMPLETED
     )
 
-    # The worker path: the value is refused before the checkpoint (durable.serialization),
-    # and recorded as the step's failure.
+    # The worker path: the executor's normalize refuses the output before storage would,
+    # and records it as the step's failure.
     assert execute(bad_claim, queue_adapter()) is None
     bad_row = StepExecution.objects.get(execution__workflow_id=bad, step="record")
     assert bad_row.status == StepStatus.FAILED

@@ -606,8 +606,8 @@ class Surrogates(Workflow):
 
 
 class Unstorable(Workflow):
-    """Produces values that cannot be stored (ints past Python's 4300-digit str conversion
-    limit): durable.serialization refuses them, naming the value."""
+    """Produces values storage refuses (ints past Python's 4300-digit str conversion limit),
+    which `normalize` refuses first."""
 
     name = "it_unstorable"
 

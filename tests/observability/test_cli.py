@@ -100,6 +100,9 @@ def test_start_without_input_starts_with_an_empty_one() -> None:
         (["obs_steps", "--scheduled-at", "tomorrow"], "--scheduled-at must be an ISO 8601"),
         (["obs_steps", "--priority", "high"], "invalid int value: 'high'"),
         (["obs_steps", "--idempotency-key", ""], "idempotency_key must be a string of 1"),
+        (["obs_steps", "--input", "[" * 5000 + "]" * 5000], "--input nests too deeply"),
+        (["obs_steps", "--input", '{"a": ' + "[" * 500 + "]" * 500 + "}"], "nest at most 100"),
+        (["obs_steps", "--priority", str(2**40)], "priority must be between"),
     ],
 )
 def test_start_refuses_bad_arguments_and_starts_nothing(args, message) -> None:
@@ -318,6 +321,8 @@ def test_send_event_without_payload_sends_null() -> None:
         (["nope", "shipped"], "no execution with id 'nope'"),
         (["WID", "shipped", "--payload", "{oops"], "--payload is not valid JSON"),
         (["WID", ""], "event name must be a string of 1 to 200 characters"),
+        (["WID", "shipped", "--payload", "[" * 5000 + "]" * 5000], "--payload nests too deeply"),
+        (["x" * 10_000, "shipped"], "workflow_id must be 1 to 64 characters"),
         (["DONE", "shipped"], "execution .* is completed"),
     ],
 )

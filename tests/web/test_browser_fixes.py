@@ -168,3 +168,49 @@ def test_an_operator_who_is_not_staff_signs_in_and_answers_an_input(web_server, 
     assert answered.responded_by.username == "approver"
     page.click(".sign-out button")
     page.wait_for_selector("#sign-in")
+
+
+def test_finished_execution_pages_show_what_they_should(web_server, browser_page):
+    """A completed run offers a re-run from a named step, not a retry of "the failed step";
+    a failed run prints each attempt's error once and shows never-run steps as skipped;
+    results are JSON; no htmx error while the page is live."""
+    page = browser_page
+    page.add_init_script(COUNT_HTMX_ERRORS)
+    _log_in(page, web_server)
+    completed = durable.start("web_result")
+    failed = durable.start("web_fails", {"why": "in the browser"})
+    run_until_idle()
+
+    page.goto(f"{web_server}/durable/executions/{completed}/")
+    options = page.locator("#retry-from-step option").all_inner_texts()
+    assert "the failed step" not in options
+    assert "compute" in options
+    assert page.inner_text('label[for="retry-from-step"]') == "Run again from"
+    assert '"approved": true' in page.inner_text("#result-json")
+
+    page.goto(f"{web_server}/durable/executions/{failed}/")
+    assert page.locator("#retry-from-step option").first.inner_text() == "the failed step"
+    assert page.get_attribute('li[data-step="never_runs"]', "data-status") == "skipped"
+    assert page.inner_text('li[data-step="never_runs"] .st') == "skipped"
+    attempts = page.inner_text("#region-attempts")
+    assert attempts.count("ValueError: boom in the browser") == 2  # two attempts, once each
+    _screenshot(page, "fixes-failed-execution")
+    page.wait_for_timeout(1500)  # a few frames of the live socket
+    assert page.evaluate("window.__htmxErrors") == []
+
+
+def test_the_admin_neither_adds_executions_nor_deletes_pending_inputs(web_server, browser_page):
+    page = browser_page
+    _log_in(page, web_server)
+    wid = _waiting("web_review")
+    page.goto(f"{web_server}/admin/durable/workflowexecution/")
+    page.wait_for_selector("#result_list")
+    assert page.locator('a[href$="/workflowexecution/add/"]').count() == 0
+    pending = PendingInput.objects.get(execution__workflow_id=wid)
+    page.goto(f"{web_server}/admin/durable/pendinginput/{pending.pk}/change/")
+    page.wait_for_selector("#respond")
+    assert page.locator("a.deletelink").count() == 0
+    page.goto(f"{web_server}/admin/durable/pendinginput/{pending.pk}/delete/")
+    page.wait_for_selector("ul.messagelist li.error")
+    assert "cannot be deleted" in page.inner_text("ul.messagelist")
+    assert PendingInput.objects.filter(pk=pending.pk, status="pending").exists()

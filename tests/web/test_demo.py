@@ -3,7 +3,12 @@ plain failure and a long step with progress, and each works on the dashboard."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 
 import durable
@@ -77,3 +82,17 @@ def test_the_search_index_rebuild_reports_progress():
     assert execution.context["alias"] == "search-live"
     reindex = StepExecution.objects.get(execution=execution, step="reindex")
     assert reindex.progress == {"done": 60, "total": 60}
+
+
+def test_the_demo_setup_creates_an_operator_who_is_not_staff():
+    call_command("demo_setup", stdout=StringIO())
+    call_command("demo_setup", stdout=StringIO())  # again: nothing twice
+    operator = User.objects.get(username="operator")
+    assert not operator.is_staff
+    assert operator.has_perm("durable.view_dashboard")
+    assert operator.has_perm("durable.operate")
+    assert operator.has_perm("durable.respond_pendinginput")
+    client = Client()
+    response = client.post("/durable/login/", {"username": "operator", "password": "operator"})
+    assert response.status_code == 302
+    assert client.get(reverse("durable:execution-list")).status_code == 200

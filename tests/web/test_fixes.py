@@ -134,9 +134,14 @@ def test_steps_that_never_ran_show_as_skipped_on_finished_runs(superuser):
     page = _detail(client_for(superuser), _run(fw.WebFails))
     assert re.search(r'data-step="never_runs" data-status="skipped"', page)
     assert re.search(r'data-step="explode" data-status="failed"', page)
-    # ... and as pending while the run can still reach them.
-    waiting = _detail(client_for(superuser), _run(WebReview))
-    assert re.search(r'data-step="after" data-status="pending"', waiting)
+    # ... and as pending while the run can still reach them, parked by a deploy included.
+    execution = _run(WebReview)
+    assert re.search(
+        r'data-step="after" data-status="pending"', _detail(client_for(superuser), execution)
+    )
+    WorkflowExecution.objects.filter(pk=execution.pk).update(status="needs_attention")
+    parked = _detail(client_for(superuser), execution)
+    assert re.search(r'data-step="after" data-status="pending"', parked)
 
 
 # -- filters ----------------------------------------------------------------------------
@@ -239,10 +244,13 @@ def test_each_failed_attempt_prints_its_error_once(superuser):
 
 def test_the_result_is_shown_as_json(superuser):
     page = _detail(client_for(superuser), _run(fw.WebResult))
-    result = page[page.index('id="result-json"') :]
-    assert "&quot;approved&quot;: true" in result
-    assert "&quot;note&quot;: null" in result
-    assert "True" not in result.split("</pre>")[0]
+    region = page[page.index('id="result-json"') :].split("</section>")[0]
+    text = unescape(re.sub(r"<[^>]+>", "", region))
+    assert '"approved"' in text
+    assert "true" in text
+    assert "null" in text
+    assert "True" not in text  # not a Python repr
+    assert "None" not in text
 
 
 def test_required_fields_and_the_deadline_are_shown(superuser):

@@ -86,13 +86,21 @@ BAD_PATH_VALUES = {
 }
 
 
+class _Good(dict[str, str]):
+    """Valid values of the URLs' parameters; a parameter this test does not know (a new
+    page's) gets the default queue's name, which at least resolves the URL."""
+
+    def __missing__(self, key: str) -> str:
+        return "default"
+
+
 def _good_values(execution: WorkflowExecution) -> dict[str, str]:
-    return {
-        "workflow_id": execution.workflow_id,
-        "region": "inputs",
-        "action": "cancel",
-        "input_pk": str(PendingInput.objects.get(execution=execution).pk),
-    }
+    return _Good(
+        workflow_id=execution.workflow_id,
+        region="inputs",
+        action="cancel",
+        input_pk=str(PendingInput.objects.get(execution=execution).pk),
+    )
 
 
 def _paths(execution: WorkflowExecution) -> Iterator[str]:
@@ -154,6 +162,8 @@ def _bad_posts(execution: WorkflowExecution) -> list[tuple[str, dict[str, Any]]]
         (perform, {"workflow_id": [LONG]}),
         (perform, {"workflow_id": [wid, NUL]}),
         (reverse("durable:retry", args=[wid]), {"from_step": NUL}),
+        (reverse("durable:login"), {"username": NUL, "password": NUL}),
+        (reverse("durable:login"), {"username": LONG, "password": "x", "next": NUL}),
     ]
 
 
@@ -315,7 +325,18 @@ def _dashboard_pages(client: Client, executions: list[WorkflowExecution]) -> dic
         for extra in ({}, {"HTTP_HX_REQUEST": "true"}):
             response = client.get(reverse("durable:execution-list"), query, **extra)
             pages[f"list {query} {extra}"] = response.content.decode()
-    pages["metrics"] = client.get(reverse("durable:metrics")).content.decode()
+    # Every page without parameters (metrics, and any page added since), and every page
+    # of an execution named by its id alone.
+    for pattern in durable.urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        route = str(pattern.pattern)
+        params = re.findall(r"<\w+:(\w+)>", route)
+        if not params:
+            pages[route] = client.get(f"/durable/{route}").content.decode()
+        elif params == ["workflow_id"]:
+            for execution in executions:
+                path = route.replace("<str:workflow_id>", quote(execution.workflow_id))
+                pages[path] = client.get(f"/durable/{path}").content.decode()
     for action in ("cancel", "retry"):
         url = reverse("durable:bulk-confirm", args=[action])
         pages[f"bulk {action}"] = client.get(url).content.decode()
