@@ -165,16 +165,15 @@ def run_trace(workflow_id: str, stored: Mapping[str, Any] | None) -> RunTrace:
     return found
 
 
-@contextmanager
-def current(span: Any) -> Iterator[None]:
-    """Make `span` the current span in the block (instrumented libraries the step uses,
-    psycopg or Django's, then nest their spans under it)."""
+def make_current(span: Any) -> object:
+    """Make `span` the current span (instrumented libraries the step uses, psycopg or
+    Django's, then nest their spans under it); `restore` with the token returned."""
     assert trace is not None
-    token = attach(trace.set_span_in_context(span))
-    try:
-        yield
-    finally:
-        detach(token)
+    return attach(trace.set_span_in_context(span))
+
+
+def restore(token: Any) -> None:
+    detach(token)
 
 
 def record_error(span: Any, error: Mapping[str, Any] | None, description: str) -> None:
