@@ -132,14 +132,9 @@ def workers_for(
 
 
 def throughput_round(
-    args: argparse.Namespace,
-    count: int,
-    label: str,
-    env: dict[str, str] | None = None,
-    metrics_port: int | None = None,
+    args: argparse.Namespace, count: int, label: str, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """One batch of --workflows run by `count` workers; `env` reaches workers and starter;
-    with `metrics_port`, worker n serves --metrics-port metrics_port + n."""
+    """One batch of --workflows run by `count` workers; `env` reaches workers and starter."""
     from bench.run_workflows import ThreeNoOps
 
     n = args.workflows
@@ -147,7 +142,7 @@ def throughput_round(
     start_seconds = start_batch_in_process(args, n, env) if env else start_batch(n)
     print(f"[{label}] started {n:,} with durable.start() in {start_seconds:.1f}s", flush=True)
     settle_tables()
-    with workers_for(args, env, metrics_port) as workers:
+    with workers_for(args, env) as workers:
         workers.start(count, label)
         wait_finished(ThreeNoOps.name, n, workers, max(600.0, n / 5))
         rss = workers.rss_mb()

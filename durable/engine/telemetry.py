@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,6 +110,7 @@ class Probe:
             telemetry.delay(claim.queue).observe(max(waited, 0.0))
         self.span: Any = None
         self.ran_ns: int | None = None
+        self._token: object = None
         if traced:
             self.span = tracing.start_step_span(
                 workflow_name=claim.workflow_name,
@@ -123,16 +122,17 @@ class Probe:
                 stored=claim.trace_context,
             )
 
-    @contextmanager
-    def current(self) -> Iterator[None]:
-        """Make the attempt's span current while the step runs. The span ends when the
-        step did, not when its checkpoint answered (a workflow span ends at the
-        checkpoint that finished the run, and contains its steps)."""
-        try:
-            with tracing.current(self.span) if self.span is not None else nullcontext():
-                yield
-        finally:
-            self.ran_ns = time.time_ns()
+    def __enter__(self) -> None:
+        """While the step runs, its span is current. The span ends when the step did, not
+        when its checkpoint answered (a workflow span ends at the checkpoint that finished
+        the run, and contains its steps)."""
+        if self.span is not None:
+            self._token = tracing.make_current(self.span)
+
+    def __exit__(self, *exc: object) -> None:
+        self.ran_ns = time.time_ns()
+        if self._token is not None:
+            tracing.restore(self._token)
 
     def end(self, outcome: Outcome, result: Result) -> None:
         """The attempt's checkpoint answered `result` (never raises)."""

@@ -471,7 +471,7 @@ class Worker:
                 # Begun once the body may start: its claim-to-start delay counts the wait
                 # for a slot.
                 probe = self.telemetry.begin(prepared)
-                with probe.current() if probe is not None else contextlib.nullcontext():
+                with probe if probe is not None else contextlib.nullcontext():
                     outcome = await self._invoke(prepared, entry)
             # The body is done: its slot goes to the next claim while the checkpoint
             # commits, so a step's time in the committer's queue costs no throughput.

@@ -21,7 +21,11 @@ workers, days apart. So nothing is kept open between steps:
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
+import logging
+import queue
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +40,8 @@ try:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError:  # durable[otel] is not installed
     trace = None  # type: ignore[assignment]
+
+logger = logging.getLogger("durable.telemetry")
 
 TRACER_NAME = "durable"
 # Statuses a workflow span ends with an ERROR status for.
@@ -165,16 +171,15 @@ def run_trace(workflow_id: str, stored: Mapping[str, Any] | None) -> RunTrace:
     return found
 
 
-@contextmanager
-def current(span: Any) -> Iterator[None]:
-    """Make `span` the current span in the block (instrumented libraries the step uses,
-    psycopg or Django's, then nest their spans under it)."""
+def make_current(span: Any) -> object:
+    """Make `span` the current span (instrumented libraries the step uses, psycopg or
+    Django's, then nest their spans under it); `restore` with the token returned."""
     assert trace is not None
-    token = attach(trace.set_span_in_context(span))
-    try:
-        yield
-    finally:
-        detach(token)
+    return attach(trace.set_span_in_context(span))
+
+
+def restore(token: Any) -> None:
+    detach(token)
 
 
 def record_error(span: Any, error: Mapping[str, Any] | None, description: str) -> None:
@@ -193,12 +198,51 @@ def record_error(span: Any, error: Mapping[str, Any] | None, description: str) -
 
 def workflow_finished(execution: Any, using: str) -> None:
     """An execution reached a final status in the current transaction: once it commits,
-    export its workflow span (from the run's start to its end)."""
+    its workflow span (from the run's start to its end) is exported by a thread of its own,
+    off the path of the transaction that finished it (a worker's committer)."""
     if not enabled():
         return
     ended = _WorkflowEnd(execution)
-    # Robust: an exporter that raises is logged, and never undoes what committed.
-    transaction.on_commit(ended.export, using=using, robust=True)
+    transaction.on_commit(functools.partial(_ended.put, ended), using=using, robust=True)
+    _start_exporter()
+
+
+_ended: queue.SimpleQueue[_WorkflowEnd] = queue.SimpleQueue()
+_exporter: threading.Thread | None = None
+_exporter_lock = threading.Lock()
+
+
+def _start_exporter() -> None:
+    global _exporter
+    if _exporter is not None:
+        return
+    with _exporter_lock:
+        if _exporter is None:
+            _exporter = threading.Thread(target=_export_forever, name="durable-spans", daemon=True)
+            _exporter.start()
+            # Before the SDK's own exit hook (registered earlier, so run later) flushes.
+            atexit.register(_export_pending)
+
+
+def _export_forever() -> None:
+    while True:
+        _export(_ended.get())
+
+
+def _export_pending() -> None:
+    while True:
+        try:
+            ended = _ended.get_nowait()
+        except queue.Empty:
+            return
+        _export(ended)
+
+
+def _export(ended: _WorkflowEnd) -> None:
+    try:
+        ended.export()
+    except Exception:
+        logger.exception("could not export the workflow span of %s", ended.workflow_id)
 
 
 class _WorkflowEnd:
