@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from contextlib import suppress
 from typing import Any, ClassVar, TypeVar
 
@@ -88,11 +88,16 @@ class NatsBus(MessageBus):
         self._last_error = error
 
     def _send(self, topic: str, data: str) -> None:
-        subject = self.transport_name(topic)
+        self._send_many([(topic, data)])
+
+    def _send_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        # One hop to the loop thread for the lot (the engine publishes events in batches).
+        encoded = [(self.transport_name(topic), data.encode()) for topic, data in messages]
 
         async def publish() -> None:
             client = await self._connected()
-            await client.publish(subject, data.encode())
+            for subject, payload in encoded:
+                await client.publish(subject, payload)
 
         self._call(publish())
 
