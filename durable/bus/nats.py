@@ -15,22 +15,26 @@ its own, and received messages are handed to the subscriptions from there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from contextlib import suppress
 from typing import Any, ClassVar, TypeVar
 
 import nats
 from django.core.checks import CheckMessage, Error
 
-from durable.bus.base import Capabilities, MessageBus, transport_name
+from durable.bus.base import Capabilities, MessageBus, MessageBusError, transport_name
+
+logger = logging.getLogger("durable.bus")
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # Subject tokens: no spaces, no wildcards (`*`, `>`), none empty.
 SUBJECT = re.compile(r"[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*")
 MAX_SUBJECT_LENGTH = 255
 TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
 
 T = TypeVar("T")
 
@@ -47,6 +51,7 @@ class NatsBus(MessageBus):
         )
         self._thread.start()
         self._client: Any = None
+        self._last_error: Exception | None = None
         self._subs: dict[str, Any] = {}  # subject -> nats subscription
 
     def transport_name(self, topic: str) -> str:
@@ -57,21 +62,42 @@ class NatsBus(MessageBus):
 
     async def _connected(self) -> Any:
         if self._client is None or self._client.is_closed:
-            self._client = await nats.connect(
+            connecting = nats.connect(
                 self.url,
                 name="durable-bus",
+                # Once connected, reconnect for as long as it takes (subscriptions resume).
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
-                connect_timeout=TIMEOUT,
+                error_cb=self._on_error,
             )
+            try:
+                # The first connection is awaited for a while only: a server that is down
+                # is an error for the caller, not a wait without end.
+                self._client = await asyncio.wait_for(connecting, CONNECT_TIMEOUT)
+            except TimeoutError:
+                raise MessageBusError(
+                    f"NatsBus could not connect to {self.url} within {CONNECT_TIMEOUT:.0f}s: "
+                    f"{self._last_error or 'no answer'}"
+                ) from None
         return self._client
 
+    async def _on_error(self, error: Exception) -> None:
+        # Reconnecting retries twice a second: log a problem once, not at every try.
+        if str(error) != str(self._last_error):
+            logger.warning("NatsBus (%s): %s", self.url, error)
+        self._last_error = error
+
     def _send(self, topic: str, data: str) -> None:
-        subject = self.transport_name(topic)
+        self._send_many([(topic, data)])
+
+    def _send_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        # One hop to the loop thread for the lot (the engine publishes events in batches).
+        encoded = [(self.transport_name(topic), data.encode()) for topic, data in messages]
 
         async def publish() -> None:
             client = await self._connected()
-            await client.publish(subject, data.encode())
+            for subject, payload in encoded:
+                await client.publish(subject, payload)
 
         self._call(publish())
 

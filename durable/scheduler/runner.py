@@ -36,10 +36,18 @@ from django.utils import timezone as django_timezone
 from durable.api import cancel, start
 from durable.dsl.cron import ALLOW, CANCEL_PREVIOUS, RUN_ONCE, SKIP, Cron
 from durable.exceptions import InvalidTransition, WorkflowNotFound
-from durable.models import FINISHED_STATUSES, ScheduledRun, ScheduledWorkflow, WorkflowExecution
+from durable.models import (
+    FINISHED_STATUSES,
+    ExecutionStatus,
+    ScheduledRun,
+    ScheduledWorkflow,
+    WorkflowExecution,
+)
 from durable.scheduler.schedules import option, schedule_all_crons, using
 
 logger = logging.getLogger("durable.scheduler")
+
+UNFINISHED_STATUSES = sorted(set(ExecutionStatus.values) - FINISHED_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -161,14 +169,22 @@ def _fire(
 def _unfinished_runs(row: ScheduledWorkflow) -> list[str]:
     """The workflow ids of the schedule's runs that have not finished, oldest first."""
     db = using()
-    fired = ScheduledRun.objects.using(db).filter(schedule=row).values("workflow_id")
-    return list(
+    # The workflow's unfinished executions first (an index scan, usually a few rows), then
+    # which of them this schedule started: never a scan of the schedule's whole history.
+    unfinished = list(
         WorkflowExecution.objects.using(db)
-        .filter(workflow_id__in=fired)
-        .exclude(status__in=FINISHED_STATUSES)
+        .filter(workflow_name=row.workflow_name, status__in=UNFINISHED_STATUSES)
         .order_by("created_at", "id")
         .values_list("workflow_id", flat=True)
     )
+    if not unfinished:
+        return []
+    ours = set(
+        ScheduledRun.objects.using(db)
+        .filter(schedule=row, workflow_id__in=unfinished)
+        .values_list("workflow_id", flat=True)
+    )
+    return [workflow_id for workflow_id in unfinished if workflow_id in ours]
 
 
 def _cancel_previous(row: ScheduledWorkflow, workflow_id: str, fire_time: datetime) -> None:

@@ -135,3 +135,18 @@ def test_without_the_plugin_the_open_listen_connection_blocks_the_drop(tmp_path,
     assert "1 passed" in output
     assert f'database "test_{database_name}" is being accessed by other users' in output
     assert f"test_{database_name}" in databases()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_refuse_an_in_memory_sqlite_test_database(monkeypatch, tmp_path):
+    from django.db import connections
+
+    from durable.testing.workers import WorkerProcesses
+
+    config = connections["default"].settings_dict
+    monkeypatch.setitem(config, "ENGINE", "django.db.backends.sqlite3")
+    monkeypatch.setitem(config, "NAME", ":memory:")
+    workers = WorkerProcesses(tmp_path)
+    with pytest.raises(RuntimeError, match="in-memory SQLite database, which a worker process"):
+        workers.start()
+    assert workers.processes == []

@@ -11,6 +11,8 @@ from django.db import connection
 
 import durable
 from durable import events, results
+from durable.bus import MessageBusError
+from durable.bus.memory import InMemoryBus
 from durable.testing import run_until_idle
 from tests.events.test_lifecycle import EXPECTED, sequence
 from tests.events.workflows import TwoSteps
@@ -239,3 +241,22 @@ def test_get_result_of_a_run_on_a_real_worker(workers, monkeypatch):
     with pytest.raises(durable.WorkflowFailed, match="nope"):
         durable.get_result(broken, timeout=60)
     assert async_to_sync(durable.aget_result)(wid, timeout=5) == 42
+
+
+class UnreachableBus(InMemoryBus):
+    """A bus whose transport refuses every subscription (a broker that is down)."""
+
+    def _listen(self, topic):
+        raise MessageBusError(f"cannot subscribe to {topic!r}: the server is down")
+
+
+def test_get_result_polls_when_the_bus_cannot_subscribe(monkeypatch, caplog):
+    monkeypatch.setattr(results, "get_bus", UnreachableBus)
+    wid = durable.start(Adds, {"a": 3, "b": 4})
+    runner = run_inline_in_thread(delay=0.3)
+    try:
+        assert durable.get_result(wid, timeout=30) == 7
+    finally:
+        runner.join(timeout=30)
+    assert f"get_result({wid}) polls: the bus is unavailable" in caplog.text
+    assert async_to_sync(durable.aget_result)(wid, timeout=5) == 7

@@ -13,7 +13,15 @@ from django.core.management import CommandError, call_command
 import durable
 from durable.models import Task, WorkflowExecution
 from durable.testing import run_until_idle
-from tests.semantics_api.workflows import Adds, Breaks, TripSaga, active_bookings, ledger_lines
+from tests.deploys.workflows import deployed
+from tests.semantics_api.workflows import (
+    Adds,
+    Breaks,
+    TripSaga,
+    TripWithoutFlights,
+    active_bookings,
+    ledger_lines,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -191,3 +199,11 @@ def test_durable_fork_command_prints_the_new_id_and_refuses_bad_steps(trip):
     assert durable.get_execution(forked).forked_from_step == "charge"
     with pytest.raises(CommandError, match="has no step or block 'nope'"):
         call_command("durable_fork", wid, "--from-step", "nope", stdout=StringIO())
+
+
+def test_retry_refuses_when_a_compensated_step_is_gone_from_the_code(trip):
+    wid = compensated_trip(trip)
+    gone = pytest.raises(durable.InvalidTransition, match="compensated book_flight, which the")
+    with deployed("semantics_trip_saga", TripWithoutFlights), gone:
+        durable.retry(wid)
+    assert durable.get_execution(wid).status == "compensated"

@@ -165,3 +165,20 @@ class SleepsTwoHours(Workflow):
     def nap(self, ctx: Any) -> str:
         ctx.sleep_for(hours=2)
         return "rested"
+
+
+class TripWithoutFlights(Workflow):
+    """TripSaga after a deploy that removed the flight booking."""
+
+    name = "semantics_trip_without_flights"
+
+    @step(compensate="cancel_hotel")
+    def book_hotel(self, ctx: Any) -> None:
+        record(ctx, "book hotel")
+
+    def cancel_hotel(self, ctx: Any) -> None:
+        record(ctx, "cancel hotel")
+
+    @step
+    def charge(self, ctx: Any) -> None:
+        record(ctx, "charge")
