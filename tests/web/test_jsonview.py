@@ -65,7 +65,7 @@ def test_durations_read_as_people_write_them(seconds: float, text: str) -> None:
 
 def test_the_axis_has_a_few_round_ticks_from_zero() -> None:
     axis = ticks(12.3)
-    assert [t.at for t in axis] == [0, 2, 4, 6, 8, 10, 12]
+    assert [t.at for t in axis] == [0, 2, 4, 6, 8, 10]  # not 12: too near the end
     assert axis[1].label == "2 s"
     assert 2 <= len(ticks(0.004)) <= 9
     assert all(2 <= len(ticks(total)) <= 9 for total in (0.5, 59, 61, 3600, 86400 * 3))
