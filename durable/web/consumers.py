@@ -100,7 +100,7 @@ class ExecutionConsumer(LiveConsumer):
         self.workflow_id = str(self.scope["url_route"]["kwargs"]["workflow_id"])
         self.topic = workflow_topic(self.workflow_id)
         self._first = True
-        self._tracker = Tracker()
+        self._tracker = Tracker(_query_value(self.scope.get("query_string", b""), "v"))
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -189,6 +189,11 @@ class ExecutionListConsumer(LiveConsumer):
                 )
             )
         return "".join(parts), False
+
+
+def _query_value(query_string: bytes, name: str) -> str:
+    values = parse_qs(query_string.decode("latin-1")).get(name, [])
+    return values[0][:64] if values else ""
 
 
 def _since(query_string: bytes) -> datetime | None:

@@ -9,7 +9,7 @@ MAX_NODES entries in all.
 from __future__ import annotations
 
 import json
-from html import escape
+from html import escape as _escape
 from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
@@ -19,6 +19,11 @@ MAX_DEPTH = 12
 MAX_NODES = 2_000
 # Levels open when the page loads; deeper ones start collapsed.
 OPEN_DEPTH = 2
+
+
+def escape(text: str) -> str:
+    """Text content escaped (quotes need not be: none of this goes in an attribute)."""
+    return _escape(text, quote=False)
 
 
 def json_text(value: Any) -> str:
@@ -43,6 +48,7 @@ def _scalar(value: Any) -> str:
 class _Tree:
     def __init__(self) -> None:
         self.nodes = 0
+        self.containers = 0
 
     def render(self, value: Any, key: str | None, depth: int) -> str:
         self.nodes += 1
@@ -53,6 +59,7 @@ class _Tree:
             shown = _scalar(value) if not isinstance(value, dict | list) else empty
             return f'<div class="jv-row">{label}{shown}</div>'
         is_dict = isinstance(value, dict)
+        self.containers += 1
         count = len(value)
         brackets = ("{", "}") if is_dict else ("[", "]")
         noun = ("key" if is_dict else "item") + ("" if count == 1 else "s")
@@ -78,15 +85,20 @@ class _Tree:
 
 
 def json_view(value: Any, element_id: str = "") -> SafeString:
-    """The viewer: a toolbar (copy, expand, collapse), the tree, and the full text."""
-    attr = f' id="{escape(element_id)}"' if element_id else ""
-    tree = _Tree().render(value, None, 0)
+    """The viewer: a toolbar (copy; expand and collapse when there is more than one level),
+    the tree, and the full text."""
+    attr = f' id="{_escape(element_id)}"' if element_id else ""
+    builder = _Tree()
+    tree = builder.render(value, None, 0)
+    folds = (
+        '<button type="button" data-jv="expand">Expand all</button>'
+        '<button type="button" data-jv="collapse">Collapse all</button>'
+        if builder.containers > 1
+        else ""
+    )
     return mark_safe(
         f'<div class="json-view"{attr}>'
-        '<div class="jv-tools">'
-        '<button type="button" class="jv-copy" data-jv="copy">Copy</button>'
-        '<button type="button" data-jv="expand">Expand all</button>'
-        '<button type="button" data-jv="collapse">Collapse all</button></div>'
+        f'<div class="jv-tools"><button type="button" data-jv="copy">Copy</button>{folds}</div>'
         f'<div class="jv-tree">{tree}</div>'
         f'<template class="jv-text">{escape(json_text(value))}</template></div>'
     )
