@@ -1,9 +1,11 @@
-"""A JSON value as a collapsible tree (nested `<details>`), with its full text for the copy
-button. Rendered on the server: no script is needed to read it, only to copy.
+"""A JSON value as a collapsible tree (nested `<details>`). Rendered on the server: no
+script is needed to read it, only to copy.
 
-Everything is escaped here. A large or deep value is cut short in the tree (the copy
-keeps all of it): at most MAX_CHILDREN entries per object or array, MAX_DEPTH levels, and
-MAX_NODES entries in all.
+Everything is escaped here. A large or deep value is cut short in the tree: at most
+MAX_CHILDREN entries per object or array, MAX_DEPTH levels, and MAX_NODES entries in all;
+then the viewer also carries the full text for the copy button. A whole tree is its own
+copy: every key and scalar in it is a JSON literal, and the script rebuilds the value
+from them (so a live update does not send each value twice).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class _Tree:
     def __init__(self) -> None:
         self.nodes = 0
         self.containers = 0
+        self.cut = False
 
     def render(self, value: Any, key: str | None, depth: int) -> str:
         self.nodes += 1
@@ -68,7 +71,8 @@ class _Tree:
             f"{brackets[1]}</summary>"
         )
         if depth >= MAX_DEPTH or self.nodes >= MAX_NODES:
-            body = '<div class="jv-row jv-more">… (copy to see all)</div>'
+            self.cut = True
+            body = '<div class="jv-more">… (copy to see all)</div>'
         else:
             items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
             rows = []
@@ -78,7 +82,8 @@ class _Tree:
                 rows.append(self.render(child, str(child_key) if is_dict else None, depth + 1))
             hidden = count - len(rows)
             if hidden > 0:
-                rows.append(f'<div class="jv-row jv-more">… and {hidden} more</div>')
+                self.cut = True
+                rows.append(f'<div class="jv-more">… and {hidden} more</div>')
             body = "".join(rows)
         opened = " open" if depth < OPEN_DEPTH else ""
         return f'<details class="jv-node"{opened}>{summary}{body}</details>'
@@ -96,9 +101,9 @@ def json_view(value: Any, element_id: str = "") -> SafeString:
         if builder.containers > 1
         else ""
     )
+    full = f'<template class="jv-text">{escape(json_text(value))}</template>'
     return mark_safe(
         f'<div class="json-view"{attr}>'
         f'<div class="jv-tools"><button type="button" data-jv="copy">Copy</button>{folds}</div>'
-        f'<div class="jv-tree">{tree}</div>'
-        f'<template class="jv-text">{escape(json_text(value))}</template></div>'
+        f'<div class="jv-tree">{tree}</div>{full if builder.cut else ""}</div>'
     )
