@@ -364,7 +364,9 @@ def test_the_list_searches_counts_and_selects(session) -> None:
 
     # Search by data: input (a word of it), error, a key=value of the input.
     page.click('.status-counts a[data-status=""]')
+    page.wait_for_function("document.querySelectorAll('tr[data-workflow-id]').length === 6")
     page.fill("#id_data", "zebra")
+    page.wait_for_selector(f'tr[data-workflow-id="{runs["waiting"]}"]', state="detached")
     page.wait_for_function("document.querySelectorAll('tr[data-workflow-id]').length === 1")
     assert page.locator(f'tr[data-workflow-id="{runs["completed"]}"]').count() == 1
     page.fill("#id_data", "declined")
