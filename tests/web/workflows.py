@@ -212,3 +212,24 @@ class WebSaga(Workflow):
 
     def cancel_hotel(self, ctx: Any) -> None:
         logger.warning("cancelling hotel %s", ctx["hotel"])
+
+
+HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+class WebHostile(Workflow):
+    """Hostile strings wherever a definition and a run can put them: a block's name, items,
+    output, logs, an error."""
+
+    name = "web_hostile"
+
+    with foreach(HOSTILE, items=lambda ctx: [HOSTILE, {"<b>": HOSTILE}]):
+
+        @step
+        def each(self, ctx: Any, item: Any) -> Any:
+            logger.warning("item %s", HOSTILE)
+            return {HOSTILE: item}
+
+    @step
+    def fail(self, ctx: Any) -> None:
+        raise NonRetryable(RuntimeError(HOSTILE))
