@@ -108,7 +108,7 @@ class ExecutionConsumer(LiveConsumer):
             return
         self.topic = workflow_topic(self.workflow_id)
         self._first = True
-        self._tracker = Tracker()
+        self._tracker = Tracker(_query_value(self.scope.get("query_string", b""), "v"))
         await super().connect()
 
     def changes(self) -> tuple[str, bool]:
@@ -233,6 +233,11 @@ def shown_rows(text: str | None) -> frozenset[int] | None:
     if not all(p.isascii() and p.isdigit() and len(p) < 19 for p in ids):
         return None
     return frozenset(int(p) for p in ids)
+
+
+def _query_value(query_string: bytes, name: str) -> str:
+    values = parse_qs(query_string.decode("latin-1")).get(name, [])
+    return values[0][:64] if values else ""
 
 
 def _since(query_string: bytes) -> datetime | None:

@@ -96,7 +96,8 @@ def _attempt_entries(row: StepExecution) -> list[Entry]:
             text += f" after {duration_text(row.duration_ms / 1000)}"
         if row.error:
             text += f": {error_text(row.error)}"
-        entries.append(Entry(f"a{row.pk}-e", row.completed_at, "attempt", text, status=row.status))
+        key = f"a{row.pk}-e{_ms(row.completed_at)}-{row.status}"
+        entries.append(Entry(key, row.completed_at, "attempt", text, status=row.status))
     return entries
 
 
@@ -190,7 +191,7 @@ def history(
         if execution.error:
             text += f": {error_text(execution.error)}"
         # Keyed by its time: after a retry, the next end is a new entry.
-        key = f"x-end-{int(execution.completed_at.timestamp() * 1000)}"
+        key = f"x-end-{_ms(execution.completed_at)}"
         entries.append(Entry(key, execution.completed_at, "run", text, status=execution.status))
     entries.sort(key=lambda e: e.at)
     hidden = max(0, len(entries) - LIMIT)
@@ -200,6 +201,10 @@ def history(
         for e in entries[hidden:]
     ]
     return ExecutionHistory(shown, hidden)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _usernames(ids: set[int]) -> dict[int, str]:

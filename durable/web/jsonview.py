@@ -1,15 +1,17 @@
-"""A JSON value as a collapsible tree (nested `<details>`), with its full text for the copy
-button. Rendered on the server: no script is needed to read it, only to copy.
+"""A JSON value as a collapsible tree (nested `<details>`). Rendered on the server: no
+script is needed to read it, only to copy.
 
-Everything is escaped here. A large or deep value is cut short in the tree (the copy
-keeps all of it): at most MAX_CHILDREN entries per object or array, MAX_DEPTH levels, and
-MAX_NODES entries in all.
+Everything is escaped here. A large or deep value is cut short in the tree: at most
+MAX_CHILDREN entries per object or array, MAX_DEPTH levels, and MAX_NODES entries in all;
+then the viewer also carries the full text for the copy button. A whole tree is its own
+copy: every key and scalar in it is a JSON literal, and the script rebuilds the value
+from them (so a live update does not send each value twice).
 """
 
 from __future__ import annotations
 
 import json
-from html import escape
+from html import escape as _escape
 from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
@@ -19,6 +21,11 @@ MAX_DEPTH = 12
 MAX_NODES = 2_000
 # Levels open when the page loads; deeper ones start collapsed.
 OPEN_DEPTH = 2
+
+
+def escape(text: str) -> str:
+    """Text content escaped (quotes need not be: none of this goes in an attribute)."""
+    return _escape(text, quote=False)
 
 
 def json_text(value: Any) -> str:
@@ -43,6 +50,8 @@ def _scalar(value: Any) -> str:
 class _Tree:
     def __init__(self) -> None:
         self.nodes = 0
+        self.containers = 0
+        self.cut = False
 
     def render(self, value: Any, key: str | None, depth: int) -> str:
         self.nodes += 1
@@ -53,6 +62,7 @@ class _Tree:
             shown = _scalar(value) if not isinstance(value, dict | list) else empty
             return f'<div class="jv-row">{label}{shown}</div>'
         is_dict = isinstance(value, dict)
+        self.containers += 1
         count = len(value)
         brackets = ("{", "}") if is_dict else ("[", "]")
         noun = ("key" if is_dict else "item") + ("" if count == 1 else "s")
@@ -61,7 +71,8 @@ class _Tree:
             f"{brackets[1]}</summary>"
         )
         if depth >= MAX_DEPTH or self.nodes >= MAX_NODES:
-            body = '<div class="jv-row jv-more">… (copy to see all)</div>'
+            self.cut = True
+            body = '<div class="jv-more">… (copy to see all)</div>'
         else:
             items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
             rows = []
@@ -71,22 +82,28 @@ class _Tree:
                 rows.append(self.render(child, str(child_key) if is_dict else None, depth + 1))
             hidden = count - len(rows)
             if hidden > 0:
-                rows.append(f'<div class="jv-row jv-more">… and {hidden} more</div>')
+                self.cut = True
+                rows.append(f'<div class="jv-more">… and {hidden} more</div>')
             body = "".join(rows)
         opened = " open" if depth < OPEN_DEPTH else ""
         return f'<details class="jv-node"{opened}>{summary}{body}</details>'
 
 
 def json_view(value: Any, element_id: str = "") -> SafeString:
-    """The viewer: a toolbar (copy, expand, collapse), the tree, and the full text."""
-    attr = f' id="{escape(element_id)}"' if element_id else ""
-    tree = _Tree().render(value, None, 0)
+    """The viewer: a toolbar (copy; expand and collapse when there is more than one level),
+    the tree, and the full text."""
+    attr = f' id="{_escape(element_id)}"' if element_id else ""
+    builder = _Tree()
+    tree = builder.render(value, None, 0)
+    folds = (
+        '<button type="button" data-jv="expand">Expand all</button>'
+        '<button type="button" data-jv="collapse">Collapse all</button>'
+        if builder.containers > 1
+        else ""
+    )
+    full = f'<template class="jv-text">{escape(json_text(value))}</template>'
     return mark_safe(
         f'<div class="json-view"{attr}>'
-        '<div class="jv-tools">'
-        '<button type="button" class="jv-copy" data-jv="copy">Copy</button>'
-        '<button type="button" data-jv="expand">Expand all</button>'
-        '<button type="button" data-jv="collapse">Collapse all</button></div>'
-        f'<div class="jv-tree">{tree}</div>'
-        f'<template class="jv-text">{escape(json_text(value))}</template></div>'
+        f'<div class="jv-tools"><button type="button" data-jv="copy">Copy</button>{folds}</div>'
+        f'<div class="jv-tree">{tree}</div>{full if builder.cut else ""}</div>'
     )

@@ -6,12 +6,15 @@ list, each graph node's state (the SVG itself is sent once, with the page), the 
 scale and axis and each of its bars, each attempt, the context, each entry of the history.
 `Tracker.frame` compares every item with what it sent last and returns htmx out-of-band
 fragments for those that changed (replaced), appeared (appended to their container) or
-went away (deleted). The first frame sends whole regions instead, so a page that changed
-between its render and the socket's connection catches up.
+went away (deleted). The page says what it was rendered with (`digest`, a hash of its
+items but the clock's); when the first read still matches it, the first frame sends only
+the clock, else whole regions, so a page that changed between its render and the socket's
+connection catches up.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +35,8 @@ FIRST_FRAME_REGIONS = (
     "context",
     "history",
 )
+# Items that change as time passes (a running run's axis): not part of the page's digest.
+CLOCK = frozenset({"gantt-scale", "gantt-axis"})
 _FIRST_TAG = re.compile(r"\s*<([a-zA-Z][\w-]*)")
 
 
@@ -77,6 +82,19 @@ def items(view: ExecutionView, history: ExecutionHistory) -> Iterator[Item]:
         yield Item(f"h-{entry.key}", _render("history_entry", {"entry": entry}), "history-list")
 
 
+def digest(pieces: dict[str, str]) -> str:
+    """A short hash of the page's pieces, the clock's aside."""
+    sha = hashlib.sha256()
+    for key in sorted(pieces):
+        if key not in CLOCK:
+            sha.update(f"{key}\0{pieces[key]}\0".encode())
+    return sha.hexdigest()[:32]
+
+
+def page_digest(view: ExecutionView, history: ExecutionHistory) -> str:
+    return digest({item.key: item.html for item in items(view, history)})
+
+
 def regions(view: ExecutionView, history: ExecutionHistory) -> str:
     context = {"view": view, "history": history}
     return "".join(out_of_band(_render(name, context)) for name in FIRST_FRAME_REGIONS)
@@ -85,13 +103,16 @@ def regions(view: ExecutionView, history: ExecutionHistory) -> str:
 class Tracker:
     """What one socket has sent, and what to send next."""
 
-    def __init__(self) -> None:
+    def __init__(self, page_digest: str = "") -> None:
         self.sent: dict[str, str] | None = None
+        self.page_digest = page_digest
 
     def frame(self, view: ExecutionView, history: ExecutionHistory) -> str:
         current = {item.key: item for item in items(view, history)}
         if self.sent is None:
             self.sent = {key: item.html for key, item in current.items()}
+            if self.page_digest and digest(self.sent) == self.page_digest:
+                return "".join(out_of_band(current[key].html) for key in sorted(CLOCK))
             return regions(view, history)
         parts = []
         for key, item in current.items():

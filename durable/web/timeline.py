@@ -68,10 +68,15 @@ def duration_text(seconds: float) -> str:
 
 
 def ticks(total: float) -> list[Tick]:
-    """Evenly spaced ticks from 0 with a round spacing, at most _MAX_TICKS of them."""
+    """Evenly spaced ticks from 0 with a round spacing, at most _MAX_TICKS of them; none in
+    the last tenth of the axis, where its label would not fit."""
     spacing = next((s for s in _SPACINGS if total / s <= _MAX_TICKS), _SPACINGS[-1])
     count = int(total / spacing) + 1
-    return [Tick(i * spacing, duration_text(i * spacing)) for i in range(count)]
+    return [
+        Tick(i * spacing, duration_text(i * spacing))
+        for i in range(count)
+        if i == 0 or i * spacing <= 0.9 * total
+    ]
 
 
 def waterfall(execution: WorkflowExecution, rows: list[StepExecution]) -> Waterfall:

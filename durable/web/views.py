@@ -35,6 +35,7 @@ from durable.web.forms import (
     stale_input_message,
 )
 from durable.web.lineage import lineage
+from durable.web.live import page_digest
 from durable.web.lookups import execution_or_404
 from durable.web.presenters import execution_view, with_progress
 
@@ -139,11 +140,14 @@ def _execution(workflow_id: str) -> WorkflowExecution:
 
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
     view = execution_view(execution, payloads=access.sees_payloads(request.user))
+    entries = history.history(execution, view.attempts)
+    # The socket's first frame is the clock alone when the page is still up to date.
+    digest = page_digest(view, entries)
     return {
         "view": view,
-        "history": history.history(execution, view.attempts),
+        "history": entries,
         "execution": execution,
-        "ws_path": f"/ws/durable/executions/{execution.workflow_id}/",
+        "ws_path": f"/ws/durable/executions/{execution.workflow_id}/?v={digest}",
         "lineage": lineage(execution),
         **region_context(request, execution),
     }

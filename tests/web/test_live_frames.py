@@ -9,14 +9,16 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.urls import reverse
 
 import durable
 from durable.models import StepExecution, WorkflowExecution
 from durable.routing import websocket_urlpatterns
 from durable.testing import run_until_idle
 from durable.web.history import ExecutionHistory, history
-from durable.web.live import Tracker, out_of_band
+from durable.web.live import Tracker, out_of_band, page_digest
 from durable.web.presenters import execution_view
+from tests.web.conftest import client_for
 from tests.web.workflows import ITEMS, WebForeach, WebSteps
 
 ROUTER = URLRouter(websocket_urlpatterns)
@@ -115,3 +117,21 @@ def test_out_of_band_marks_the_first_element() -> None:
     )
     with pytest.raises(ValueError, match="must start with an element"):
         out_of_band("text <b>x</b>")
+
+
+@pytest.mark.django_db
+def test_a_page_still_up_to_date_is_sent_only_the_clock_first(viewer) -> None:
+    wid = durable.start(WebSteps)
+    run_until_idle()
+    execution = WorkflowExecution.objects.get(workflow_id=wid)
+    digest = page_digest(*_page(execution))
+    first = Tracker(digest).frame(*_page(execution))
+    assert 'id="region-' not in first
+    assert first.count("hx-swap-oob") == 2  # the axis: its length and its ticks
+    assert len(first.encode()) < 1024
+
+    stale = Tracker("0" * 32).frame(*_page(execution))
+    assert 'hx-swap-oob="true" id="region-attempts"' in stale
+
+    page = client_for(viewer).get(reverse("durable:execution-detail", args=[wid]))
+    assert f'ws-connect="/ws/durable/executions/{wid}/?v={digest}"' in page.content.decode()

@@ -22,8 +22,9 @@ RECEIVE_TIMEOUT = 60
 
 
 def attempts_region(text: str) -> str:
-    """The last attempts region sent in `text` ("" if none yet)."""
-    found = re.findall(r'<section id="region-attempts".*?</section>', text, re.S)
+    """The attempt (the whole region in the first frame, the changed attempt after it) sent
+    in `text`, "" if none: the step has one attempt, so its log lines are all in it."""
+    found = re.findall(r'<details[^>]*class="attempt".*?</details>', text, re.S)
     return found[-1] if found else ""
 
 

@@ -109,3 +109,11 @@ def test_an_unknown_queue_or_action_changes_nothing(superuser) -> None:
 def test_anonymous_users_are_sent_to_log_in() -> None:
     answer = client_for(None).get(reverse("durable:queues"))
     assert answer.status_code == 302
+
+
+def test_a_hostile_queue_name_is_escaped(superuser) -> None:
+    _tasks('"><img src=x onerror=alert(1)>', due=1)
+    html = client_for(superuser).get(reverse("durable:queues")).content.decode()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "not configured" in html

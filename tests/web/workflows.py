@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 from durable import (
+    NonRetryable,
+    Retry,
     Workflow,
     case_match,
     decision,
@@ -168,6 +170,69 @@ class WebOrder(Workflow):
             @step
             def ship_international(self, ctx: Any) -> str:
                 return "air"
+
+
+class WebFails(Workflow):
+    """Charges a card that is always declined: two attempts, then the run fails."""
+
+    name = "web_fails"
+
+    @step
+    def load(self, ctx: Any) -> dict[str, Any]:
+        ctx.put("card", {"last4": "4242", "holder": ctx.input.get("holder", "Ann")})
+        return {"loaded": True}
+
+    @step(retry=Retry(max_attempts=2, backoff="constant", base=0))
+    def charge(self, ctx: Any) -> None:
+        logger.warning("charging card %s", ctx["card"]["last4"])
+        raise RuntimeError("card 4242 declined")
+
+
+class WebSaga(Workflow):
+    """Books a flight and a hotel, then cannot book a car: both are undone."""
+
+    name = "web_saga"
+
+    @step(compensate="cancel_flight")
+    def book_flight(self, ctx: Any) -> dict[str, str]:
+        ctx.put("flight", "LH123")
+        return {"flight": "LH123"}
+
+    @step(compensate="cancel_hotel")
+    def book_hotel(self, ctx: Any) -> dict[str, str]:
+        ctx.put("hotel", "Adlon")
+        return {"hotel": "Adlon"}
+
+    @step
+    def book_car(self, ctx: Any) -> None:
+        raise NonRetryable(RuntimeError("no cars left"))
+
+    def cancel_flight(self, ctx: Any) -> None:
+        logger.warning("cancelling flight %s", ctx["flight"])
+
+    def cancel_hotel(self, ctx: Any) -> None:
+        logger.warning("cancelling hotel %s", ctx["hotel"])
+
+
+HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+class WebHostile(Workflow):
+    """Hostile strings wherever a definition and a run can put them: a block's name, items,
+    output, logs, an error."""
+
+    name = "web_hostile"
+
+    with foreach(HOSTILE, items=lambda ctx: [HOSTILE, {"<b>": HOSTILE}]):
+
+        @step
+        def each(self, ctx: Any, item: Any) -> Any:
+            logger.warning("item %s", HOSTILE)
+            return {HOSTILE: item}
+
+    @step
+    def fail(self, ctx: Any) -> None:
+        raise NonRetryable(RuntimeError(HOSTILE))
 
 
 # The fixes' tests (test_fixes.py, test_browser_fixes.py) need these in the web server too.

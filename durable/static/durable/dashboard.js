@@ -256,6 +256,37 @@
     }
   }
 
+  /* A whole tree is its own copy: each key and scalar is a JSON literal. */
+  function keyOf(el) {
+    var key = el.querySelector(":scope > .jv-key");
+    return key ? key.textContent : null;
+  }
+
+  function valueOf(el) {
+    if (el.tagName === "DETAILS") {
+      var summary = el.querySelector(":scope > summary");
+      var key = keyOf(summary);
+      var opener = summary.textContent.slice(key === null ? 0 : key.length + 2).trim()[0];
+      var children = Array.prototype.filter.call(el.children, function (c) { return c !== summary; });
+      if (opener === "[") return children.map(valueOf);
+      var object = Object.create(null);  // so a key "__proto__" is a key like any other
+      children.forEach(function (child) {
+        var head = child.tagName === "DETAILS" ? child.querySelector(":scope > summary") : child;
+        object[JSON.parse(keyOf(head))] = valueOf(child);
+      });
+      return object;
+    }
+    var k = keyOf(el);
+    return JSON.parse(el.textContent.slice(k === null ? 0 : k.length + 2));
+  }
+
+  function viewerText(viewer) {
+    var full = viewer.querySelector("template.jv-text");
+    if (full) return full.content.textContent;
+    var root = viewer.querySelector(".jv-tree").firstElementChild;
+    return JSON.stringify(valueOf(root), null, 2);
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-jv]");
     if (!button) return;
@@ -263,7 +294,7 @@
     if (!viewer) return;
     var action = button.getAttribute("data-jv");
     if (action === "copy") {
-      copyText(viewer.querySelector("template.jv-text").content.textContent, button);
+      copyText(viewerText(viewer), button);
     } else {
       viewer.querySelectorAll("details.jv-node").forEach(function (d) { d.open = action === "expand"; });
     }
