@@ -119,7 +119,8 @@ class ExecutionConsumer(LiveConsumer):
         if execution is None:
             return "", True
         view = execution_view(execution, payloads=sees_payloads(self.scope.get("user")))
-        parts = [self._tracker.frame(view, history(execution, view.attempts))]
+        entries = history(execution, view.attempts, payloads=not view.payloads_hidden)
+        parts = [self._tracker.frame(view, entries)]
         # Regions with forms are fetched over HTTP (they need the CSRF token).
         pending = tuple(
             PendingInput.objects.using(using)

@@ -23,7 +23,7 @@ from durable.models import (
     WorkflowEvent,
     WorkflowExecution,
 )
-from durable.web.presenters import error_text
+from durable.web.presenters import ENCRYPTED, error_text
 from durable.web.timeline import duration_text
 
 # The newest entries shown; older ones are counted, not listed.
@@ -158,9 +158,14 @@ def _event_entries(event: WorkflowEvent) -> list[Entry]:
 
 
 def history(
-    execution: WorkflowExecution, rows: list[StepExecution] | None = None
+    execution: WorkflowExecution,
+    rows: list[StepExecution] | None = None,
+    *,
+    payloads: bool = True,
 ) -> ExecutionHistory:
-    """The execution's history, oldest first (the newest LIMIT entries)."""
+    """The execution's history, oldest first (the newest LIMIT entries). Without
+    `payloads` (a codec, and a user without durable.view_payloads) the data of entries
+    (inputs, events, answers) reads "encrypted"."""
     using = durable_settings.DATABASE
     if rows is None:
         rows = list(StepExecution.objects.using(using).filter(execution=execution))
@@ -197,7 +202,13 @@ def history(
     hidden = max(0, len(entries) - LIMIT)
     begin = execution.created_at
     shown = [
-        Entry(**{**e.__dict__, "offset": "+" + duration_text((e.at - begin).total_seconds())})
+        Entry(
+            **{
+                **e.__dict__,
+                "offset": "+" + duration_text((e.at - begin).total_seconds()),
+                "detail": e.detail if payloads or e.detail is None else ENCRYPTED,
+            }
+        )
         for e in entries[hidden:]
     ]
     return ExecutionHistory(shown, hidden)

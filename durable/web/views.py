@@ -140,7 +140,7 @@ def _execution(workflow_id: str) -> WorkflowExecution:
 
 def page_context(request: HttpRequest, execution: WorkflowExecution) -> dict[str, Any]:
     view = execution_view(execution, payloads=access.sees_payloads(request.user))
-    entries = history.history(execution, view.attempts)
+    entries = history.history(execution, view.attempts, payloads=not view.payloads_hidden)
     # The socket's first frame is the clock alone when the page is still up to date.
     digest = page_digest(view, entries)
     return {

@@ -19,7 +19,7 @@ HOSTILE = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>'><svg onload
 class WebFails(Workflow):
     """Fails its first step twice (two attempts); the second step never runs."""
 
-    name = "web_fails"
+    name = "web_fault_fails"
 
     @step(retry=Retry(max_attempts=2, backoff="constant", base=0))
     def explode(self, ctx: Any) -> None:
@@ -62,7 +62,7 @@ class WebHostile(Workflow):
     block's name (both drawn in the graph), and a form input's prompt, labels, help texts,
     options and name."""
 
-    name = "web_hostile"
+    name = "web_fault_hostile"
 
     @step
     def remember(self, ctx: Any) -> None:

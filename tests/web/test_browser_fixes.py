@@ -178,7 +178,7 @@ def test_finished_execution_pages_show_what_they_should(web_server, browser_page
     page.add_init_script(COUNT_HTMX_ERRORS)
     _log_in(page, web_server)
     completed = durable.start("web_result")
-    failed = durable.start("web_fails", {"why": "in the browser"})
+    failed = durable.start("web_fault_fails", {"why": "in the browser"})
     run_until_idle()
 
     page.goto(f"{web_server}/durable/executions/{completed}/")

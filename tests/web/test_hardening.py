@@ -28,6 +28,7 @@ from durable.models import (
 from durable.testing import run_until_idle
 from durable.web.consumers import ExecutionConsumer, ExecutionListConsumer
 from durable.web.forms import PendingInputForm, schema_of
+from durable.web.live import Tracker
 from tests.web.conftest import client_for
 from tests.web.fault_workflows import HOSTILE
 from tests.web.workflows import WebReview
@@ -243,9 +244,9 @@ def _hostile_rows() -> list[WorkflowExecution]:
     """Executions with HOSTILE in every stored field that reaches a page: real runs of a
     workflow that stores it everywhere it can, and forged rows for the fields the engine
     keeps to its own values."""
-    durable.start("web_hostile", {"fail": True, HOSTILE: HOSTILE})
-    failed = durable.start("web_hostile", {"fail": True})
-    completed = durable.start("web_hostile", {})
+    durable.start("web_fault_hostile", {"fail": True, HOSTILE: HOSTILE})
+    failed = durable.start("web_fault_hostile", {"fail": True})
+    completed = durable.start("web_fault_hostile", {})
     durable.start("web_hostile_choice")
     cancelled = durable.start("web_hostile_choice")
     run_until_idle()
@@ -379,8 +380,10 @@ def _socket_frames(executions: list[WorkflowExecution]) -> dict[str, str]:
     frames = {}
     for execution in executions:
         consumer = ExecutionConsumer()
+        consumer.scope = {"user": None}  # no codec: payloads are shown to everyone
         consumer.workflow_id = execution.workflow_id
         consumer._sent, consumer._first = {}, False
+        consumer._tracker = Tracker("")
         frames[f"socket {execution.workflow_id}"] = consumer.changes()[0]
     listing = ExecutionListConsumer()
     listing._sent = {}
