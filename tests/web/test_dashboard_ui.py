@@ -235,7 +235,7 @@ def _no_overflow(page: Any) -> None:
 
 def _finished_runs() -> dict[str, str]:
     runs = {
-        "failed": durable.start("web_fails", {"holder": "Ann <b>Lee</b>"}),
+        "failed": durable.start("web_declined", {"holder": "Ann <b>Lee</b>"}),
         "compensated": durable.start("web_saga"),
         "waiting": durable.start("web_review"),
         "completed": durable.start("web_steps", {"label": "Zebra crossing"}),

@@ -22,7 +22,7 @@ UNESCAPED = ("<img src=x", "<script>alert", '"><img')
 
 
 def test_hostile_strings_are_escaped_on_the_page_and_in_live_frames(superuser) -> None:
-    wid = durable.start("web_hostile", {HOSTILE: HOSTILE})
+    wid = durable.start("web_hostile_pieces", {HOSTILE: HOSTILE})
     run_until_idle()
     execution = WorkflowExecution.objects.get(workflow_id=wid)
     assert execution.status == "failed"

@@ -172,10 +172,10 @@ class WebOrder(Workflow):
                 return "air"
 
 
-class WebFails(Workflow):
+class WebDeclined(Workflow):
     """Charges a card that is always declined: two attempts, then the run fails."""
 
-    name = "web_fails"
+    name = "web_declined"
 
     @step
     def load(self, ctx: Any) -> dict[str, Any]:
@@ -217,11 +217,11 @@ class WebSaga(Workflow):
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
 
 
-class WebHostile(Workflow):
+class WebHostilePieces(Workflow):
     """Hostile strings wherever a definition and a run can put them: a block's name, items,
     output, logs, an error."""
 
-    name = "web_hostile"
+    name = "web_hostile_pieces"
 
     with foreach(HOSTILE, items=lambda ctx: [HOSTILE, {"<b>": HOSTILE}]):
 
