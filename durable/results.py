@@ -5,7 +5,8 @@ a workflow-level event (completed, failed, cancelled...) wakes it to read the st
 so on a bus that crosses processes (PostgreSQL NOTIFY, Redis, RabbitMQ, NATS...) nothing
 polls. The status is still read every `RECHECK_SECONDS`, because a pub/sub bus may drop a
 message (a reconnect) and the in-memory bus does not hear workers in other processes; on
-such a bus the reads start at 50 ms and back off to one a second.
+such a bus the reads start at 50 ms and back off to one a second. A run that continued as
+new is followed to the run that carries on.
 """
 
 from __future__ import annotations
@@ -35,78 +36,113 @@ POLL_MAX = 1.0
 def get_result(workflow_id: str, timeout: float | None = None) -> Any:
     """Wait until execution `workflow_id` finishes and return its result.
 
-    Raises `WorkflowFailed` (with the stored error) if it ended failed, compensated,
-    compensation_failed or cancelled; `TimeoutError` if it has not finished after `timeout`
-    seconds (None: wait as long as it takes); `ExecutionNotFound` for an unknown id.
+    A run that continued as new (`ctx.continue_as_new`) is followed to the run that
+    carries on, and so on: the result is the last run's. Raises `WorkflowFailed` (with the
+    stored error) if it ended failed, compensated, compensation_failed or cancelled;
+    `TimeoutError` if it has not finished after `timeout` seconds (None: wait as long as it
+    takes); `ExecutionNotFound` for an unknown id.
     """
     deadline = _deadline(timeout)
     workflow_id = str(workflow_id)
+    while True:
+        status = _wait_until_finished(workflow_id, deadline)
+        if status != ExecutionStatus.CONTINUED:
+            return _outcome(workflow_id, status)
+        workflow_id = _successor(workflow_id)
+
+
+def _wait_until_finished(workflow_id: str, deadline: float | None) -> str:
     status = _status(workflow_id)
-    if status not in FINISHED_STATUSES:
-        bus = get_bus()
-        try:
-            subscription = bus.subscribe(workflow_topic(workflow_id))
-        except MessageBusError as exc:
-            logger.warning("get_result(%s) polls: the bus is unavailable (%s)", workflow_id, exc)
-            subscription = None
-        try:
-            pause = POLL_FIRST
-            while True:
-                # Read after subscribing: an ending published meanwhile is in the inbox.
-                status = _status(workflow_id)
-                if status in FINISHED_STATUSES:
-                    break
-                remaining = _remaining(deadline, workflow_id, status)
-                if subscription is not None and bus.capabilities.delivers_across_processes:
-                    _wait_for_workflow_event(subscription, min(remaining, RECHECK_SECONDS))
-                    continue
-                if subscription is not None:
-                    _wait_for_workflow_event(subscription, min(remaining, pause))
-                else:
-                    time.sleep(min(remaining, pause))
-                pause = min(pause * 2, POLL_MAX)
-        finally:
+    if status in FINISHED_STATUSES:
+        return status
+    bus = get_bus()
+    try:
+        subscription = bus.subscribe(workflow_topic(workflow_id))
+    except MessageBusError as exc:
+        logger.warning("get_result(%s) polls: the bus is unavailable (%s)", workflow_id, exc)
+        subscription = None
+    try:
+        pause = POLL_FIRST
+        while True:
+            # Read after subscribing: an ending published meanwhile is in the inbox.
+            status = _status(workflow_id)
+            if status in FINISHED_STATUSES:
+                return status
+            remaining = _remaining(deadline, workflow_id, status)
+            if subscription is not None and bus.capabilities.delivers_across_processes:
+                _wait_for_workflow_event(subscription, min(remaining, RECHECK_SECONDS))
+                continue
             if subscription is not None:
-                subscription.close()
-    return _outcome(workflow_id, status)
+                _wait_for_workflow_event(subscription, min(remaining, pause))
+            else:
+                time.sleep(min(remaining, pause))
+            pause = min(pause * 2, POLL_MAX)
+    finally:
+        if subscription is not None:
+            subscription.close()
 
 
 async def aget_result(workflow_id: str, timeout: float | None = None) -> Any:
     """`get_result` for async code: waits on the event loop, not in a thread."""
     deadline = _deadline(timeout)
     workflow_id = str(workflow_id)
+    while True:
+        status = await _await_finished(workflow_id, deadline)
+        if status != ExecutionStatus.CONTINUED:
+            return await sync_to_async(_outcome)(workflow_id, status)
+        workflow_id = await sync_to_async(_successor)(workflow_id)
+
+
+async def _await_finished(workflow_id: str, deadline: float | None) -> str:
     status_of = sync_to_async(_status)
     status = await status_of(workflow_id)
-    if status not in FINISHED_STATUSES:
-        bus = get_bus()
-        try:
-            subscription = await bus.asubscribe(workflow_topic(workflow_id))
-        except MessageBusError as exc:
-            logger.warning("aget_result(%s) polls: the bus is unavailable (%s)", workflow_id, exc)
-            subscription = None
-        try:
-            pause = POLL_FIRST
-            while True:
-                status = await status_of(workflow_id)
-                if status in FINISHED_STATUSES:
-                    break
-                remaining = _remaining(deadline, workflow_id, status)
-                crosses = bus.capabilities.delivers_across_processes
-                wait = min(remaining, RECHECK_SECONDS if crosses else pause)
-                if subscription is None:
-                    await asyncio.sleep(wait)
-                else:
-                    end = time.monotonic() + wait
-                    while (left := end - time.monotonic()) > 0:
-                        event = await subscription.get(timeout=left)
-                        if event is None or _is_workflow_event(event):
-                            break
-                if not crosses:
-                    pause = min(pause * 2, POLL_MAX)
-        finally:
-            if subscription is not None:
-                await subscription.aclose()
-    return await sync_to_async(_outcome)(workflow_id, status)
+    if status in FINISHED_STATUSES:
+        return status
+    bus = get_bus()
+    try:
+        subscription = await bus.asubscribe(workflow_topic(workflow_id))
+    except MessageBusError as exc:
+        logger.warning("aget_result(%s) polls: the bus is unavailable (%s)", workflow_id, exc)
+        subscription = None
+    try:
+        pause = POLL_FIRST
+        while True:
+            status = await status_of(workflow_id)
+            if status in FINISHED_STATUSES:
+                return status
+            remaining = _remaining(deadline, workflow_id, status)
+            crosses = bus.capabilities.delivers_across_processes
+            wait = min(remaining, RECHECK_SECONDS if crosses else pause)
+            if subscription is None:
+                await asyncio.sleep(wait)
+            else:
+                end = time.monotonic() + wait
+                while (left := end - time.monotonic()) > 0:
+                    event = await subscription.get(timeout=left)
+                    if event is None or _is_workflow_event(event):
+                        break
+            if not crosses:
+                pause = min(pause * 2, POLL_MAX)
+    finally:
+        if subscription is not None:
+            await subscription.aclose()
+
+
+def _successor(workflow_id: str) -> str:
+    """The run that carries on after `workflow_id` continued as new (started in the same
+    checkpoint that ended it)."""
+    successor = (
+        WorkflowExecution.objects.using(_using())
+        .filter(continued_from__workflow_id=workflow_id)
+        .values_list("workflow_id", flat=True)
+        .first()
+    )
+    if successor is None:
+        raise ExecutionNotFound(
+            f"execution {workflow_id} continued as new, but the run that carries on is gone "
+            "(deleted by retention?)"
+        )
+    return str(successor)
 
 
 def _deadline(timeout: float | None) -> float | None:

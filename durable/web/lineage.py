@@ -1,9 +1,10 @@
-"""Parent and child workflows of an execution, and the runs it continues or is continued
-by (`ctx.continue_as_new`), for its dashboard page."""
+"""Parent and child workflows of an execution, the runs it continues or is continued by
+(`ctx.continue_as_new`), and the run it was forked from and its forks (`durable.fork`),
+for its dashboard page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from durable.conf import durable_settings
 from durable.models import WorkflowExecution
@@ -19,6 +20,8 @@ class Lineage:
     more_children: int  # beyond MAX_CHILDREN
     continued_from: WorkflowExecution | None = None
     continued_as: WorkflowExecution | None = None
+    forked_from: WorkflowExecution | None = None
+    forks: list[WorkflowExecution] = field(default_factory=list)
 
 
 def lineage(execution: WorkflowExecution) -> Lineage:
@@ -33,4 +36,8 @@ def lineage(execution: WorkflowExecution) -> Lineage:
         else None
     )
     after = executions.filter(continued_from_id=execution.pk).first()
-    return Lineage(parent, shown, more, before, after)
+    source = (
+        executions.filter(pk=execution.forked_from_id).first() if execution.forked_from_id else None
+    )
+    forks = list(executions.filter(forked_from_id=execution.pk).order_by("id")[:MAX_CHILDREN])
+    return Lineage(parent, shown, more, before, after, source, forks)

@@ -16,7 +16,7 @@ from durable.bus.memory import InMemoryBus
 from durable.testing import run_until_idle
 from tests.events.test_lifecycle import EXPECTED, sequence
 from tests.events.workflows import TwoSteps
-from tests.semantics_api.workflows import Adds, AsksForApproval, Breaks, WaitsForGo
+from tests.semantics_api.workflows import Adds, AsksForApproval, Breaks, Countdown, WaitsForGo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -260,3 +260,23 @@ def test_get_result_polls_when_the_bus_cannot_subscribe(monkeypatch, caplog):
         runner.join(timeout=30)
     assert f"get_result({wid}) polls: the bus is unavailable" in caplog.text
     assert async_to_sync(durable.aget_result)(wid, timeout=5) == 7
+
+
+def test_get_result_follows_a_run_that_continued_as_new_to_the_last_run():
+    first = durable.start(Countdown, {"n": 3})
+    run_until_idle()
+    assert durable.get_execution(first).status == "continued"
+    assert durable.get_result(first, timeout=5) == "liftoff"
+    assert async_to_sync(durable.aget_result)(first, timeout=5) == "liftoff"
+    # The stored history of a continued run ends with its own final event.
+    received = list(events.subscribe_workflow(first, replay=True, timeout=5))
+    assert sequence(received)[-1] == ("workflow_continued", None)
+
+
+def test_get_result_waits_across_continuations_that_happen_later():
+    first = durable.start(Countdown, {"n": 2})
+    runner = run_inline_in_thread(delay=0.3)
+    try:
+        assert durable.get_result(first, timeout=30) == "liftoff"
+    finally:
+        runner.join(timeout=30)

@@ -81,3 +81,15 @@ def test_retry_all_matching_says_where_compensated_runs_start(root_client, tmp_p
         "book_hotel",
         "charge",
     ]
+
+
+def test_a_fork_and_its_source_link_to_each_other_on_their_pages(root_client, tmp_path):
+    wid = compensated_trip(tmp_path)
+    forked = durable.fork(wid, from_step="charge")
+    fork_page = root_client.get(reverse("durable:execution-detail", args=[forked])).content
+    source_page = root_client.get(reverse("durable:execution-detail", args=[wid])).content
+    assert reverse("durable:execution-detail", args=[wid]) in fork_page.decode()
+    assert "Forked from" in fork_page.decode()
+    assert "at charge" in fork_page.decode()
+    assert reverse("durable:execution-detail", args=[forked]) in source_page.decode()
+    assert '<ul class="forks">' in source_page.decode()

@@ -182,3 +182,15 @@ class TripWithoutFlights(Workflow):
     @step
     def charge(self, ctx: Any) -> None:
         record(ctx, "charge")
+
+
+class Countdown(Workflow):
+    """Continues as new with n - 1 until n is 0, then returns "liftoff"."""
+
+    name = "semantics_countdown"
+
+    @step
+    def tick(self, ctx: Any) -> str:
+        if ctx.input["n"] > 0:
+            ctx.continue_as_new({"n": ctx.input["n"] - 1})
+        return "liftoff"
