@@ -103,8 +103,6 @@ class InFlight:
     timed_out: bool = False  # its timeout was recorded without it: the thread is abandoned
     thread_running: bool = False
     body: asyncio.Future[Outcome] | None = None  # a sync step's thread, as the loop sees it
-    # Counted in its queue's slots until its body ended (its checkpoint does not count).
-    in_slot: bool = True
 
 
 @dataclass
@@ -148,9 +146,10 @@ class Worker:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
-        # Claims per queue held for a body running or waiting to run; the claim loop takes
-        # no more than the queue's concurrency leaves. Claims handed on by checkpoints (the
-        # next step, chained) may push it over for a moment: their bodies wait for a slot.
+        # Claims held per queue, from their claim to their checkpoint (a chained claim takes
+        # over its predecessor's place); the claim loop takes no more than the queue's
+        # concurrency leaves. `_slots` bounds the bodies running, which an abandoned thread's
+        # body keeps until it ends.
         self._running: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._in_flight: dict[int, InFlight] = {}  # by task id
         # Claims given up while their bodies still run, by task id: sync attempts whose
@@ -473,9 +472,9 @@ class Worker:
                 probe = self.telemetry.begin(prepared)
                 with probe if probe is not None else contextlib.nullcontext():
                     outcome = await self._invoke(prepared, entry)
-            # The body is done: its slot goes to the next claim while the checkpoint
-            # commits, so a step's time in the committer's queue costs no throughput.
-            self._leave_slot(claim)
+            # The claim keeps its place in the queue's count until its checkpoint: the next
+            # step the checkpoint hands on takes it over (a slot freed at the body's end let
+            # the claim loop take a task besides, out of priority order).
             return await self._settle(outcome, probe)
         except BaseException:
             if probe is not None:
@@ -596,23 +595,13 @@ class Worker:
         else:
             self._abandoned.pop(task_id, None)
 
-    def _leave_slot(self, claim: ClaimedTask) -> None:
-        with self._lock:
-            entry = self._entry(claim)
-            if entry is None or not entry.in_slot:
-                return
-            entry.in_slot = False
-            self._running[claim.queue] -= 1
-        self.wake.set()
-
     def _finished(self, claim: ClaimedTask, *, chained: bool = False) -> None:
         """Its checkpoint is done (or it was handed back): the lease keeper lets it go."""
         with self._lock:
             entry = self._entry(claim)
             if entry is not None:
                 self._forget(entry)
-                if entry.in_slot:
-                    self._running[claim.queue] -= 1
+                self._running[claim.queue] -= 1
             self.stats.finished += 1
             if chained:
                 return  # the chained step is its own claim now: nothing for the loop to do

@@ -105,8 +105,8 @@ def test_hundreds_of_async_steps_run_as_coroutines_on_few_connections(workers: A
 
 
 def test_a_queues_concurrency_bounds_the_bodies_running_async_and_sync(workers: Any) -> None:
-    """A step's slot is free once its body ends (its checkpoint commits meanwhile), and the
-    next steps handed on by checkpoints wait for a slot: never more bodies than that."""
+    """Async and sync bodies share the queue's slots (the next steps checkpoints hand on
+    included): never more bodies at once than its concurrency."""
     workers.start(1, concurrency=4)
     ids = durable.start_many(BoundedBodies, [{} for _ in range(40)])
     wait_until(
