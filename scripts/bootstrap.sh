@@ -24,7 +24,8 @@ wanted=$( (cat pyproject.toml ${CONSTRAINTS:+"$CONSTRAINTS"}; echo "$DJANGO $EXT
   | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e ".[$EXTRAS]" ${DJANGO:+"Django==$DJANGO.*"} \
+  # --no-compile: modules are compiled when first imported (most never are in a test run).
+  "$VENV/bin/pip" install --quiet --no-compile -e ".[$EXTRAS]" ${DJANGO:+"Django==$DJANGO.*"} \
     ${CONSTRAINTS:+--constraint "$CONSTRAINTS"}
   echo "$wanted" > "$stamp"
 fi

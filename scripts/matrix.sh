@@ -18,8 +18,10 @@
 #   per combination; build it first with `venv`, then run the others in any order):
 #     venv:3.13:6.1      the virtualenv (and the Mermaid parser tests/graph uses)
 #     lint:3.13:6.1      lint, types, the import contract and the docs
-#     sqlite:3.13:6.1    pytest on SQLite
-#     postgres:3.13:6.1  pytest on PostgreSQL, with coverage
+#     sqlite:3.13:6.1    pytest on SQLite, but the browser tests (they run on PostgreSQL)
+#     postgres:3.13:6.1  pytest on PostgreSQL
+#     inprocess:3.11:5.2 pytest on PostgreSQL without the tests that start worker processes
+#                        or a browser (what a Django version can change runs in-process)
 #     serial:3.13:6.1    the tests that restart shared servers (alone: nothing else may run)
 #   WIDE_ON=3.13:6.1 runs the 100,000-item foreach test (minutes of a CPU) on that
 #   combination only.
@@ -51,7 +53,7 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
   IFS=: read -r kind py dj <<<"$job"
   name="$kind-py$py${dj:+-dj$dj}"
   venv=$name
-  case $kind in venv | lint | sqlite | postgres | serial) venv="suite-py$py-dj$dj" ;; esac
+  case $kind in venv | lint | sqlite | postgres | inprocess | serial) venv="suite-py$py-dj$dj" ;; esac
   python=$(python_for "$py")
   if [ -z "$python" ]; then
     echo "no Python $py on this machine"
@@ -74,10 +76,14 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
     lint)
       scripts/lint.sh ;;
     sqlite)
-      env -u DATABASE_URL "$VENV/bin/pytest" -p no:cacheprovider --ignore="$serial" ;;
+      env -u DATABASE_URL "$VENV/bin/pytest" -p no:cacheprovider --durations=25 \
+        --ignore="$serial" -m "not browser" ;;
     postgres)
       DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider \
-        --ignore="$serial" --cov=durable --cov-report=term:skip-covered ;;
+        --durations=25 --ignore="$serial" ;;
+    inprocess)
+      DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider \
+        --durations=25 --ignore="$serial" -m "not e2e and not browser" ;;
     serial)
       # shellcheck disable=SC2086
       DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider $serial ;;
@@ -117,7 +123,7 @@ while [ $# -gt 0 ]; do
     -j) parallel=$2; shift 2 ;;
     --logs) logs=1; shift ;;
     --smoke) for c in "${COMBINATIONS[@]}"; do jobs+=("smoke:$c"); done; shift ;;
-    full:* | tests:* | smoke:* | floors:* | worker:* | venv:* | lint:* | sqlite:* | postgres:* | serial:*)
+    full:* | tests:* | smoke:* | floors:* | worker:* | venv:* | lint:* | sqlite:* | postgres:* | inprocess:* | serial:*)
       jobs+=("$1"); shift ;;
     *) echo "scripts/matrix.sh: unknown argument $1 (see the comment at its top)" >&2; exit 2 ;;
   esac

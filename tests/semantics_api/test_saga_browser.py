@@ -19,7 +19,7 @@ from tests.semantics_api.workflows import TripSaga
 from tests.support.workers import REPO, wait_until, worker_env
 from tests.web.test_browser import browser_page  # noqa: F401  (the Chromium page fixture)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import durable
 from durable.models import PendingInput, WorkflowExecution
 from tests.support.workers import REPO, WorkerPool, wait_until, worker_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

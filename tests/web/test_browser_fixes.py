@@ -14,7 +14,7 @@ from durable.testing import run_until_idle
 from tests.support.workers import wait_until
 from tests.web.test_browser import _screenshot, browser_page, web_server  # noqa: F401
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 # htmx logs an out-of-band fragment without a target as an error, and fires this event.
 COUNT_HTMX_ERRORS = """

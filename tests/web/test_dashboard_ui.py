@@ -27,7 +27,7 @@ from tests.web.test_browser import (
 from tests.web.test_browser import web_server as web_server  # a fixture
 from tests.web.workflows import ITEMS
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 WIDE = {"width": 1440, "height": 900}
 NARROW = {"width": 390, "height": 844}
