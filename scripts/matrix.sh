@@ -19,7 +19,9 @@
 #     venv:3.13:6.1      the virtualenv (and the Mermaid parser tests/graph uses)
 #     lint:3.13:6.1      lint, types, the import contract and the docs
 #     sqlite:3.13:6.1    pytest on SQLite, but the browser tests (they run on PostgreSQL)
-#     postgres:3.13:6.1  pytest on PostgreSQL
+#     postgres:3.13:6.1  pytest on PostgreSQL; postgres:3.13:6.1:a and :b each half of it
+#                        (the test directories before tests/queue, and the rest), to run
+#                        side by side
 #     inprocess:3.11:5.2 pytest on PostgreSQL without the tests that start worker processes
 #                        or a browser (what a Django version can change runs in-process)
 #     serial:3.13:6.1    the tests that restart shared servers (alone: nothing else may run)
@@ -48,10 +50,24 @@ python_for() {  # 3.12 -> an interpreter of that version that runs, or nothing
   done
 }
 
+test_half() {  # a | b | nothing -> the test directories of that half, or nothing (all)
+  [ -n "$1" ] || return 0
+  local dir
+  for dir in tests/*/; do
+    dir=${dir%/}
+    [ "$(basename "$dir")" = support ] && continue
+    if { [ "$1" = a ] && [[ "$dir" < tests/queue ]]; } ||
+      { [ "$1" = b ] && ! [[ "$dir" < tests/queue ]]; }; then
+      echo "$dir"
+    fi
+  done
+}
+
 run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.log
   local job=$1 kind py dj name venv python
-  IFS=: read -r kind py dj <<<"$job"
-  name="$kind-py$py${dj:+-dj$dj}"
+  local part
+  IFS=: read -r kind py dj part <<<"$job"
+  name="$kind${part}-py$py${dj:+-dj$dj}"
   venv=$name
   case $kind in venv | lint | sqlite | postgres | inprocess | serial) venv="suite-py$py-dj$dj" ;; esac
   python=$(python_for "$py")
@@ -60,7 +76,7 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
     [ -z "${CI:-}" ] && return 75  # skipped
     return 1
   fi
-  local suffix; suffix=_${kind}_py${py//./}${dj:+_dj${dj//./}}
+  local suffix; suffix=_${kind}${part}_py${py//./}${dj:+_dj${dj//./}}
   export VENV=var/venvs/$venv PYTHON=$python DJANGO=$dj
   export DURABLE_VAR_DIR=$PWD/var/run/$name
   export DURABLE_TEST_POSTGRES_URL=$PG_BASE$suffix
@@ -79,8 +95,9 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
       env -u DATABASE_URL "$VENV/bin/pytest" -p no:cacheprovider --durations=25 \
         --ignore="$serial" -m "not browser" ;;
     postgres)
+      # shellcheck disable=SC2046
       DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider \
-        --durations=25 --ignore="$serial" ;;
+        --durations=25 --ignore="$serial" $(test_half "$part") ;;
     inprocess)
       DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider \
         --durations=25 --ignore="$serial" -m "not e2e and not browser" ;;

@@ -74,6 +74,9 @@ DEFAULT_SYNC_THREADS = 64
 # before its timeout is recorded without it and its thread abandoned. Until then its retry
 # is not scheduled anywhere.
 TIMEOUT_GRACE = 3.0
+# Seconds a draining worker waits, once it has asked the sync steps it gives up to stop,
+# for them to return before it exits without their threads.
+DRAIN_STOP_GRACE = 2.0
 
 
 def resident_memory_mb() -> float:
@@ -314,6 +317,10 @@ class Worker:
                 await self._claims.run(self.adapter.nack, claim)
             except Exception:
                 logger.exception("could not release %s; its lease will expire", claim.step)
+        bodies = [e.body for e in left if e.body is not None and not e.body.done()]
+        if bodies:
+            # Asked to stop (ctx.cancelled): a sync step that checks returns within moments.
+            await asyncio.wait(bodies, timeout=DRAIN_STOP_GRACE)
         # Async steps are cancelled; sync steps cannot be, and their threads are abandoned.
         self.abandoned_steps = abandoned + sum(1 for entry in left if entry.thread_running)
         cancelled = set(self._tasks)

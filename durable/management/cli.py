@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from durable.exceptions import DurableError
 from durable.models import StepExecution, WorkflowExecution
+from durable.serialization import MAX_DEPTH
 
 # Execution fields printed by `durable_list --json`; `durable_status --json` adds the data.
 SUMMARY_FIELDS = (
@@ -73,11 +74,27 @@ def validation_text(exc: ValidationError) -> str:
 
 def parse_json(value: str, option: str) -> Any:
     try:
-        return json.loads(value)
+        parsed = json.loads(value)
     except json.JSONDecodeError as exc:
         raise CommandError(f"{option} is not valid JSON: {exc}") from exc
     except RecursionError:
+        # Python 3.11's parser recurses; 3.12 and later parse any depth (checked below).
         raise CommandError(f"{option} nests too deeply") from None
+    if _depth(parsed) > MAX_DEPTH:
+        raise CommandError(f"{option} nests too deeply (more than {MAX_DEPTH} levels)")
+    return parsed
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in `value` (without recursing: any depth)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_datetime(value: str, option: str) -> datetime:

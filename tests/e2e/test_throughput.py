@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 
 import durable
@@ -48,6 +48,11 @@ def test_two_hundred_workflows_on_two_workers_run_every_step_exactly_once(worker
     assert set(rows.values_list("attempt", flat=True)) == {1}
     assert set(rows.values_list("status", flat=True)) == {"completed"}
     pids = {pid_of(worker_id) for worker_id in rows.values_list("worker_id", flat=True)}
-    assert pids == {first.pid, second.pid}
+    if connection.vendor == "postgresql":
+        assert pids == {first.pid, second.pid}
+    else:
+        # SQLite has one writer: the worker holding it can claim (and refill) every task
+        # before the other gets a turn. Which worker ran them is all that can be asked.
+        assert pids <= {first.pid, second.pid}
     assert not Task.objects.filter(execution__workflow_id__in=ids).exists()
     assert "Traceback" not in workers.logs()
