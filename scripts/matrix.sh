@@ -18,7 +18,8 @@
 #   per combination; build it first with `venv`, then run the others in any order):
 #     venv:3.13:6.1      the virtualenv (and the Mermaid parser tests/graph uses)
 #     lint:3.13:6.1      lint, types, the import contract and the docs
-#     sqlite:3.13:6.1    pytest on SQLite, but the browser tests (they run on PostgreSQL)
+#     sqlite:3.13:6.1    pytest on SQLite, but the browser tests (they run on PostgreSQL);
+#                        :a and :b halves as for postgres
 #     postgres:3.13:6.1  pytest on PostgreSQL; postgres:3.13:6.1:a and :b each half of it
 #                        (the test directories before tests/queue, and the rest), to run
 #                        side by side
@@ -92,8 +93,9 @@ run_job() {  # job -> its exit status; its output goes to var/logs/matrix/<job>.
     lint)
       scripts/lint.sh ;;
     sqlite)
+      # shellcheck disable=SC2046
       env -u DATABASE_URL "$VENV/bin/pytest" -p no:cacheprovider --durations=25 \
-        --ignore="$serial" -m "not browser" ;;
+        --ignore="$serial" -m "not browser" $(test_half "$part") ;;
     postgres)
       # shellcheck disable=SC2046
       DATABASE_URL=$DURABLE_TEST_POSTGRES_URL "$VENV/bin/pytest" -p no:cacheprovider \
