@@ -66,7 +66,8 @@ MAX_CHAIN = 16
 # batches get smaller), and costs a connection.
 COMMIT_THREADS = 1
 # Seconds between housekeeping runs of the claim loop (timed-out steps, the reaper's and
-# the cleanup's schedules): the loop itself wakes whenever a body ends.
+# the cleanup's schedules): the loop itself wakes for every claim that finishes without a
+# chained one and for every NOTIFY, far more often than those need.
 HOUSEKEEPING_INTERVAL = 0.2
 # Sync steps run on at most this many threads unless DURABLE["SYNC_THREADS"] says.
 DEFAULT_SYNC_THREADS = 64
@@ -232,7 +233,7 @@ class Worker:
             try:
                 claimed = await self._claim_round()
                 if time.monotonic() >= self._next_housekeeping:
-                    # Not on every round: every body that ends wakes the loop.
+                    # Not on every round: the loop wakes with every finished claim.
                     await self._claims.run(self._housekeeping)
                     self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
                 idle_timeout = None if claimed else await self._claims.run(self._idle_timeout)
