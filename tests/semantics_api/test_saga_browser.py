@@ -3,10 +3,6 @@ compensated saga says it re-runs from the first compensated step, and does."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +12,7 @@ from django.contrib.auth.models import User
 import durable
 from durable.testing import run_until_idle
 from tests.semantics_api.workflows import TripSaga
-from tests.support.workers import REPO, wait_until, worker_env
+from tests.support.servers import daphne_server
 from tests.web.test_browser import browser_page  # noqa: F401  (the Chromium page fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -25,37 +21,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 @pytest.fixture
 def dashboard(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """daphne serving testproject.asgi on the test database, with this package's workflows."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = worker_env(workflow_modules="tests.semantics_api.workflows")
-    daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
-    log = tmp_path / "daphne.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "testproject.asgi:application"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"daphne exited:\n{log.read_text()}")
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_until(listening, timeout=30, message=lambda: f"daphne not up:\n{log.read_text()}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with daphne_server(tmp_path, "tests.semantics_api.workflows") as url:
+        yield url
 
 
 def test_retrying_a_compensated_saga_from_the_dashboard(dashboard, browser_page, tmp_path):  # noqa: F811

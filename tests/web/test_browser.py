@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +14,8 @@ from django.db import connections
 
 import durable
 from durable.models import PendingInput, WorkflowExecution
-from tests.support.workers import REPO, WorkerPool, wait_until, worker_env
+from tests.support.servers import daphne_server
+from tests.support.workers import REPO, WorkerPool, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -54,44 +52,11 @@ def _require_browser() -> None:
     pytest.skip(problem)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def web_server(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """daphne serving testproject.asgi (HTTP and WebSockets) on the test database."""
-    port = _free_port()
-    env = {**worker_env(workflow_modules=WORKFLOWS), "DJANGO_DEBUG": "1"}
-    daphne = shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
-    log = tmp_path / "daphne.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "testproject.asgi:application"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"daphne exited:\n{log.read_text()}")
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_until(listening, timeout=30, message=lambda: f"daphne not up:\n{log.read_text()}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with daphne_server(tmp_path, WORKFLOWS, {"DJANGO_DEBUG": "1"}) as url:
+        yield url
 
 
 @pytest.fixture
